@@ -1,0 +1,436 @@
+"""``track_assignment`` and ``track_outcome``: record what the bot's own functions decide and how they end.
+
+Each decorator is one :class:`_Recorder` (what to read from a call and what to record) and one of two thin
+wrappers, sync or async, picked with ``inspect.iscoroutinefunction`` — so async functions are timed across their
+awaits, and neither body is written twice. Reading the arguments and recording never raise into the bot: a
+misshapen argument is logged (once a minute) and the call goes on untouched; the bot's own exceptions are re-raised
+as they were.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from numbers import Real
+from typing import Any, TypeVar, cast, overload
+
+from ._events import AssignmentRecorded, Event, OutcomeRecorded
+from ._internal import RateLimitedLog, swallow_internal_errors
+
+__all__ = ["ArgumentGetter", "Tracking"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: How a decorator finds a value in a call: the name of a parameter, or a function of the call's arguments
+#: (a mapping of parameter name to value, as bound by ``inspect.Signature.bind``).
+ArgumentGetter = str | Callable[[Mapping[str, Any]], Any]
+
+_MAX_AGENT_NAME = 191  # the column's length (see _models.AgentName)
+_misshapen = RateLimitedLog()
+
+
+class _Recorder:
+    """What a decorator records: ``start`` before the call, ``finish`` after it (with its result or error)."""
+
+    def __init__(self, func: Callable[..., Any], submit: Callable[[Event], object]) -> None:
+        self._func = func
+        self._submit = submit
+        self._name = getattr(func, "__qualname__", repr(func))
+        self._signature = inspect.signature(func)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Mapping[str, Any]:
+        return self._signature.bind_partial(*args, **kwargs).arguments
+
+    def get(self, arguments: Mapping[str, Any], getter: ArgumentGetter | None, *fallbacks: str) -> Any:
+        if callable(getter):
+            return getter(arguments)
+        for name in (getter, *fallbacks) if getter is not None else fallbacks:
+            if name in arguments:
+                return arguments[name]
+        return None
+
+    def warn(self, what: str) -> None:
+        _misshapen.warning(f"{self._name}:{what}", "slack_tasklog: %s: %s", self._name, what)
+
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def finish(self, state: Any, result: Any, error: BaseException | None) -> None:
+        raise NotImplementedError
+
+
+def wrap(func: F, recorder: _Recorder) -> F:
+    """Wrap ``func`` so that ``recorder`` sees every call; async functions stay async."""
+
+    def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with swallow_internal_errors(recorder._name):
+            return recorder.start(args, kwargs)
+        return None
+
+    def finish(state: Any, result: Any, error: BaseException | None) -> None:
+        if state is not None:
+            with swallow_internal_errors(recorder._name):
+                recorder.finish(state, result, error)
+
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            state = start(args, kwargs)
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as error:
+                finish(state, None, error)
+                raise
+            finish(state, result, None)
+            return result
+
+        return cast(F, async_wrapper)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state = start(args, kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as error:
+            finish(state, None, error)
+            raise
+        finish(state, result, None)
+        return result
+
+    return cast(F, wrapper)
+
+
+# -- track_assignment -----------------------------------------------------------------------------------------
+
+
+class AssignmentRecorder(_Recorder):
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        submit: Callable[[Event], object],
+        *,
+        unassigned_error: Callable[[], str],
+        thread_ts: ArgumentGetter | None = None,
+        evaluations: ArgumentGetter | None = None,
+        assigned: Callable[[Any], Any] | None = None,
+        channel: ArgumentGetter | None = None,
+        team: ArgumentGetter | None = None,
+    ) -> None:
+        super().__init__(func, submit)
+        self._unassigned_error = unassigned_error
+        self._thread_ts = thread_ts
+        self._evaluations = evaluations
+        self._assigned = assigned
+        self._channel = channel
+        self._team = team
+
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return (self.bind(args, kwargs), time.time())
+
+    def finish(self, state: Any, result: Any, error: BaseException | None) -> None:
+        if error is not None:
+            return  # check_and_assign itself failed: there is no decision to record
+        arguments, started = state
+        thread_ts = _text(self.get(arguments, self._thread_ts, "thread_ts"))
+        if thread_ts is None:
+            self.warn("no thread_ts argument, nothing recorded (pass thread_ts= to the decorator to say where it is)")
+            return
+        evaluations = normalize_evaluations(self.get(arguments, self._evaluations, "evaluations"))
+        if evaluations is None:
+            self.warn("evaluations not understood, recorded without them (pass evaluations= to the decorator)")
+            evaluations = ()
+        agent, confidence = normalize_assigned(self._assigned(result) if self._assigned else result)
+        if agent is not None and confidence is None:
+            confidence = dict(evaluations).get(agent)
+        self._submit(
+            AssignmentRecorded(
+                id=uuid.uuid4().hex,
+                thread_ts=thread_ts,
+                channel_id=_text(self.get(arguments, self._channel, "channel", "channel_id")),
+                team_id=_text(self.get(arguments, self._team, "team_id", "team")),
+                agent=agent,
+                confidence=confidence,
+                evaluations=evaluations,
+                recorded_at=started,
+                unassigned_error=self._unassigned_error(),
+            )
+        )
+
+
+def normalize_evaluations(value: Any) -> tuple[tuple[str, float | None], ...] | None:
+    """Read evaluations in any of the shapes bots use; None if the shape is not understood.
+
+    >>> normalize_evaluations({"Grok": 92, "Writer": 30})
+    (('Grok', 92.0), ('Writer', 30.0))
+    >>> normalize_evaluations([("Grok", 92), {"agent": "Writer", "confidence": 30}])
+    (('Grok', 92.0), ('Writer', 30.0))
+    """
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        pairs: Iterable[Any] = value.items()
+    elif isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        pairs = value
+    else:
+        return None
+    seen: dict[str, float | None] = {}
+    for item in pairs:
+        agent, confidence = _agent_and_confidence(item)
+        if agent is None:
+            return None
+        seen[agent] = confidence
+    return tuple(seen.items())
+
+
+def normalize_assigned(value: Any) -> tuple[str | None, float | None]:
+    """Who ``check_and_assign`` chose: a name, None, an (agent, confidence) pair, or a mapping/object with one."""
+    if value is None:
+        return None, None
+    return _agent_and_confidence(value)
+
+
+def _agent_and_confidence(item: Any) -> tuple[str | None, float | None]:
+    if isinstance(item, tuple | list) and len(item) == 2:
+        agent, rest = item
+        name = _agent_name(agent)
+        if isinstance(rest, Mapping) or _has(rest, "confidence"):
+            return name, _number(_field(rest, "confidence"))
+        return name, _number(rest)
+    if isinstance(item, Mapping) or _has(item, "agent") or _has(item, "confidence"):
+        agent = _field(item, "agent")
+        if agent is None:
+            agent = _field(item, "name")
+        return _agent_name(agent), _number(_field(item, "confidence"))
+    return _agent_name(item), None
+
+
+def _agent_name(agent: Any) -> str | None:
+    if agent is None:
+        return None
+    if not isinstance(agent, str):
+        name = getattr(agent, "name", None)
+        if not isinstance(name, str):
+            return None
+        agent = name
+    return agent[:_MAX_AGENT_NAME] or None
+
+
+def _has(obj: Any, name: str) -> bool:
+    return not isinstance(obj, str | bytes | int | float) and hasattr(obj, name)
+
+
+def _field(obj: Any, name: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Real):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+# -- track_outcome --------------------------------------------------------------------------------------------
+
+
+class OutcomeRecorder(_Recorder):
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        submit: Callable[[Event], object],
+        *,
+        agent: str | Callable[[Mapping[str, Any]], Any] | None = None,
+        thread_ts: ArgumentGetter | None = None,
+        channel: ArgumentGetter | None = None,
+        team: ArgumentGetter | None = None,
+    ) -> None:
+        super().__init__(func, submit)
+        self._agent = agent
+        self._thread_ts = thread_ts
+        self._channel = channel
+        self._team = team
+
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return (self.bind(args, kwargs), time.time(), time.perf_counter())
+
+    def finish(self, state: Any, result: Any, error: BaseException | None) -> None:
+        elapsed = time.perf_counter() - state[2]
+        arguments, started, _ = state
+        thread_ts = _text(self.get(arguments, self._thread_ts, "thread_ts"))
+        if thread_ts is None:
+            self.warn("no thread_ts argument, nothing recorded (pass thread_ts= to the decorator to say where it is)")
+            return
+        self._submit(
+            OutcomeRecorded(
+                id=uuid.uuid4().hex,
+                thread_ts=thread_ts,
+                channel_id=_text(self.get(arguments, self._channel, "channel", "channel_id")),
+                team_id=_text(self.get(arguments, self._team, "team_id", "team")),
+                agent=self._agent_of(arguments),
+                success=error is None,
+                execution_time=elapsed,
+                error_message=None if error is None else _describe(error),
+                started_at=started,
+                finished_at=started + elapsed,
+            )
+        )
+
+    def _agent_of(self, arguments: Mapping[str, Any]) -> str:
+        if isinstance(self._agent, str):
+            return self._agent[:_MAX_AGENT_NAME]
+        if self._agent is not None:
+            name = _agent_name(self._agent(arguments))
+            if name is not None:
+                return name
+        owner = arguments.get("self")
+        for candidate in (owner, arguments.get("agent")):
+            name = _agent_name(candidate)
+            if name is not None:
+                return name
+        if owner is not None:
+            return type(owner).__name__
+        self.warn("no agent name, recorded under the function's name (pass agent= to the decorator)")
+        return self._name[:_MAX_AGENT_NAME]
+
+
+def _describe(error: BaseException) -> str:
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+class Tracking:
+    """The two decorators, for anything that can record events: ``TaskLog`` and the module default."""
+
+    def _record(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def _unassigned_error(self) -> str:
+        raise NotImplementedError
+
+    # -- the decorators -------------------------------------------------------------------------------------------
+
+    @overload
+    def track_assignment(self, func: F, /) -> F: ...
+
+    @overload
+    def track_assignment(
+        self,
+        func: None = None,
+        /,
+        *,
+        thread_ts: ArgumentGetter | None = None,
+        evaluations: ArgumentGetter | None = None,
+        assigned: Callable[[Any], Any] | None = None,
+        channel: ArgumentGetter | None = None,
+        team: ArgumentGetter | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def track_assignment(
+        self,
+        func: F | None = None,
+        /,
+        *,
+        thread_ts: ArgumentGetter | None = None,
+        evaluations: ArgumentGetter | None = None,
+        assigned: Callable[[Any], Any] | None = None,
+        channel: ArgumentGetter | None = None,
+        team: ArgumentGetter | None = None,
+    ) -> F | Callable[[F], F]:
+        """Record each call of the bot's ``check_and_assign``: every agent's confidence and who got the task.
+
+        By default the task is found by the ``thread_ts`` argument (``channel``/``channel_id`` and
+        ``team_id`` arguments narrow it when present), the confidences come from the ``evaluations`` argument
+        (``{"Grok": 92}``, ``[("Grok", 92)]``, ``[{"agent": "Grok", "confidence": 92}]`` or objects with
+        ``agent``/``name`` and ``confidence``), and the assigned agent is the return value (a name, ``None`` for
+        nobody, an ``(agent, confidence)`` pair, or a mapping/object with ``agent``/``name``).
+
+        Code shaped differently says where to look: ``thread_ts=``, ``evaluations=``, ``channel=`` and
+        ``team=`` take a parameter name or a function of the call's arguments (a mapping of parameter name to
+        value); ``assigned=`` takes a function of the return value::
+
+            @tasklog.track_assignment(
+                thread_ts=lambda args: args["message"]["thread_ts"],
+                evaluations="scores",
+                assigned=lambda result: result.agent,
+            )
+            def route(message, scores): ...
+        """
+
+        def decorate(f: F) -> F:
+            recorder = AssignmentRecorder(
+                f,
+                self._record,
+                unassigned_error=self._unassigned_error,
+                thread_ts=thread_ts,
+                evaluations=evaluations,
+                assigned=assigned,
+                channel=channel,
+                team=team,
+            )
+            return wrap(f, recorder)
+
+        return decorate if func is None else decorate(func)
+
+    @overload
+    def track_outcome(self, func: F, /) -> F: ...
+
+    @overload
+    def track_outcome(
+        self,
+        func: None = None,
+        /,
+        *,
+        agent: str | Callable[[Mapping[str, Any]], Any] | None = None,
+        thread_ts: ArgumentGetter | None = None,
+        channel: ArgumentGetter | None = None,
+        team: ArgumentGetter | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def track_outcome(
+        self,
+        func: F | None = None,
+        /,
+        *,
+        agent: str | Callable[[Mapping[str, Any]], Any] | None = None,
+        thread_ts: ArgumentGetter | None = None,
+        channel: ArgumentGetter | None = None,
+        team: ArgumentGetter | None = None,
+    ) -> F | Callable[[F], F]:
+        """Record each call of an agent's ``process_assignment``: success or failure, the error, the time taken.
+
+        Returning is success; raising is failure, recorded as ``"ExceptionType: message"`` and re-raised untouched.
+        Async functions are timed across their awaits. The agent is ``agent=`` (a name, or a function of the
+        call's arguments), else ``self.name`` of the method's instance. The task is found by the ``thread_ts``
+        argument as in :meth:`track_assignment`, and may have been captured by another process using the same
+        database::
+
+            class SpecialistAgent:
+                name = "Grok"
+
+                @tasklog.track_outcome
+                def process_assignment(self, thread_ts, text): ...
+        """
+
+        def decorate(f: F) -> F:
+            recorder = OutcomeRecorder(f, self._record, agent=agent, thread_ts=thread_ts, channel=channel, team=team)
+            return wrap(f, recorder)
+
+        return decorate if func is None else decorate(func)

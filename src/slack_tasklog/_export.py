@@ -1,0 +1,233 @@
+"""The CSV export: one row per task, oldest first, streamed.
+
+Rows are read a page at a time by keyset (``requested_at``, ``id``), so memory stays flat however many tasks there
+are, no server-side cursor or long lock is held, and the same query runs on every backend. Each page's
+evaluations come in one extra query.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import IO, Any
+
+from sqlalchemy import Connection, Row, Select, Table, and_, func, or_, select
+
+from ._models import Assignment, Evaluation, FollowUp, Outcome, Task
+
+__all__ = ["CSV_COLUMNS", "ExportFilter", "iter_task_rows", "neutralize", "write_csv"]
+
+_tasks: Table = Task.__table__  # type: ignore[assignment]
+_follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
+_assignments: Table = Assignment.__table__  # type: ignore[assignment]
+_evaluations: Table = Evaluation.__table__  # type: ignore[assignment]
+_outcomes: Table = Outcome.__table__  # type: ignore[assignment]
+
+#: The design document's nine columns, then ours.
+CSV_COLUMNS = (
+    "timestamp",
+    "user_id",
+    "request",
+    "assigned_agent",
+    "confidence",
+    "other_agents_confidence",
+    "success",
+    "execution_time",
+    "error_message",
+    "follow_ups",
+    "attempts",
+    "team_id",
+    "channel_id",
+    "thread_ts",
+)
+
+_PAGE = 2_000
+# OWASP "CSV injection": a cell starting with one of these may run as a formula in a spreadsheet.
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which tasks: requested in [since, until), assigned (latest round) to ``agent``, in workspace ``team_id``."""
+
+    since: datetime | date | str | None = None
+    until: datetime | date | str | None = None
+    agent: str | None = None
+    team_id: str | None = None
+
+
+def as_utc(value: datetime | date | str | None) -> datetime | None:
+    """Accept a datetime (naive means UTC), a date (its midnight, UTC) or an ISO 8601 string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def neutralize(cell: str) -> str:
+    """Make a free-text cell inert in spreadsheets: ``=HYPERLINK(...)`` becomes ``'=HYPERLINK(...)``."""
+    if cell.startswith(_FORMULA_TRIGGERS):
+        return "'" + cell
+    return cell
+
+
+def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
+    t, a, o = _tasks, _assignments, _outcomes
+    latest_round = a.alias("latest_round")
+    round_outcome = o.alias("round_outcome")
+    newest_round_id = (
+        select(a.c.id)
+        .where(a.c.task_id == t.c.id)
+        .order_by(a.c.recorded_at.desc(), a.c.id.desc())
+        .limit(1)
+        .correlate(t)
+        .scalar_subquery()
+    )
+    # The round's outcome: the newest run by the assigned agent (or the round's own "nobody" outcome) that
+    # started after the round did.
+    newest_outcome_id = (
+        select(o.c.id)
+        .where(
+            o.c.task_id == t.c.id,
+            o.c.agent.is_not_distinct_from(latest_round.c.agent),
+            o.c.started_at >= latest_round.c.recorded_at,
+        )
+        .order_by(o.c.finished_at.desc(), o.c.id.desc())
+        .limit(1)
+        .correlate(t, latest_round)
+        .scalar_subquery()
+    )
+    follow_up_count = (
+        select(func.count()).select_from(_follow_ups).where(_follow_ups.c.task_id == t.c.id).scalar_subquery()
+    )
+    attempts = select(func.count()).select_from(a).where(a.c.task_id == t.c.id).scalar_subquery()
+    query = (
+        select(
+            t.c.id,
+            t.c.requested_at,
+            t.c.user_id,
+            t.c.request_text,
+            t.c.team_id,
+            t.c.channel_id,
+            t.c.thread_ts,
+            latest_round.c.id.label("round_id"),
+            latest_round.c.agent,
+            latest_round.c.confidence,
+            round_outcome.c.success,
+            round_outcome.c.execution_time,
+            round_outcome.c.error_message,
+            follow_up_count.label("follow_ups"),
+            attempts.label("attempts"),
+        )
+        .select_from(
+            t.outerjoin(latest_round, latest_round.c.id == newest_round_id).outerjoin(
+                round_outcome, round_outcome.c.id == newest_outcome_id
+            )
+        )
+        .order_by(t.c.requested_at, t.c.id)
+        .limit(_PAGE)
+    )
+    since, until = as_utc(where.since), as_utc(where.until)
+    if since is not None:
+        query = query.where(t.c.requested_at >= since)
+    if until is not None:
+        query = query.where(t.c.requested_at < until)
+    if where.team_id is not None:
+        query = query.where(t.c.team_id == where.team_id)
+    if where.agent is not None:
+        query = query.where(latest_round.c.agent == where.agent)
+    return query, t.c.requested_at, t.c.id
+
+
+def iter_task_rows(conn: Connection, where: ExportFilter) -> Iterator[tuple[Row[Any], list[tuple[str, Any]]]]:
+    """Each task with its latest round's evaluations, oldest first, a page at a time."""
+    base, requested_at, task_id = _query(where)
+    after: tuple[datetime, int] | None = None
+    while True:
+        query = base
+        if after is not None:
+            query = query.where(or_(requested_at > after[0], and_(requested_at == after[0], task_id > after[1])))
+        rows = conn.execute(query).all()
+        if not rows:
+            return
+        evaluations = _evaluations_of(conn, [row.round_id for row in rows if row.round_id is not None])
+        for row in rows:
+            yield row, evaluations.get(row.round_id, [])
+        if len(rows) < _PAGE:
+            return
+        after = (rows[-1].requested_at, rows[-1].id)
+
+
+def _evaluations_of(conn: Connection, round_ids: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+    found: dict[str, list[tuple[str, Any]]] = {}
+    if not round_ids:
+        return found
+    e = _evaluations
+    for assignment_id, agent, confidence in conn.execute(
+        select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(round_ids))
+    ):
+        found.setdefault(assignment_id, []).append((agent, confidence))
+    return found
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_csv(conn: Connection, out: IO[str], where: ExportFilter, *, neutralize_formulas: bool = True) -> int:
+    """Write the export to ``out``; return the number of task rows."""
+    safe = neutralize if neutralize_formulas else _same
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for row, evaluations in iter_task_rows(conn, where):
+        others = sorted(
+            ((agent, confidence) for agent, confidence in evaluations if agent != row.agent),
+            key=lambda pair: (-(pair[1] if pair[1] is not None else float("-inf")), pair[0]),
+        )
+        success = "" if row.success is None else ("true" if row.success else "false")
+        writer.writerow(
+            (
+                _timestamp(row.requested_at),
+                safe(row.user_id),
+                safe(row.request_text or ""),
+                safe(row.agent or ""),
+                _number(row.confidence),
+                safe(";".join(f"{agent}:{_number(confidence)}" for agent, confidence in others)),
+                success,
+                _seconds(row.execution_time),
+                safe(row.error_message or ""),
+                row.follow_ups,
+                row.attempts,
+                safe(row.team_id),
+                safe(row.channel_id),
+                row.thread_ts,
+            )
+        )
+        count += 1
+    return count
+
+
+def _same(cell: str) -> str:
+    return cell

@@ -1,0 +1,68 @@
+"""The package's own failures are logged here and never raised into the host app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import TracebackType
+
+__all__ = ["RateLimitedLog", "logger", "swallow_internal_errors"]
+
+logger = logging.getLogger("slack_tasklog")
+
+
+class RateLimitedLog:
+    """Log a recurring problem once per ``interval`` seconds, with how often it happened meanwhile.
+
+    A broken database or a misshapen argument repeats on every event; one line a minute says as much as
+    ten thousand and keeps the host's logs readable.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, key: str, message: str, *args: object, exc_info: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return
+            self._last[key] = now
+            suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            message += " (and %d more times since the last report)"
+            args = (*args, suppressed)
+        logger.warning(message, *args, exc_info=exc_info)
+
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._last.pop(key, None)
+            self._suppressed.pop(key, None)
+
+
+_internal_errors = RateLimitedLog()
+
+
+class swallow_internal_errors:  # noqa: N801 - used like contextlib.suppress, and named like it
+    """Run our own code inside the host's: log what goes wrong (rate-limited), never raise it."""
+
+    __slots__ = ("_where",)
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> bool:
+        if kind is None or not issubclass(kind, Exception):
+            return False
+        _internal_errors.warning(
+            self._where, "slack_tasklog: internal error in %s; the host app is unaffected", self._where, exc_info=True
+        )
+        return True

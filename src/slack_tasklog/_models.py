@@ -1,0 +1,219 @@
+"""The schema, in one place.
+
+One row per Slack thread in ``tasklog_tasks``; every message that later lands in that thread is a
+``tasklog_follow_ups`` row. Each call of the bot's ``check_and_assign`` is a ``tasklog_assignments`` row (a
+*round*) with one ``tasklog_evaluations`` row per agent that was asked; each call of ``process_assignment`` is a
+``tasklog_outcomes`` row. Rounds and outcomes carry the lookup keys the bot's code gave (``thread_ts`` and
+optionally channel/team) and a nullable ``task_id``: an assignment recorded by a process that has not seen the
+request yet is stored at once and linked when the task arrives, so nothing waits and nothing is lost.
+
+Rounds and outcomes are keyed by an id made when the event is recorded, so writing the same event twice (a retried
+batch, a replayed journal) is a no-op. Tasks and follow-ups are keyed by what Slack guarantees unique: the
+(team, channel, ts) of a message.
+
+Tables are prefixed ``tasklog_`` because teams point us at the database their app already uses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Assignment",
+    "Base",
+    "Evaluation",
+    "FollowUp",
+    "Outcome",
+    "Task",
+    "UTCDateTime",
+]
+
+# Explicit constraint and index names, so migrations can name what they alter on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Slack ids (T…, C…, U…) and ts strings are short; 32 leaves room and stays index-friendly everywhere.
+SlackId = String(32)
+# 191 characters is the longest utf8mb4 string MySQL/MariaDB can index with the default row format.
+AgentName = String(191)
+# A Slack message can be 40,000 characters (160 kB in utf8mb4): MySQL's TEXT stops at 64 kB.
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+# SQLite only autoincrements an INTEGER PRIMARY KEY; elsewhere we want 64 bits for years of tasks.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+# An id minted when the event is recorded (uuid4 hex).
+EventId = String(32)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, whatever the backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite and MySQL have no zone, so we store UTC wall time and put the zone
+    back when reading. Naive datetimes are refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            # Microseconds: Slack ts and execution times are finer than a second.
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("slack_tasklog stores timezone-aware datetimes only")
+        value = value.astimezone(timezone.utc)
+        if dialect.name != "postgresql":
+            value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Task(Base):
+    """A Slack thread whose opening app mention asked the bot to do something."""
+
+    __tablename__ = "tasklog_tasks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(SlackId, default="")
+    enterprise_id: Mapped[str | None] = mapped_column(SlackId)
+    channel_id: Mapped[str] = mapped_column(SlackId)
+    # The thread's root ts: what the bot's code passes around as ``thread_ts``.
+    thread_ts: Mapped[str] = mapped_column(SlackId)
+    # The mention's own ts; equal to thread_ts for a top-level mention.
+    request_ts: Mapped[str] = mapped_column(SlackId)
+    user_id: Mapped[str] = mapped_column(SlackId)
+    request_text: Mapped[str | None] = mapped_column(LongText)
+    # When the user wrote it (from the message ts), not when we stored it.
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "thread_ts"),
+        Index("ix_tasklog_tasks_requested_at", "requested_at"),
+        Index("ix_tasklog_tasks_team_id_requested_at", "team_id", "requested_at"),
+        Index("ix_tasklog_tasks_thread_ts", "thread_ts"),
+        Index("ix_tasklog_tasks_user_id", "user_id"),
+    )
+
+
+class FollowUp(Base):
+    """A later message from a person in a task's thread."""
+
+    __tablename__ = "tasklog_follow_ups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasklog_tasks.id", ondelete="CASCADE"))
+    team_id: Mapped[str] = mapped_column(SlackId, default="")
+    channel_id: Mapped[str] = mapped_column(SlackId)
+    ts: Mapped[str] = mapped_column(SlackId)
+    user_id: Mapped[str] = mapped_column(SlackId)
+    text: Mapped[str | None] = mapped_column(LongText)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "ts"),
+        Index("ix_tasklog_follow_ups_task_id", "task_id"),
+    )
+
+
+class Assignment(Base):
+    """One round of routing: the agents were asked how confident they are, and one (or none) got the task."""
+
+    __tablename__ = "tasklog_assignments"
+
+    id: Mapped[str] = mapped_column(EventId, primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasklog_tasks.id", ondelete="CASCADE"))
+    # The keys the bot's code gave, kept so a round recorded before its task can be linked later.
+    team_id: Mapped[str | None] = mapped_column(SlackId)
+    channel_id: Mapped[str | None] = mapped_column(SlackId)
+    thread_ts: Mapped[str] = mapped_column(SlackId)
+    agent: Mapped[str | None] = mapped_column(AgentName)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    # When check_and_assign was called: an outcome that started after this belongs to this round.
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_tasklog_assignments_task_id_recorded_at", "task_id", "recorded_at"),
+        Index("ix_tasklog_assignments_thread_ts", "thread_ts"),
+        Index("ix_tasklog_assignments_agent_recorded_at", "agent", "recorded_at"),
+    )
+
+
+class Evaluation(Base):
+    """One agent's confidence in one round."""
+
+    __tablename__ = "tasklog_evaluations"
+
+    assignment_id: Mapped[str] = mapped_column(
+        ForeignKey("tasklog_assignments.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent: Mapped[str] = mapped_column(AgentName, primary_key=True)
+    confidence: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_tasklog_evaluations_agent", "agent"),)
+
+
+class Outcome(Base):
+    """One run of an agent on a task: success or failure, and how long it took.
+
+    A round that assigned nobody also gets an outcome (agent NULL, failed, with the configured "No agent confident
+    enough" message), so that every round is answered the same way in exports and stats.
+    """
+
+    __tablename__ = "tasklog_outcomes"
+
+    id: Mapped[str] = mapped_column(EventId, primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasklog_tasks.id", ondelete="CASCADE"))
+    team_id: Mapped[str | None] = mapped_column(SlackId)
+    channel_id: Mapped[str | None] = mapped_column(SlackId)
+    thread_ts: Mapped[str] = mapped_column(SlackId)
+    agent: Mapped[str | None] = mapped_column(AgentName)
+    success: Mapped[bool] = mapped_column(Boolean)
+    execution_time: Mapped[float] = mapped_column(Float)
+    error_message: Mapped[str | None] = mapped_column(LongText)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_tasklog_outcomes_task_id_finished_at", "task_id", "finished_at"),
+        Index("ix_tasklog_outcomes_thread_ts", "thread_ts"),
+        Index("ix_tasklog_outcomes_agent_finished_at", "agent", "finished_at"),
+    )

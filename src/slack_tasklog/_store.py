@@ -1,0 +1,432 @@
+"""Writing events to the database: idempotent, batched, linked late.
+
+Everything the writer thread does to the database is here, in SQLAlchemy Core (the ORM's unit of work costs more
+than it gives for append-only rows). Every insert is an insert-or-ignore on a natural or minted key, so a batch
+written twice lands once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from ._events import AssignmentRecorded, Event, MessageInThread, OutcomeRecorded, TaskRequested
+from ._models import Assignment, Base, Evaluation, FollowUp, Outcome, Task
+
+__all__ = ["Store", "create_tasklog_engine"]
+
+_tasks: Table = Task.__table__  # type: ignore[assignment]
+_follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
+_assignments: Table = Assignment.__table__  # type: ignore[assignment]
+_evaluations: Table = Evaluation.__table__  # type: ignore[assignment]
+_outcomes: Table = Outcome.__table__  # type: ignore[assignment]
+
+# Threads whose tasks this process knows; enough for every thread active in the last days of a busy bot.
+_CACHE_SIZE = 50_000
+# Bound parameters per IN (...) list: far below every backend's limit.
+_IN_CHUNK = 500
+
+
+def create_tasklog_engine(url: str) -> Engine:
+    """An engine with the settings the task log needs: SQLite in WAL mode with a busy timeout, write
+    transactions that take the write lock up front, and pre-ping for servers that drop idle connections."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
+    if in_memory:
+        # One connection shared by every thread, or the writer and a reader would see two different databases.
+        engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        if not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: commits survive a process crash; only an OS crash can lose the last ones.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # Other processes (each specialist bot) write to the same file: wait for the lock, do not fail.
+            cursor.execute("PRAGMA busy_timeout=30000")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A deferred transaction that reads and then writes can fail with "database is locked" without ever
+        # waiting on busy_timeout; taking the write lock at BEGIN makes it wait instead.
+        if connection.get_execution_options().get("tasklog_write"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownTask:
+    id: int
+    team_id: str
+    channel_id: str
+    request_ts: str
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _ts_to_utc(ts: str, fallback: datetime) -> datetime:
+    try:
+        return _utc(float(ts))
+    except (ValueError, OverflowError, OSError):
+        return fallback
+
+
+class Store:
+    """The database side of the writer (see ``BatchSink``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self._threads: OrderedDict[str, tuple[_KnownTask, ...]] = OrderedDict()
+        self._orphans_possible = False
+        dialect = engine.dialect.name
+        self._insert_task = _insert_ignore(_tasks, dialect)
+        self._insert_follow_up = _insert_ignore(_follow_ups, dialect)
+        self._insert_assignment = _insert_ignore(_assignments, dialect)
+        self._insert_evaluation = _insert_ignore(_evaluations, dialect)
+        self._insert_outcome = _insert_ignore(_outcomes, dialect)
+        self._link_assignments = _link_statement(_assignments)
+        self._link_outcomes = _link_statement(_outcomes)
+
+    # -- BatchSink --------------------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def is_transient(self, error: Exception) -> bool:
+        if isinstance(error, OperationalError | DisconnectionError):
+            return True
+        return isinstance(error, DBAPIError) and error.connection_invalidated
+
+    def after_fork(self) -> None:
+        # Connections are sockets or file handles shared with the parent: never use them here.
+        self.engine.dispose(close=False)
+
+    def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if not self._schema_ready:
+                Base.metadata.create_all(self.engine)
+                self._schema_ready = True
+
+    def write(self, batch: Sequence[Event]) -> None:
+        self.ensure_schema()
+        requests: list[TaskRequested] = []
+        messages: list[MessageInThread] = []
+        assignments: list[AssignmentRecorded] = []
+        outcomes: list[OutcomeRecorded] = []
+        for item in batch:
+            if isinstance(item, TaskRequested):
+                requests.append(item)
+            elif isinstance(item, MessageInThread):
+                messages.append(item)
+            elif isinstance(item, AssignmentRecorded):
+                assignments.append(item)
+            else:
+                outcomes.append(item)
+        now = datetime.now(timezone.utc)
+        # What this transaction learns about tasks joins the cache only once it commits.
+        learned: dict[str, tuple[_KnownTask, ...]] = {}
+        orphans = False
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            follow_up_rows: list[dict[str, Any]] = []
+            if requests:
+                self._write_requests(conn, requests, now, learned)
+                # A mention in a thread that already held a task is one of its follow-ups.
+                follow_up_rows.extend(
+                    self._follow_up_rows(requests, learned, now),
+                )
+            if messages:
+                self._load_threads(conn, {m.thread_ts for m in messages}, learned)
+                follow_up_rows.extend(self._follow_up_rows(messages, learned, now))
+            if follow_up_rows:
+                conn.execute(self._insert_follow_up, follow_up_rows)
+            if assignments or outcomes:
+                threads = {a.thread_ts for a in assignments} | {o.thread_ts for o in outcomes}
+                self._load_threads(conn, threads, learned)
+                orphans = self._write_rounds(conn, assignments, outcomes, learned)
+        self._remember(learned)
+        if orphans:
+            self._orphans_possible = True
+
+    def maintain(self) -> None:
+        """Link rounds and outcomes that were written before their task (another process, a race)."""
+        if not self._orphans_possible:
+            return
+        self._orphans_possible = False
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            for table in (_assignments, _outcomes):
+                matching = and_(
+                    _tasks.c.thread_ts == table.c.thread_ts,
+                    or_(table.c.channel_id.is_(None), _tasks.c.channel_id == table.c.channel_id),
+                    or_(table.c.team_id.is_(None), _tasks.c.team_id == table.c.team_id),
+                )
+                newest = select(func.max(_tasks.c.id)).where(matching).scalar_subquery()
+                conn.execute(
+                    update(table)
+                    .where(table.c.task_id.is_(None), exists(select(_tasks.c.id).where(matching)))
+                    .values(task_id=newest)
+                )
+
+    # -- the parts of a write ---------------------------------------------------------------------------------
+
+    def _write_requests(
+        self,
+        conn: Connection,
+        requests: list[TaskRequested],
+        now: datetime,
+        learned: dict[str, tuple[_KnownTask, ...]],
+    ) -> None:
+        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in requests:
+            key = (r.team_id, r.channel_id, r.thread_ts)
+            if key in rows:
+                continue
+            rows[key] = {
+                "team_id": r.team_id,
+                "enterprise_id": r.enterprise_id,
+                "channel_id": r.channel_id,
+                "thread_ts": r.thread_ts,
+                "request_ts": r.ts,
+                "user_id": r.user_id,
+                "request_text": r.text,
+                "requested_at": _ts_to_utc(r.ts, now),
+                "recorded_at": now,
+            }
+        conn.execute(self._insert_task, list(rows.values()))
+        # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
+        self._load_threads(conn, {key[2] for key in rows}, learned, reload=True)
+        links = []
+        for team, channel, thread_ts in rows:
+            task = _exact(learned.get(thread_ts, ()), team, channel)
+            if task is not None:
+                links.append({"b_task_id": task.id, "b_thread_ts": thread_ts, "b_channel": channel, "b_team": team})
+        if links:
+            # Rounds and outcomes that some process recorded before this request was written.
+            conn.execute(self._link_assignments, links)
+            conn.execute(self._link_outcomes, links)
+
+    def _follow_up_rows(
+        self,
+        messages: Iterable[TaskRequested | MessageInThread],
+        learned: Mapping[str, tuple[_KnownTask, ...]],
+        now: datetime,
+    ) -> Iterable[dict[str, Any]]:
+        for m in messages:
+            task = _exact(learned.get(m.thread_ts) or self._threads.get(m.thread_ts, ()), m.team_id, m.channel_id)
+            # No task: chatter in somebody else's thread. Same ts as the request: the request's other copy.
+            if task is None or task.request_ts == m.ts:
+                continue
+            yield {
+                "task_id": task.id,
+                "team_id": m.team_id,
+                "channel_id": m.channel_id,
+                "ts": m.ts,
+                "user_id": m.user_id,
+                "text": m.text,
+                "posted_at": _ts_to_utc(m.ts, now),
+            }
+
+    def _write_rounds(
+        self,
+        conn: Connection,
+        assignments: list[AssignmentRecorded],
+        outcomes: list[OutcomeRecorded],
+        learned: Mapping[str, tuple[_KnownTask, ...]],
+    ) -> bool:
+        orphans = False
+        assignment_rows: list[dict[str, Any]] = []
+        evaluation_rows: list[dict[str, Any]] = []
+        outcome_rows: list[dict[str, Any]] = []
+        for a in assignments:
+            task_id = self._resolve(learned, a.thread_ts, a.channel_id, a.team_id)
+            orphans = orphans or task_id is None
+            recorded_at = _utc(a.recorded_at)
+            assignment_rows.append(
+                {
+                    "id": a.id,
+                    "task_id": task_id,
+                    "team_id": a.team_id,
+                    "channel_id": a.channel_id,
+                    "thread_ts": a.thread_ts,
+                    "agent": a.agent,
+                    "confidence": a.confidence,
+                    "recorded_at": recorded_at,
+                }
+            )
+            evaluation_rows.extend(
+                {"assignment_id": a.id, "agent": agent, "confidence": confidence} for agent, confidence in a.evaluations
+            )
+            if a.agent is None:
+                # Nobody was confident enough: the round fails here and now, with no agent to run it.
+                outcome_rows.append(
+                    {
+                        "id": a.id,
+                        "task_id": task_id,
+                        "team_id": a.team_id,
+                        "channel_id": a.channel_id,
+                        "thread_ts": a.thread_ts,
+                        "agent": None,
+                        "success": False,
+                        "execution_time": 0.0,
+                        "error_message": a.unassigned_error,
+                        "started_at": recorded_at,
+                        "finished_at": recorded_at,
+                    }
+                )
+        for o in outcomes:
+            task_id = self._resolve(learned, o.thread_ts, o.channel_id, o.team_id)
+            orphans = orphans or task_id is None
+            outcome_rows.append(
+                {
+                    "id": o.id,
+                    "task_id": task_id,
+                    "team_id": o.team_id,
+                    "channel_id": o.channel_id,
+                    "thread_ts": o.thread_ts,
+                    "agent": o.agent,
+                    "success": o.success,
+                    "execution_time": o.execution_time,
+                    "error_message": o.error_message,
+                    "started_at": _utc(o.started_at),
+                    "finished_at": _utc(o.finished_at),
+                }
+            )
+        if assignment_rows:
+            conn.execute(self._insert_assignment, assignment_rows)
+        if evaluation_rows:
+            conn.execute(self._insert_evaluation, evaluation_rows)
+        if outcome_rows:
+            conn.execute(self._insert_outcome, outcome_rows)
+        return orphans
+
+    # -- which task is a thread's ------------------------------------------------------------------------------
+
+    def _load_threads(
+        self,
+        conn: Connection,
+        threads: set[str],
+        learned: dict[str, tuple[_KnownTask, ...]],
+        *,
+        reload: bool = False,
+    ) -> None:
+        wanted = sorted(threads if reload else {t for t in threads if t not in learned and t not in self._threads})
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            found: dict[str, list[_KnownTask]] = {}
+            query = select(
+                _tasks.c.id, _tasks.c.team_id, _tasks.c.channel_id, _tasks.c.thread_ts, _tasks.c.request_ts
+            ).where(_tasks.c.thread_ts.in_(chunk))
+            for row in conn.execute(query):
+                found.setdefault(row.thread_ts, []).append(
+                    _KnownTask(row.id, row.team_id, row.channel_id, row.request_ts)
+                )
+            for thread_ts, tasks in found.items():
+                learned[thread_ts] = tuple(tasks)
+
+    def _resolve(
+        self,
+        learned: Mapping[str, tuple[_KnownTask, ...]],
+        thread_ts: str,
+        channel_id: str | None,
+        team_id: str | None,
+    ) -> int | None:
+        known = learned.get(thread_ts) or self._threads.get(thread_ts, ())
+        matches = [
+            task
+            for task in known
+            if (channel_id is None or task.channel_id == channel_id) and (team_id is None or task.team_id == team_id)
+        ]
+        if not matches:
+            return None
+        # Two channels can share a thread ts; without a channel to tell them apart, the newest request is the
+        # one a bot is working on.
+        return max(matches, key=lambda task: task.request_ts).id
+
+    def _remember(self, learned: Mapping[str, tuple[_KnownTask, ...]]) -> None:
+        for thread_ts, tasks in learned.items():
+            self._threads[thread_ts] = tasks
+            self._threads.move_to_end(thread_ts)
+        while len(self._threads) > _CACHE_SIZE:
+            self._threads.popitem(last=False)
+
+
+def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _KnownTask | None:
+    for task in known:
+        if task.team_id == team_id and task.channel_id == channel_id:
+            return task
+    return None
+
+
+def _insert_ignore(table: Table, dialect: str) -> Insert:
+    """INSERT that skips rows whose key is already there, in each backend's own words."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if dialect in ("mysql", "mariadb"):
+        return insert(table).prefix_with("IGNORE")
+    raise NotImplementedError(f"slack_tasklog does not support the {dialect!r} database yet")
+
+
+def _link_statement(table: Table) -> Any:
+    return (
+        update(table)
+        .where(
+            table.c.task_id.is_(None),
+            table.c.thread_ts == bindparam("b_thread_ts"),
+            or_(table.c.channel_id.is_(None), table.c.channel_id == bindparam("b_channel")),
+            or_(table.c.team_id.is_(None), table.c.team_id == bindparam("b_team")),
+        )
+        .values(task_id=bindparam("b_task_id"))
+    )
