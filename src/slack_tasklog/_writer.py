@@ -87,7 +87,6 @@ class BackgroundWriter:
         self._batch_size = batch_size
         self._linger = linger
         self._maintenance_interval = maintenance_interval
-        self.stats = WriterStats()
         self._drop_log = RateLimitedLog()
         self._reset_state()
         # A weak reference: the fork hook must not keep a discarded TaskLog (and its engine) alive.
@@ -101,6 +100,8 @@ class BackgroundWriter:
         os.register_at_fork(after_in_child=after_fork_in_child)
 
     def _reset_state(self) -> None:
+        # A forked child starts afresh: its counters are its own, like its queue and thread.
+        self.stats = WriterStats()
         self._items: deque[Event | _Marker] = deque()
         self._wake = threading.Event()
         self._urgent = threading.Event()  # flush or close: skip the linger

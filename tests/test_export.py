@@ -1,0 +1,210 @@
+"""The CSV export, cell by cell."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tracemalloc
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_bolt import App
+
+from slack_tasklog import CSV_COLUMNS, TaskLog
+from slack_tasklog._events import AssignmentRecorded, OutcomeRecorded, TaskRequested
+from slack_tasklog._export import neutralize
+from slack_tasklog.testing import app_mention, event_body, message, signed_request
+
+HEADER = (
+    "timestamp,user_id,request,assigned_agent,confidence,other_agents_confidence,success,execution_time,"
+    "error_message,follow_ups,attempts,team_id,channel_id,thread_ts"
+)
+
+
+def export(tasklog: TaskLog, **kwargs: Any) -> list[dict[str, str]]:
+    out = io.StringIO(newline="")
+    count = tasklog.export_csv(out, **kwargs)
+    text = out.getvalue()
+    assert text.split("\r\n", 1)[0] == HEADER
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == count
+    return rows
+
+
+def mention(app: App, text: str, ts: str, user: str = "U123", **kwargs: Any) -> None:
+    assert app.dispatch(signed_request(event_body(app_mention(text, ts=ts, user=user, **kwargs)))).status == 200
+
+
+@pytest.fixture
+def scripted(app: App, tasklog: TaskLog) -> TaskLog:
+    """The design document's three example rows, plus a re-routed task and one still running."""
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: dict[str, int]) -> str | None:
+        best = max(evaluations, key=lambda agent: evaluations[agent])
+        return best if evaluations[best] >= 50 else None
+
+    class Specialist:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @tasklog.track_outcome
+        def process_assignment(self, thread_ts: str, text: str) -> None:
+            if text == "fail":
+                raise RuntimeError("model overloaded")
+
+    mention(app, "Research quantum computing", "1705314600.000100", user="U123456")
+    check_and_assign("1705314600.000100", {"Grok": 92, "Writer": 30, "Builder": 15})
+    Specialist("Grok").process_assignment("1705314600.000100", "ok")
+
+    mention(app, "Write a poem", "1705314660.000100", user="U789012")
+    check_and_assign("1705314660.000100", {"Writer": 95, "Grok": 20})
+    Specialist("Writer").process_assignment("1705314660.000100", "ok")
+
+    mention(app, "Unknown request", "1705314720.000100", user="U345678")
+    check_and_assign("1705314720.000100", {"Grok": 20, "Writer": 10})
+
+    mention(app, "Build a site", "1705314780.000100", user="U1")
+    check_and_assign("1705314780.000100", {"Builder": 80, "Writer": 60})
+    with pytest.raises(RuntimeError):
+        Specialist("Builder").process_assignment("1705314780.000100", "fail")
+    for i, text in enumerate(["please retry", "with Writer"]):
+        reply = message(text, ts=f"1705314790.00010{i}", thread_ts="1705314780.000100")
+        app.dispatch(signed_request(event_body(reply)))
+    check_and_assign("1705314780.000100", {"Builder": 10, "Writer": 75})
+    Specialist("Writer").process_assignment("1705314780.000100", "ok")
+
+    mention(app, "Still running", "1705314840.000100", user="U2")
+    check_and_assign("1705314840.000100", {"Grok": 70})
+    return tasklog
+
+
+def test_columns_constant_matches_the_header() -> None:
+    assert ",".join(CSV_COLUMNS) == HEADER
+
+
+def test_rows_cell_by_cell(scripted: TaskLog) -> None:
+    rows = export(scripted)
+    assert [tuple(row.values())[:9] for row in rows] == [
+        ("2024-01-15T10:30:00Z", "U123456", "Research quantum computing", "Grok", "92", "Writer:30;Builder:15",
+         "true", rows[0]["execution_time"], ""),
+        ("2024-01-15T10:31:00Z", "U789012", "Write a poem", "Writer", "95", "Grok:20",
+         "true", rows[1]["execution_time"], ""),
+        ("2024-01-15T10:32:00Z", "U345678", "Unknown request", "", "", "Grok:20;Writer:10",
+         "false", "0", "No agent confident enough"),
+        ("2024-01-15T10:33:00Z", "U1", "Build a site", "Writer", "75", "Builder:10",
+         "true", rows[3]["execution_time"], ""),
+        ("2024-01-15T10:34:00Z", "U2", "Still running", "Grok", "70", "", "", "", ""),
+    ]  # fmt: skip
+    for row in rows[:2] + rows[3:4]:
+        assert 0 <= float(row["execution_time"]) < 1
+        assert len(row["execution_time"].partition(".")[2]) <= 3
+    assert [row["follow_ups"] for row in rows] == ["0", "0", "0", "2", "0"]
+    assert [row["attempts"] for row in rows] == ["1", "1", "1", "2", "1"]
+    assert {(row["team_id"], row["channel_id"]) for row in rows} == {("T111", "C111")}
+    assert rows[0]["thread_ts"] == "1705314600.000100"
+
+
+def test_filters(scripted: TaskLog) -> None:
+    assert [r["request"] for r in export(scripted, agent="Writer")] == ["Write a poem", "Build a site"]
+    assert len(export(scripted, since="2024-01-15T10:32:00Z")) == 3
+    assert len(export(scripted, until=datetime(2024, 1, 15, 10, 32))) == 2  # naive means UTC
+    assert len(export(scripted, since=date(2024, 1, 16))) == 0
+    assert len(export(scripted, team_id="T111")) == 5
+    assert export(scripted, team_id="T_OTHER") == []
+
+
+def test_writes_to_a_path_in_utf8(scripted: TaskLog, tmp_path: Path) -> None:
+    path = tmp_path / "out" / "tasks.csv"
+    path.parent.mkdir()
+    assert scripted.export_csv(path) == 5
+    assert path.read_bytes().startswith(HEADER.encode() + b"\r\n")
+
+
+def test_quoting_unicode_and_formula_neutralisation(app: App, tasklog: TaskLog) -> None:
+    texts = [
+        '=HYPERLINK("http://evil.example","click")',
+        "+1+1",
+        "-2+3",
+        "@SUM(A1:A2)",
+        'Quote "this", please,\nand a new line',
+        "Résumé 🚀 — naïve",
+        "a-b stays",  # only a leading trigger matters
+    ]
+    for i, text in enumerate(texts):
+        mention(app, text, f"1705314600.00010{i}")
+
+    @tasklog.track_outcome(agent="=cmd|' /C calc'!A0")
+    def process_assignment(thread_ts: str) -> None:
+        raise ValueError("-boom")
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: Any) -> str:
+        return "=cmd|' /C calc'!A0"
+
+    check_and_assign("1705314600.000100", {"=cmd|' /C calc'!A0": 90, "@Other": 10})
+    with pytest.raises(ValueError, match="-boom"):
+        process_assignment("1705314600.000100")
+    rows = export(tasklog)
+    assert [row["request"] for row in rows] == [
+        "'" + texts[0], "'+1+1", "'-2+3", "'@SUM(A1:A2)", texts[4], texts[5], texts[6],
+    ]  # fmt: skip
+    assert rows[0]["assigned_agent"] == "'=cmd|' /C calc'!A0"
+    assert rows[0]["other_agents_confidence"] == "'@Other:10"
+    assert rows[0]["error_message"] == "ValueError: -boom"  # starts with a letter: untouched
+    raw = [row["request"] for row in export(tasklog, neutralize_formulas=False)]
+    assert raw == texts
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@A1", "'@A1"), ("\tx", "'\tx"), ("\rx", "'\rx"),
+     ("x=1", "x=1"), ("", ""), (" =1", " =1")],
+)  # fmt: skip
+def test_neutralize(cell: str, expected: str) -> None:
+    assert neutralize(cell) == expected
+
+
+def test_empty_log_exports_only_the_header(tasklog: TaskLog) -> None:
+    assert export(tasklog) == []
+
+
+@pytest.mark.slow
+def test_export_streams_with_flat_memory(tasklog: TaskLog) -> None:
+    """The export's peak Python allocation is the same for 5,000 and 20,000 tasks."""
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for i in range(20_000):
+        ts = f"{(start + timedelta(seconds=i)).timestamp():.6f}"
+        tasklog._record(TaskRequested("T1", None, "C1", ts, ts, "U1", "x" * 200))
+        tasklog._record(
+            AssignmentRecorded(f"a{i}", ts, None, None, "Grok", 90.0, (("Grok", 90.0), ("Writer", 5.0)), 0.0, "-")
+        )
+        tasklog._record(OutcomeRecorded(f"o{i}", ts, None, None, "Grok", True, 1.5, None, 1.0, 2.5))
+    assert tasklog.flush(60)
+
+    class CountingSink(io.TextIOBase):
+        size = 0
+
+        def write(self, s: str) -> int:
+            self.size += len(s)
+            return len(s)
+
+    def peak_of(**kwargs: Any) -> tuple[int, int, int]:
+        sink = CountingSink()
+        tracemalloc.start()
+        try:
+            count = tasklog.export_csv(sink, **kwargs)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return count, peak, sink.size
+
+    peak_of(until=start + timedelta(seconds=100))  # warm SQLAlchemy's statement cache
+    small = peak_of(until=start + timedelta(seconds=5_000))
+    full = peak_of()
+    assert (small[0], full[0]) == (5_000, 20_000)
+    assert full[2] > 20_000 * 200
+    # Four times the rows, about the same peak: memory does not grow with the row count.
+    assert full[1] < small[1] * 1.5, (small, full)
