@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from ._events import AssignmentRecorded, Event, MessageInThread, OutcomeRecorded, TaskRequested
+from ._internal import logger
 from ._models import Assignment, Base, Evaluation, FollowUp, Outcome, Task
 
 __all__ = ["Store", "create_tasklog_engine"]
@@ -57,7 +58,12 @@ def create_tasklog_engine(url: str) -> Engine:
     transactions that take the write lock up front, and pre-ping for servers that drop idle connections."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        try:
+            return create_engine(parsed, pool_pre_ping=True)
+        except ImportError as error:
+            extra = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(parsed.get_backend_name())
+            hint = f"pip install 'slack-tasklog[{extra}]'" if extra else "install its driver"
+            raise ImportError(f"no driver for {parsed.drivername} databases: {hint} ({error})") from error
     database = parsed.database or ""
     in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
     if in_memory:
@@ -65,7 +71,11 @@ def create_tasklog_engine(url: str) -> Engine:
         engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         if not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                # Not fatal here: the writer will report it, and retry, like any other database it cannot open.
+                logger.warning("slack_tasklog: cannot create the folder for %s: %s", database, error)
         engine = create_engine(parsed)
 
     @event.listens_for(engine, "connect")

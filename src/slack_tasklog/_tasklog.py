@@ -64,6 +64,7 @@ class TaskLog(Tracking):
         max_queue: int = 100_000,
         shutdown_timeout: float = 10.0,
     ) -> None:
+        self._owns_engine = engine is None
         if engine is None:
             url = database_url or os.environ.get("TASKLOG_DATABASE_URL") or DEFAULT_DATABASE_URL
             engine = create_tasklog_engine(url)
@@ -109,7 +110,11 @@ class TaskLog(Tracking):
 
         Also called at interpreter exit. True if nothing was left unwritten.
         """
-        return self._writer.close(self.shutdown_timeout if timeout is None else timeout)
+        complete = self._writer.close(self.shutdown_timeout if timeout is None else timeout)
+        if self._owns_engine:
+            # Release pooled connections (and with them SQLite's file handles); reading later reconnects.
+            self.engine.dispose()
+        return complete
 
     @property
     def stats(self) -> WriterStats:

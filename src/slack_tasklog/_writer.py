@@ -263,7 +263,7 @@ class BackgroundWriter:
             except Exception as error:
                 self.stats.rejected += 1
                 logger.warning(
-                    "slack_tasklog: the database refused a %s event (%s: %s); it was skipped",
+                    "slack_tasklog: the database refused one event (%s; %s: %s); it was skipped",
                     type(event).__name__,
                     type(error).__name__,
                     _first_line(error),
