@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import socketserver
+import subprocess
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +25,12 @@ from slack_tasklog import TaskLog
 from slack_tasklog.testing import SIGNING_SECRET, FakeSlackAPI
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "slack-events-bolt-python.json"
+
+
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Journals of server URLs go to the user's data directory: keep each test's in its own."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 @pytest.fixture
@@ -163,3 +172,58 @@ def _pump(source: socket.socket, dest: socket.socket) -> None:
             dest.sendall(data)
     with contextlib.suppress(OSError):
         dest.shutdown(socket.SHUT_WR)
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL server of the tests' own (initdb + pg_ctl from the machine's binaries, as the ``postgres``
+    user, on a free port), so it can be stopped and started mid-test without touching the shared server."""
+
+    def __init__(self) -> None:
+        binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not binaries:
+            raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql")
+        self.bin = binaries[-1].parent
+        self.root = Path(tempfile.mkdtemp(prefix="tasklog-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.root.chmod(0o755)
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+
+    def _run(self, tool: str, *args: str) -> None:
+        done = subprocess.run(
+            [*self._as_postgres, str(self.bin / tool), *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {done.stdout}\n{done.stderr}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off -c max_connections=50"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        # Immediate: like a crash or a kill, connections are cut without a goodbye.
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    try:
+        server = ThrowawayPostgres()
+        server.start()
+    except (RuntimeError, OSError) as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"cannot run a PostgreSQL server of our own here: {error}")
+    try:
+        yield server
+    finally:
+        server.destroy()

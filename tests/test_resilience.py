@@ -17,11 +17,12 @@ from .conftest import TcpForwarder, free_port, postgres_url, query
 ROOT = "1700000000.000100"
 
 
+@pytest.mark.parametrize("journal", [True, False], ids=["journal", "no-journal"])
 def test_database_down_at_start_the_app_keeps_serving(
-    make_app: Callable[..., App], caplog: pytest.LogCaptureFixture
+    make_app: Callable[..., App], caplog: pytest.LogCaptureFixture, journal: bool
 ) -> None:
     # Nothing listens on this port: every connection is refused.
-    tasklog = TaskLog(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test")
+    tasklog = TaskLog(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test", journal=journal)
     app = make_app(tasklog)
 
     @tasklog.track_assignment
@@ -41,10 +42,14 @@ def test_database_down_at_start_the_app_keeps_serving(
     assert elapsed < 5
     warnings = [r.getMessage() for r in caplog.records if r.name == "slack_tasklog"]
     assert any("cannot write to postgresql+psycopg://postgres@127.0.0.1" in m for m in warnings), warnings
-    assert any("40 events were not written" in m for m in warnings), warnings
+    if journal:
+        assert any("40 events left in the journal" in m for m in warnings), warnings
+        assert (tasklog.stats.left_in_journal, tasklog.stats.lost_at_shutdown) == (40, 0)
+    else:
+        assert any("40 events were not written" in m for m in warnings), warnings
+        assert (tasklog.stats.left_in_journal, tasklog.stats.lost_at_shutdown) == (0, 40)
     # Said once per outage, not once per event or per retry.
     assert sum("cannot write" in m for m in warnings) == 1
-    assert tasklog.stats.lost_at_shutdown == 40
 
 
 def test_events_wait_for_a_database_that_comes_back(make_app: Callable[..., App], postgres_schema: str) -> None:
@@ -69,7 +74,7 @@ def test_events_wait_for_a_database_that_comes_back(make_app: Callable[..., App]
 def test_a_full_queue_drops_and_counts_never_blocks(
     make_app: Callable[..., App], caplog: pytest.LogCaptureFixture
 ) -> None:
-    tasklog = TaskLog(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test", max_queue=5)
+    tasklog = TaskLog(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test", max_queue=5, journal=False)
     app = make_app(tasklog)
     with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
         for i in range(50):

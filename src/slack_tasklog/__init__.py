@@ -24,7 +24,7 @@ from ._decorators import ArgumentGetter
 from ._default import get_default_tasklog, tasklog_middleware, track_assignment, track_outcome
 from ._export import CSV_COLUMNS
 from ._middleware import TaskLogMiddleware
-from ._tasklog import DEFAULT_DATABASE_URL, DEFAULT_UNASSIGNED_ERROR, TaskLog
+from ._tasklog import DEFAULT_DATABASE_URL, DEFAULT_UNASSIGNED_ERROR, Health, TaskLog
 from ._version import __version__
 from ._writer import WriterStats
 
@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_UNASSIGNED_ERROR",
     "ArgumentGetter",
+    "Health",
     "TaskLog",
     "TaskLogMiddleware",
     "WriterStats",

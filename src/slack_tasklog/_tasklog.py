@@ -3,27 +3,61 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import weakref
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Engine
+from sqlalchemy import URL, Engine
 
 from ._decorators import Tracking
 from ._events import Event
 from ._export import ExportFilter, write_csv
 from ._internal import logger
+from ._journal import Journal
 from ._middleware import TaskLogMiddleware
 from ._store import Store, create_tasklog_engine
 from ._writer import BackgroundWriter, WriterStats
 
-__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UNASSIGNED_ERROR", "TaskLog"]
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UNASSIGNED_ERROR", "Health", "TaskLog", "default_journal_dir"]
 
 #: Where tasks go when neither an argument nor ``$TASKLOG_DATABASE_URL`` says otherwise.
 DEFAULT_DATABASE_URL = "sqlite:///tasklog.db"
 DEFAULT_UNASSIGNED_ERROR = "No agent confident enough"
+
+
+def default_journal_dir(url: URL) -> Path | None:
+    """Where a restarted process finds its journal with no configuration: beside a SQLite file, else in the user's
+    data directory under a name derived from the URL (without its password). None for in-memory SQLite."""
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:") or "mode=memory" in str(url.query):
+            return None
+        path = Path(database).expanduser().absolute()
+        return path.with_name(path.name + ".tasklog-journal")
+    import platformdirs
+
+    key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+    return Path(platformdirs.user_data_dir("slack_tasklog")) / "journal" / key
+
+
+@dataclass(frozen=True)
+class Health:
+    """A snapshot of :meth:`TaskLog.health`."""
+
+    queued: int  #: recorded, not yet in the database (in memory or spilled to the journal)
+    in_memory: int  #: of which held in memory
+    written: int  #: events committed to the database by this process
+    retried: int  #: batch writes retried after the database failed
+    spilled: int  #: events that went to the journal only, because the queue was full
+    dropped: int  #: events lost: the queue was full and there was no journal, or the log was closed
+    rejected: int  #: events the database refused as invalid (logged, skipped)
+    replayed: int  #: events recovered from journals left by processes that died
+    journal_bytes: int  #: the size of this process's journal
+    journal_dir: str | None  #: where the journal is (None: no journal)
 
 
 class TaskLog(Tracking):
@@ -47,8 +81,15 @@ class TaskLog(Tracking):
         engine: use this engine instead of making one from a URL.
         capture_thread_replies: record later messages in a task's thread as its follow-ups.
         unassigned_error: the error recorded when ``check_and_assign`` assigns nobody.
-        max_queue: events held in memory while the database catches up; beyond it they are dropped and counted.
+        max_queue: events held in memory while the database catches up; beyond it they spill to the journal
+            (or, without one, are dropped and counted).
         shutdown_timeout: how long ``close()`` (and the exit hook) waits for the last events to be written.
+        journal: the write-ahead journal: ``True`` (default) keeps it beside a SQLite file
+            (``tasklog.db.tasklog-journal/``) or, for a database server, in a per-user data directory; a path puts it
+            there; ``False`` turns it off (events then live only in memory until written). A process that dies
+            leaves its journal behind, and the next ``TaskLog`` on the same journal writes those events.
+        journal_fsync: flush every journal line to disk: survives power loss too, at the cost of a disk write per
+            event. Without it the journal survives the process being killed, not the machine.
 
     Recording never raises into the bot and never waits on the database: events go to a background writer. Call
     :meth:`flush` to wait for them, :meth:`close` when done (it is also called at interpreter exit).
@@ -63,6 +104,8 @@ class TaskLog(Tracking):
         unassigned_error: str = DEFAULT_UNASSIGNED_ERROR,
         max_queue: int = 100_000,
         shutdown_timeout: float = 10.0,
+        journal: bool | str | os.PathLike[str] = True,
+        journal_fsync: bool = False,
     ) -> None:
         self._owns_engine = engine is None
         if engine is None:
@@ -73,7 +116,15 @@ class TaskLog(Tracking):
         self.unassigned_error = unassigned_error
         self.shutdown_timeout = shutdown_timeout
         self._store = Store(engine)
-        self._writer = BackgroundWriter(self._store, max_queue=max_queue)
+        journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
+        self._writer = BackgroundWriter(
+            self._store,
+            journal=Journal(journal_dir, fsync=journal_fsync) if journal_dir is not None else None,
+            max_queue=max_queue,
+        )
+        if self._writer.journal is not None and self._writer.journal.orphans():
+            # A previous process died with events only in its journal: write them now, not at the next event.
+            self._writer.start()
         self._middleware = TaskLogMiddleware(lambda: self)
         # Weakly: a TaskLog the program has let go of should not live on until exit.
         ref = weakref.ref(self)
@@ -115,6 +166,27 @@ class TaskLog(Tracking):
             # Release pooled connections (and with them SQLite's file handles); reading later reconnects.
             self.engine.dispose()
         return complete
+
+    def health(self) -> Health:
+        """What the writer is holding and has done, for a bot to log or report::
+
+        logger.info("task log: %s", tasklog.health())
+        """
+        writer = self._writer
+        journal = writer.journal
+        stats = writer.stats
+        return Health(
+            queued=writer.pending,
+            in_memory=writer.in_memory,
+            written=stats.written,
+            retried=stats.retries,
+            spilled=stats.spilled,
+            dropped=stats.dropped,
+            rejected=stats.rejected,
+            replayed=stats.replayed,
+            journal_bytes=journal.size if journal is not None else 0,
+            journal_dir=str(journal.directory) if journal is not None else None,
+        )
 
     @property
     def stats(self) -> WriterStats:
