@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from slack_tasklog import capture_event, strip_leading_mention
-from slack_tasklog._events import MessageInThread, TaskRequested
+from slack_tasklog._events import MessageDeleted, MessageInThread, TaskRequested
 from slack_tasklog.testing import app_mention, event_body, message
 
 from .conftest import load_fixture_payloads
@@ -74,6 +74,13 @@ def test_people_subtypes_are_follow_ups(subtype: str) -> None:
     assert isinstance(capture(message("x", thread_ts="1.0", ts="2.0", subtype=subtype)), MessageInThread)
 
 
+def test_a_deletion_names_the_deleted_message() -> None:
+    event = message("", ts="9.000001", subtype="message_deleted", hidden=True, deleted_ts="1.000001")
+    assert capture(event) == MessageDeleted(team_id="T111", channel_id="C111", ts="1.000001")
+    event = message("", ts="9.000001", subtype="message_deleted", hidden=True, previous_message={"ts": "1.000002"})
+    assert capture(event) == MessageDeleted(team_id="T111", channel_id="C111", ts="1.000002")
+
+
 def test_follow_ups_can_be_switched_off() -> None:
     assert capture(message("x", thread_ts="1.0", ts="2.0"), follow_ups=False) is None
     assert isinstance(capture(app_mention("x", ts="2.0", thread_ts="1.0"), follow_ups=False), TaskRequested)
@@ -134,12 +141,13 @@ def test_every_bolt_python_fixture_payload() -> None:
         if got is not None:
             assert event["type"] in ("app_mention", "message")
             assert "bot_id" not in event
-            assert event.get("subtype") in (None, "thread_broadcast", "file_share", "me_message")
+            assert event.get("subtype") in (None, "thread_broadcast", "file_share", "me_message", "message_deleted")
         if event.get("type") == "app_mention" and "bot_id" not in event:
             assert isinstance(got, TaskRequested), key
             assert got.text == "Hi there!"
     captured = {k: v for k, v in decisions.items() if v != "-"}
-    # Four mentions open tasks; the one thread_broadcast is a reply (the only body with a thread_ts);
-    # every top-level message, bot message, edit and deletion is left alone.
-    assert sorted(captured.values()) == ["MessageInThread"] + ["TaskRequested"] * 4, captured
+    # Four mentions open tasks; the one thread_broadcast is a reply (the only body with a thread_ts); the deletion
+    # may erase a stored text; every top-level message, bot message and edit is left alone.
+    assert sorted(captured.values()) == ["MessageDeleted", "MessageInThread"] + ["TaskRequested"] * 4, captured
     assert captured["test_message_thread_broadcast.py::event_payload"] == "MessageInThread"
+    assert captured["test_message_deleted.py::event_payload"] == "MessageDeleted"

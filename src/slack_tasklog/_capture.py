@@ -10,6 +10,8 @@ The rules, in the order they are applied:
   the thread holds no task yet, or a follow-up if it does.
 - A ``message`` inside a thread is a :class:`MessageInThread`: a follow-up if the thread holds a task. Top-level
   messages (channel chatter, and the ``message`` copy of a top-level mention) are ignored.
+- A ``message_deleted`` is a :class:`MessageDeleted`: if the deleted message is a task's request or a follow-up,
+  its stored text is erased (the task's numbers stay).
 
 Deciding whether a thread holds a task needs the database, so that part happens in the writer, off the request
 path. Exactly-once rests on Slack's own key for a message, (team, channel, ts): retries and the ``message`` copy
@@ -22,7 +24,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ._events import MessageInThread, TaskRequested
+from ._events import MessageDeleted, MessageInThread, TaskRequested
 
 __all__ = ["capture_event", "strip_leading_mention"]
 
@@ -52,7 +54,7 @@ def capture_event(  # noqa: PLR0911 - one early return per rule reads better tha
     enterprise_id: str | None = None,
     bot_user_id: str | None = None,
     follow_ups: bool = True,
-) -> TaskRequested | MessageInThread | None:
+) -> TaskRequested | MessageInThread | MessageDeleted | None:
     """Decide what, if anything, an Events API body records.
 
     ``team_id``, ``enterprise_id`` and ``bot_user_id`` come from Bolt's context when known (the
@@ -66,6 +68,8 @@ def capture_event(  # noqa: PLR0911 - one early return per rule reads better tha
     kind = event.get("type")
     if kind not in ("app_mention", "message"):
         return None
+    if event.get("subtype") == "message_deleted":
+        return _deleted(body, event, team_id)
     if event.get("bot_id") or event.get("hidden"):
         return None
     subtype = event.get("subtype")
@@ -98,6 +102,18 @@ def capture_event(  # noqa: PLR0911 - one early return per rule reads better tha
     if not follow_ups or thread_ts is None or thread_ts == ts:
         return None
     return MessageInThread(team_id=team, channel_id=channel, thread_ts=thread_ts, ts=ts, user_id=user, text=text)
+
+
+def _deleted(body: Mapping[str, Any], event: Mapping[str, Any], team_id: str | None) -> MessageDeleted | None:
+    channel = event.get("channel")
+    deleted_ts = event.get("deleted_ts")
+    previous = event.get("previous_message")
+    if not isinstance(deleted_ts, str) and isinstance(previous, Mapping):
+        deleted_ts = previous.get("ts")
+    if not (isinstance(channel, str) and channel and isinstance(deleted_ts, str) and deleted_ts):
+        return None
+    team = team_id or _str_or_none(body.get("team_id")) or ""
+    return MessageDeleted(team_id=team, channel_id=channel, ts=deleted_ts)
 
 
 def _str_or_none(value: object) -> str | None:

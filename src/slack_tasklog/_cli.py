@@ -6,12 +6,14 @@ traceback goes to the ``slack_tasklog`` logger at debug level.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from ._internal import logger
+from ._tasklog import DEFAULT_DATABASE_URL
 from ._version import __version__
 
 __all__ = ["main"]
@@ -30,6 +32,21 @@ class _Group(click.Group):
         except Exception as error:
             logger.debug("slack-tasklog: command failed", exc_info=True)
             raise click.ClickException(_one_line(error)) from error
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_url_option(func: F) -> F:
+    """``--database-url``, shared by every command that opens the task log."""
+    return click.option(
+        "--database-url",
+        metavar="URL",
+        envvar="TASKLOG_DATABASE_URL",
+        default=DEFAULT_DATABASE_URL,
+        show_default=True,
+        help="The task log's database (SQLAlchemy URL); also read from $TASKLOG_DATABASE_URL.",
+    )(func)
 
 
 def _one_line(error: BaseException) -> str:
@@ -70,3 +87,74 @@ def demo(directory: Path, database_url: str | None, quiet: bool) -> None:
 
     result = run_demo(directory, database_url=database_url)
     click.echo(result.csv_path if quiet else format_summary(result))
+
+
+@main.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@database_url_option
+@click.option("--team", "team_id", default="", help="The workspace (T…) the tasks of an Approach 1 log belong to.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def import_(files: tuple[Path, ...], database_url: str, team_id: str, quiet: bool) -> None:
+    """Import JSON-lines task logs: the design document's task_logs.jsonl, or this package's journal files.
+
+    Events are linked by thread; importing the same file twice changes nothing. Lines that cannot be read are
+    listed with their numbers (exit status 2 if there were any).
+    """
+    from ._import import import_jsonl
+    from ._store import Store, create_tasklog_engine
+
+    engine = create_tasklog_engine(database_url)
+    store = Store(engine, cache_size=10_000)
+    store.ensure_schema()
+    problems = 0
+    try:
+        for path in files:
+            with (
+                path.open("rb") as file,
+                click.progressbar(length=path.stat().st_size, label=path.name, hidden=quiet, show_eta=True) as bar,
+            ):
+                report = import_jsonl(file, store, team_id=team_id, progress=bar.update)
+            click.echo(f"{path}: {report.lines} lines, {report.events} events imported, {report.skipped} skipped")
+            for number, reason in report.problems[:20]:
+                click.echo(f"  line {number}: {reason}", err=True)
+            if report.skipped > 20:
+                click.echo(f"  ... and {report.skipped - 20} more", err=True)
+            problems += report.skipped
+    finally:
+        engine.dispose()
+    if problems:
+        raise SystemExit(2)
+
+
+@main.command()
+@database_url_option
+@click.option("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12w, 24h.")
+def purge(database_url: str, older_than: str) -> None:
+    """Delete tasks older than AGE, with their follow-ups, evaluations and outcomes."""
+    from ._durations import parse_duration
+    from ._tasklog import TaskLog
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--older-than") from None
+    tasklog = TaskLog(database_url, journal=False)
+    try:
+        click.echo(f"Deleted {tasklog.purge(age)} tasks older than {older_than}.")
+    finally:
+        tasklog.close()
+
+
+@main.command()
+@database_url_option
+@click.option("--user", "user_id", required=True, metavar="USER_ID", help="The Slack user id (U…).")
+@click.option("--team", "team_id", default=None, metavar="TEAM_ID", help="Only in this workspace.")
+def forget(database_url: str, user_id: str, team_id: str | None) -> None:
+    """Erase every request and follow-up text a user wrote (a data-subject request). Numbers stay."""
+    from ._tasklog import TaskLog
+
+    tasklog = TaskLog(database_url, journal=False)
+    try:
+        click.echo(f"Erased {tasklog.forget_user(user_id, team_id=team_id)} texts written by {user_id}.")
+    finally:
+        tasklog.close()

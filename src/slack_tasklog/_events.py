@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "AssignmentRecorded",
     "Event",
+    "MessageDeleted",
     "MessageInThread",
     "OutcomeRecorded",
     "TaskRequested",
@@ -79,7 +80,16 @@ class OutcomeRecorded:
     finished_at: float
 
 
-Event = TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded
+@dataclass(frozen=True, slots=True)
+class MessageDeleted:
+    """Someone deleted a Slack message: if it is a task's request or a follow-up, its stored text is erased."""
+
+    team_id: str
+    channel_id: str
+    ts: str
+
+
+Event = TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted
 
 
 # -- the journal's line format --------------------------------------------------------------------------------
@@ -94,6 +104,7 @@ _KIND_OF: dict[type[Any], str] = {
     MessageInThread: "message",
     AssignmentRecorded: "assignment",
     OutcomeRecorded: "outcome",
+    MessageDeleted: "deleted",
 }
 _CLASS_OF: dict[str, type[Any]] = {kind: cls for cls, kind in _KIND_OF.items()}
 _FIELDS: dict[type[Any], tuple[str, ...]] = {cls: cls.__slots__ for cls in _KIND_OF}

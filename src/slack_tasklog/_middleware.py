@@ -55,7 +55,7 @@ class TaskLogMiddleware(Middleware):
                 follow_ups=tasklog.capture_thread_replies,
             )
             if captured is not None:
-                tasklog._record(captured)
+                tasklog._record_message(captured)
                 return True
         return False
 

@@ -124,6 +124,8 @@ class Task(Base):
     # When the user wrote it (from the message ts), not when we stored it.
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the text was erased on request (the message was deleted, or its author asked to be forgotten).
+    text_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "thread_ts"),
@@ -147,6 +149,7 @@ class FollowUp(Base):
     user_id: Mapped[str] = mapped_column(SlackId)
     text: Mapped[str | None] = mapped_column(LongText)
     posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    text_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "ts"),

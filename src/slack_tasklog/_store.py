@@ -8,10 +8,11 @@ written twice lands once.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -35,7 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from ._events import AssignmentRecorded, Event, MessageInThread, OutcomeRecorded, TaskRequested
+from ._events import AssignmentRecorded, Event, MessageDeleted, MessageInThread, OutcomeRecorded, TaskRequested
 from ._internal import logger
 from ._models import Assignment, Base, Evaluation, FollowUp, Outcome, Task
 
@@ -49,6 +51,8 @@ _outcomes: Table = Outcome.__table__  # type: ignore[assignment]
 
 # Threads whose tasks this process knows; enough for every thread active in the last days of a busy bot.
 _CACHE_SIZE = 50_000
+# How often the writer purges what retention no longer keeps.
+_PURGE_INTERVAL = 3600.0
 # Bound parameters per IN (...) list: far below every backend's limit.
 _IN_CHUNK = 500
 
@@ -128,12 +132,17 @@ def _ts_to_utc(ts: str, fallback: datetime) -> datetime:
 class Store:
     """The database side of the writer (see ``BatchSink``)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, cache_size: int = _CACHE_SIZE) -> None:
         self.engine = engine
+        self._cache_size = cache_size
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._threads: OrderedDict[str, tuple[_KnownTask, ...]] = OrderedDict()
         self._orphans_possible = False
+        self._forget_cache = False
+        #: Purge tasks older than this, from the writer thread, once an hour (None: keep everything).
+        self.retention: timedelta | None = None
+        self._next_purge = 0.0
         dialect = engine.dialect.name
         self._insert_task = _insert_ignore(_tasks, dialect)
         self._insert_follow_up = _insert_ignore(_follow_ups, dialect)
@@ -167,19 +176,10 @@ class Store:
 
     def write(self, batch: Sequence[Event]) -> None:
         self.ensure_schema()
-        requests: list[TaskRequested] = []
-        messages: list[MessageInThread] = []
-        assignments: list[AssignmentRecorded] = []
-        outcomes: list[OutcomeRecorded] = []
-        for item in batch:
-            if isinstance(item, TaskRequested):
-                requests.append(item)
-            elif isinstance(item, MessageInThread):
-                messages.append(item)
-            elif isinstance(item, AssignmentRecorded):
-                assignments.append(item)
-            else:
-                outcomes.append(item)
+        if self._forget_cache:
+            self._forget_cache = False
+            self._threads.clear()
+        requests, messages, assignments, outcomes, deletions = _partition(batch)
         now = datetime.now(timezone.utc)
         # What this transaction learns about tasks joins the cache only once it commits.
         learned: dict[str, tuple[_KnownTask, ...]] = {}
@@ -201,14 +201,94 @@ class Store:
                 threads = {a.thread_ts for a in assignments} | {o.thread_ts for o in outcomes}
                 self._load_threads(conn, threads, learned)
                 orphans = self._write_rounds(conn, assignments, outcomes, learned)
+            if deletions:
+                # Last: a message deleted right after it was written, in the same batch, is erased too.
+                self._erase_deleted(conn, deletions, now)
         self._remember(learned)
         if orphans:
             self._orphans_possible = True
 
+    def _erase_deleted(self, conn: Connection, deletions: list[MessageDeleted], now: datetime) -> None:
+        keys = [{"b_team": d.team_id, "b_channel": d.channel_id, "b_ts": d.ts} for d in deletions]
+        conn.execute(
+            update(_tasks)
+            .where(
+                _tasks.c.team_id == bindparam("b_team"),
+                _tasks.c.channel_id == bindparam("b_channel"),
+                _tasks.c.request_ts == bindparam("b_ts"),
+            )
+            .values(request_text=None, text_erased_at=now),
+            keys,
+        )
+        conn.execute(
+            update(_follow_ups)
+            .where(
+                _follow_ups.c.team_id == bindparam("b_team"),
+                _follow_ups.c.channel_id == bindparam("b_channel"),
+                _follow_ups.c.ts == bindparam("b_ts"),
+            )
+            .values(text=None, text_erased_at=now),
+            keys,
+        )
+
     def maintain(self) -> None:
+        """Periodic work: purge what is past retention, link rounds written before their task."""
+        if self.retention is not None and time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + _PURGE_INTERVAL
+            purged = self.purge(datetime.now(timezone.utc) - self.retention)
+            if purged:
+                logger.info("slack_tasklog: purged %d tasks older than %s (retention)", purged, self.retention)
+        if self._orphans_possible:
+            self._link_orphans()
+
+    def purge(self, before: datetime, *, chunk: int = 5_000) -> int:
+        """Delete every task requested before ``before`` with its follow-ups, rounds, evaluations and outcomes, in
+        transactions of ``chunk`` tasks (a long delete must not hold the lock other writers wait for). Rounds and
+        outcomes never linked to a task go too once older than ``before``. Returns the number of tasks deleted."""
+        self.ensure_schema()
+        deleted = 0
+        while True:
+            with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+                ids = list(
+                    conn.execute(select(_tasks.c.id).where(_tasks.c.requested_at < before).limit(chunk)).scalars()
+                )
+                if not ids:
+                    break
+                rounds = select(_assignments.c.id).where(_assignments.c.task_id.in_(ids))
+                conn.execute(delete(_evaluations).where(_evaluations.c.assignment_id.in_(rounds)))
+                for table in (_assignments, _outcomes, _follow_ups):
+                    conn.execute(delete(table).where(table.c.task_id.in_(ids)))
+                conn.execute(delete(_tasks).where(_tasks.c.id.in_(ids)))
+            deleted += len(ids)
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            stale_rounds = select(_assignments.c.id).where(
+                _assignments.c.task_id.is_(None), _assignments.c.recorded_at < before
+            )
+            conn.execute(delete(_evaluations).where(_evaluations.c.assignment_id.in_(stale_rounds)))
+            conn.execute(
+                delete(_assignments).where(_assignments.c.task_id.is_(None), _assignments.c.recorded_at < before)
+            )
+            conn.execute(delete(_outcomes).where(_outcomes.c.task_id.is_(None), _outcomes.c.finished_at < before))
+        if deleted:
+            self._forget_cache = True  # the writer thread drops its thread -> task cache before its next write
+        return deleted
+
+    def forget_user(self, user_id: str, *, team_id: str | None = None) -> int:
+        """Erase the request and follow-up texts a user wrote (a data-subject request); the numbers stay.
+        Returns how many texts were erased."""
+        self.ensure_schema()
+        now = datetime.now(timezone.utc)
+        erased = 0
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            for table, text_column in ((_tasks, _tasks.c.request_text), (_follow_ups, _follow_ups.c.text)):
+                query = update(table).where(table.c.user_id == user_id, text_column.is_not(None))
+                if team_id is not None:
+                    query = query.where(table.c.team_id == team_id)
+                erased += conn.execute(query.values({text_column: None, table.c.text_erased_at: now})).rowcount
+        return erased
+
+    def _link_orphans(self) -> None:
         """Link rounds and outcomes that were written before their task (another process, a race)."""
-        if not self._orphans_possible:
-            return
         self._orphans_possible = False
         with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
             for table in (_assignments, _outcomes):
@@ -252,15 +332,29 @@ class Store:
         conn.execute(self._insert_task, list(rows.values()))
         # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
         self._load_threads(conn, {key[2] for key in rows}, learned, reload=True)
+        # Rounds and outcomes that some process recorded before this request was written: look for them first
+        # (one indexed query per table), since linking every request blindly costs two updates per task.
+        waiting = self._threads_with_orphans(conn, [key[2] for key in rows])
         links = []
         for team, channel, thread_ts in rows:
             task = _exact(learned.get(thread_ts, ()), team, channel)
-            if task is not None:
+            if task is not None and thread_ts in waiting:
                 links.append({"b_task_id": task.id, "b_thread_ts": thread_ts, "b_channel": channel, "b_team": team})
         if links:
-            # Rounds and outcomes that some process recorded before this request was written.
             conn.execute(self._link_assignments, links)
             conn.execute(self._link_outcomes, links)
+
+    def _threads_with_orphans(self, conn: Connection, threads: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(threads), _IN_CHUNK):
+            chunk = threads[start : start + _IN_CHUNK]
+            for table in (_assignments, _outcomes):
+                found.update(
+                    conn.execute(
+                        select(table.c.thread_ts).where(table.c.task_id.is_(None), table.c.thread_ts.in_(chunk))
+                    ).scalars()
+                )
+        return found
 
     def _follow_up_rows(
         self,
@@ -403,8 +497,32 @@ class Store:
         for thread_ts, tasks in learned.items():
             self._threads[thread_ts] = tasks
             self._threads.move_to_end(thread_ts)
-        while len(self._threads) > _CACHE_SIZE:
+        while len(self._threads) > self._cache_size:
             self._threads.popitem(last=False)
+
+
+def _partition(
+    batch: Sequence[Event],
+) -> tuple[
+    list[TaskRequested], list[MessageInThread], list[AssignmentRecorded], list[OutcomeRecorded], list[MessageDeleted]
+]:
+    requests: list[TaskRequested] = []
+    messages: list[MessageInThread] = []
+    assignments: list[AssignmentRecorded] = []
+    outcomes: list[OutcomeRecorded] = []
+    deletions: list[MessageDeleted] = []
+    for item in batch:
+        if isinstance(item, TaskRequested):
+            requests.append(item)
+        elif isinstance(item, MessageInThread):
+            messages.append(item)
+        elif isinstance(item, AssignmentRecorded):
+            assignments.append(item)
+        elif isinstance(item, OutcomeRecorded):
+            outcomes.append(item)
+        else:
+            deletions.append(item)
+    return requests, messages, assignments, outcomes, deletions
 
 
 def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _KnownTask | None:

@@ -6,23 +6,27 @@ import atexit
 import hashlib
 import os
 import weakref
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO
 
 from sqlalchemy import URL, Engine
 
 from ._decorators import Tracking
-from ._events import Event
+from ._durations import parse_duration
+from ._events import Event, MessageDeleted, MessageInThread, TaskRequested
 from ._export import ExportFilter, write_csv
-from ._internal import logger
+from ._internal import RateLimitedLog, logger
 from ._journal import Journal
 from ._middleware import TaskLogMiddleware
 from ._store import Store, create_tasklog_engine
 from ._writer import BackgroundWriter, WriterStats
 
 __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UNASSIGNED_ERROR", "Health", "TaskLog", "default_journal_dir"]
+
+_redact_failures = RateLimitedLog()
 
 #: Where tasks go when neither an argument nor ``$TASKLOG_DATABASE_URL`` says otherwise.
 DEFAULT_DATABASE_URL = "sqlite:///tasklog.db"
@@ -90,6 +94,10 @@ class TaskLog(Tracking):
             leaves its journal behind, and the next ``TaskLog`` on the same journal writes those events.
         journal_fsync: flush every journal line to disk: survives power loss too, at the cost of a disk write per
             event. Without it the journal survives the process being killed, not the machine.
+        redact: applied to every request and follow-up text before it is stored or journaled (return the text to
+            keep, or None to keep none); if it raises, no text is kept. Example: ``redact=scrub_emails``.
+        store_text: False stores no request or follow-up text at all (only who, when, which agent, the outcome).
+        retention: delete tasks older than this (``"90d"`` or a ``timedelta``) once an hour, from the writer.
 
     Recording never raises into the bot and never waits on the database: events go to a background writer. Call
     :meth:`flush` to wait for them, :meth:`close` when done (it is also called at interpreter exit).
@@ -106,6 +114,9 @@ class TaskLog(Tracking):
         shutdown_timeout: float = 10.0,
         journal: bool | str | os.PathLike[str] = True,
         journal_fsync: bool = False,
+        redact: Callable[[str], str | None] | None = None,
+        store_text: bool = True,
+        retention: str | timedelta | None = None,
     ) -> None:
         self._owns_engine = engine is None
         if engine is None:
@@ -116,6 +127,9 @@ class TaskLog(Tracking):
         self.unassigned_error = unassigned_error
         self.shutdown_timeout = shutdown_timeout
         self._store = Store(engine)
+        self._store.retention = parse_duration(retention) if retention is not None else None
+        self.redact = redact
+        self.store_text = store_text
         journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
         self._writer = BackgroundWriter(
             self._store,
@@ -147,6 +161,21 @@ class TaskLog(Tracking):
     def _record(self, event: Event) -> None:
         self._writer.submit(event)
 
+    def _record_message(self, event: TaskRequested | MessageInThread | MessageDeleted) -> None:
+        """Record what the middleware captured, after the text policy (``store_text``, ``redact``)."""
+        if isinstance(event, MessageDeleted) or event.text is None or (self.store_text and self.redact is None):
+            self._writer.submit(event)
+            return
+        text: str | None = None
+        if self.store_text and self.redact is not None:
+            try:
+                text = self.redact(event.text)
+            except Exception:
+                _redact_failures.warning(
+                    "redact", "slack_tasklog: the redact function raised; the text was not stored", exc_info=True
+                )
+        self._writer.submit(replace(event, text=text))
+
     def _unassigned_error(self) -> str:
         return self.unassigned_error
 
@@ -166,6 +195,19 @@ class TaskLog(Tracking):
             # Release pooled connections (and with them SQLite's file handles); reading later reconnects.
             self.engine.dispose()
         return complete
+
+    def purge(self, older_than: str | timedelta) -> int:
+        """Delete tasks requested more than ``older_than`` ago (``"90d"``), with everything recorded about them.
+
+        Returns the number of tasks deleted. See also ``TaskLog(retention=...)``.
+        """
+        return self._store.purge(datetime.now(timezone.utc) - parse_duration(older_than))
+
+    def forget_user(self, user_id: str, *, team_id: str | None = None) -> int:
+        """Erase every request and follow-up text ``user_id`` wrote (a data-subject request); the task's numbers
+        stay. Returns how many texts were erased. Flushes first, so nothing recorded earlier escapes it."""
+        self.flush(self.shutdown_timeout)
+        return self._store.forget_user(user_id, team_id=team_id)
 
     def health(self) -> Health:
         """What the writer is holding and has done, for a bot to log or report::
