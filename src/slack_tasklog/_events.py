@@ -8,6 +8,7 @@ them into datetimes is the writer's job, off the request path.
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,14 +108,14 @@ _KIND_OF: dict[type[Any], str] = {
     MessageDeleted: "deleted",
 }
 _CLASS_OF: dict[str, type[Any]] = {kind: cls for cls, kind in _KIND_OF.items()}
-_FIELDS: dict[type[Any], tuple[str, ...]] = {cls: cls.__slots__ for cls in _KIND_OF}
+_VALUES: dict[type[Any], Any] = {cls: operator.attrgetter(*cls.__slots__) for cls in _KIND_OF}
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def encode_event(seq: int, event: Event) -> bytes:
     """One journal line (with its newline) for ``event``."""
     cls = type(event)
-    return (_dumps([seq, _KIND_OF[cls], *[getattr(event, name) for name in _FIELDS[cls]]]) + "\n").encode()
+    return (_dumps([seq, _KIND_OF[cls], *_VALUES[cls](event)]) + "\n").encode()
 
 
 def decode_event(line: bytes | str) -> tuple[int, Event]:

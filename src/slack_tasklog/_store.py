@@ -7,6 +7,7 @@ written twice lands once.
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Dialect,
     Engine,
     Insert,
     Table,
@@ -143,12 +145,27 @@ class Store:
         #: Purge tasks older than this, from the writer thread, once an hour (None: keep everything).
         self.retention: timedelta | None = None
         self._next_purge = 0.0
-        dialect = engine.dialect.name
-        self._insert_task = _insert_ignore(_tasks, dialect)
-        self._insert_follow_up = _insert_ignore(_follow_ups, dialect)
-        self._insert_assignment = _insert_ignore(_assignments, dialect)
-        self._insert_evaluation = _insert_ignore(_evaluations, dialect)
-        self._insert_outcome = _insert_ignore(_outcomes, dialect)
+        self._insert_task = _BulkInsert(
+            _tasks,
+            ("team_id", "enterprise_id", "channel_id", "thread_ts", "request_ts", "user_id", "request_text",
+             "requested_at", "recorded_at"),
+            engine.dialect,
+        )  # fmt: skip
+        self._insert_follow_up = _BulkInsert(
+            _follow_ups, ("task_id", "team_id", "channel_id", "ts", "user_id", "text", "posted_at"), engine.dialect
+        )
+        self._insert_assignment = _BulkInsert(
+            _assignments,
+            ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "confidence", "recorded_at"),
+            engine.dialect,
+        )
+        self._insert_evaluation = _BulkInsert(_evaluations, ("assignment_id", "agent", "confidence"), engine.dialect)
+        self._insert_outcome = _BulkInsert(
+            _outcomes,
+            ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "success", "execution_time",
+             "error_message", "started_at", "finished_at"),
+            engine.dialect,
+        )  # fmt: skip
         self._link_assignments = _link_statement(_assignments)
         self._link_outcomes = _link_statement(_outcomes)
 
@@ -196,7 +213,7 @@ class Store:
                 self._load_threads(conn, {m.thread_ts for m in messages}, learned)
                 follow_up_rows.extend(self._follow_up_rows(messages, learned, now))
             if follow_up_rows:
-                conn.execute(self._insert_follow_up, follow_up_rows)
+                self._insert_follow_up.execute(conn, follow_up_rows)
             if assignments or outcomes:
                 threads = {a.thread_ts for a in assignments} | {o.thread_ts for o in outcomes}
                 self._load_threads(conn, threads, learned)
@@ -329,7 +346,7 @@ class Store:
                 "requested_at": _ts_to_utc(r.ts, now),
                 "recorded_at": now,
             }
-        conn.execute(self._insert_task, list(rows.values()))
+        self._insert_task.execute(conn, list(rows.values()))
         # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
         self._load_threads(conn, {key[2] for key in rows}, learned, reload=True)
         # Rounds and outcomes that some process recorded before this request was written: look for them first
@@ -443,11 +460,11 @@ class Store:
                 }
             )
         if assignment_rows:
-            conn.execute(self._insert_assignment, assignment_rows)
+            self._insert_assignment.execute(conn, assignment_rows)
         if evaluation_rows:
-            conn.execute(self._insert_evaluation, evaluation_rows)
+            self._insert_evaluation.execute(conn, evaluation_rows)
         if outcome_rows:
-            conn.execute(self._insert_outcome, outcome_rows)
+            self._insert_outcome.execute(conn, outcome_rows)
         return orphans
 
     # -- which task is a thread's ------------------------------------------------------------------------------
@@ -530,6 +547,42 @@ def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _Known
         if task.team_id == team_id and task.channel_id == channel_id:
             return task
     return None
+
+
+class _BulkInsert:
+    """An insert-or-ignore of many rows, handed to the driver's ``executemany`` directly.
+
+    SQLAlchemy's per-row parameter handling costs more than SQLite's own insert; here the statement is compiled
+    once, and each row is a tuple built by ``itemgetter``, passed through the column types' own bind processors
+    (so values are stored exactly as SQLAlchemy would store them, and read back the same way).
+    """
+
+    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
+        compiled = _insert_ignore(table, dialect.name).compile(dialect=dialect, column_keys=list(columns))
+        self._sql = str(compiled)
+        self._positional = bool(compiled.positional)
+        names = list(compiled.positiontup or columns) if self._positional else list(columns)
+        self._names = names
+        self._values = operator.itemgetter(*names)
+        self._processors = [
+            (index, processor)
+            for index, name in enumerate(names)
+            if (processor := table.c[name].type.bind_processor(dialect)) is not None
+        ]
+
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        params: list[Any] = [self._values(row) for row in rows]
+        if self._processors:
+            processed = []
+            for values in params:
+                row = list(values)
+                for index, processor in self._processors:
+                    row[index] = processor(row[index])
+                processed.append(tuple(row))
+            params = processed
+        if not self._positional:
+            params = [dict(zip(self._names, values, strict=True)) for values in params]
+        conn.exec_driver_sql(self._sql, params)
 
 
 def _insert_ignore(table: Table, dialect: str) -> Insert:
