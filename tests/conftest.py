@@ -1,27 +1,41 @@
-"""Fresh state per test: a Slack Web API stand-in, a TaskLog on its own SQLite file, Bolt apps wired to both."""
+"""Fresh state per test: a Slack Web API stand-in, a TaskLog on a database of its own, Bolt apps wired to both.
+
+Storage tests take ``database_url`` (or ``tasklog``, built on it) and run once per backend: SQLite (a file in the
+test's folder), PostgreSQL (a schema of the test's own on the shared server) and MariaDB (a database of the test's
+own), each dropped afterwards. ``--backend NAME`` (repeatable) or ``$TASKLOG_TEST_BACKENDS`` (comma-separated)
+choose; by default all three run, servers that do not answer being skipped (a failure in CI, or when chosen
+explicitly). ``@pytest.mark.backends("sqlite")`` keeps a test to the backends it is about.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
 import socket
 import socketserver
 import subprocess
+import sys
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from slack_bolt import App
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from slack_tasklog import TaskLog
+from slack_tasklog._internal import RateLimitedLog
+from slack_tasklog._migrate import upgrade
+from slack_tasklog._store import create_tasklog_engine
 from slack_tasklog.testing import SIGNING_SECRET, FakeSlackAPI
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "slack-events-bolt-python.json"
@@ -33,15 +47,91 @@ def _private_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """The package's module-level logs say a recurring problem once a minute: a test that expects the warning must
+    not miss it because the same test just ran on another backend."""
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("slack_tasklog"):
+            for value in list(vars(module).values()):
+                if isinstance(value, RateLimitedLog):
+                    with value._lock:
+                        value._last.clear()
+                        value._suppressed.clear()
+
+
 @pytest.fixture
 def api() -> Iterator[FakeSlackAPI]:
     with FakeSlackAPI() as fake:
         yield fake
 
 
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        action="append",
+        dest="backends",
+        choices=BACKENDS,
+        help="run the storage tests against this database (repeatable); default $TASKLOG_TEST_BACKENDS "
+        "(comma-separated), else all three",
+    )
+
+
+def selected_backends(config: pytest.Config) -> tuple[tuple[str, ...], bool]:
+    """The backends to run, and whether they were chosen explicitly (then a server that does not answer fails)."""
+    chosen: list[str] = config.getoption("backends") or []
+    if not chosen:
+        chosen = [name.strip() for name in os.environ.get("TASKLOG_TEST_BACKENDS", "").split(",") if name.strip()]
+    unknown = set(chosen) - set(BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s) {', '.join(sorted(unknown))}; choose from {', '.join(BACKENDS)}")
+    return (tuple(dict.fromkeys(chosen)), True) if chosen else (BACKENDS, False)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that takes ``backend`` (directly or through ``database_url``/``tasklog``) runs once per backend."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    allowed = marker.args if marker is not None else BACKENDS
+    backends = [name for name in selected_backends(metafunc.config)[0] if name in allowed]
+    if not backends:
+        reason = f"runs on {', '.join(allowed)} only, not among the backends chosen"
+        metafunc.parametrize("backend", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["-"])
+        return
+    metafunc.parametrize("backend", backends, ids=backends)
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'tasklog.db'}"
+def empty_database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of this test's own with nothing in it: a SQLite file not yet created, a fresh PostgreSQL schema
+    or MariaDB database (dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tasklog.db'}"
+        return
+    require_server(SERVER_URLS[backend], required=selected_backends(request.config)[1])
+    with server_database(backend) as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(empty_database_url: str, backend: str) -> str:
+    """This test's database, at this version's schema on servers (whose ``TaskLog`` default is
+    ``migrate="check"``); a SQLite file is created and upgraded by the ``TaskLog`` itself, as a bot's would be."""
+    if backend != "sqlite":
+        migrate_to_head(empty_database_url)
+    return empty_database_url
+
+
+def migrate_to_head(url: str) -> None:
+    engine = create_tasklog_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
@@ -79,6 +169,15 @@ def query(tasklog: TaskLog, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in conn.execute(text(sql), params)]
 
 
+def stored_utc(value: Any) -> datetime:
+    """A timestamp column read with raw SQL, as an aware UTC datetime, whatever the backend hands back: SQLite
+    text, MySQL's naive DATETIME (UTC wall time by our convention) or PostgreSQL's timestamptz."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime), value
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 def load_fixture_payloads() -> list[dict[str, Any]]:
     if not FIXTURES.exists():  # pragma: no cover - shared/ is laid beside the repo in CI and sessions
         pytest.skip(f"{FIXTURES} not found")
@@ -87,36 +186,67 @@ def load_fixture_payloads() -> list[dict[str, Any]]:
 
 
 POSTGRES_URL = os.environ.get("TASKLOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("TASKLOG_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4")
+SERVER_URLS = {"postgresql": POSTGRES_URL, "mariadb": MARIADB_URL}
 
 
-def require_server(url: str) -> None:
-    """Skip when a database server is missing on a developer's machine; in CI (CI=true) that is a failure."""
+@functools.cache
+def _server_error(url: str) -> str | None:
+    """Why the server at ``url`` cannot be used (None: it answers); asked once per run."""
     engine = create_engine(url)
     try:
         with engine.connect():
-            pass
+            return None
     except Exception as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"database server not reachable: {error}")
+        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     finally:
         engine.dispose()
+
+
+def require_server(url: str, *, required: bool = False) -> None:
+    """Skip when a database server is missing on a developer's machine; in CI (CI=true), or when the backend was
+    chosen explicitly, that is a failure."""
+    error = _server_error(url)
+    if error is None:
+        return
+    if required or os.environ.get("CI"):
+        pytest.fail(f"database server {make_url(url).render_as_string()} not reachable: {error}")
+    pytest.skip(f"database server not reachable: {error}")
+
+
+@functools.cache
+def _admin_engine(url: str) -> Engine:
+    # One per server for the whole run: creating and dropping a schema per test should not cost a connection.
+    return create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
+@contextlib.contextmanager
+def server_database(backend: str) -> Iterator[str]:
+    """A PostgreSQL schema or a MariaDB database of the caller's own (``tasklog_test_<hex>``), dropped afterwards.
+    Yields its URL."""
+    name = f"tasklog_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine(SERVER_URLS[backend])
+    if backend == "postgresql":
+        create, drop, url = f'CREATE SCHEMA "{name}"', f'DROP SCHEMA "{name}" CASCADE', postgres_url(name)
+    else:
+        create, drop = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4", f"DROP DATABASE `{name}`"
+        url = make_url(MARIADB_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(create))
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(drop))
 
 
 @pytest.fixture
 def postgres_schema() -> Iterator[str]:
-    """A PostgreSQL schema of this test's own on the shared server, dropped afterwards."""
+    """A PostgreSQL schema of this test's own on the shared server, at this version's schema; dropped afterwards."""
     require_server(POSTGRES_URL)
-    schema = f"tasklog_test_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield schema
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+    with server_database("postgresql") as url:
+        migrate_to_head(url)
+        yield str(make_url(url).query["options"]).removeprefix("-csearch_path=")
 
 
 def postgres_url(schema: str, *, port: int | None = None) -> str:

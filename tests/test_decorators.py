@@ -18,6 +18,9 @@ from slack_tasklog.testing import app_mention, event_body, signed_request
 
 from .conftest import query
 
+# Argument shapes and decorator behaviour, not storage: one backend says as much as three.
+sqlite_only = pytest.mark.backends("sqlite")
+
 ROOT = "1700000000.000100"
 
 
@@ -87,6 +90,7 @@ class Score:
     ],
     ids=["mapping", "pairs", "mappings", "objects", "nested", "strings"],
 )
+@sqlite_only
 def test_evaluation_shapes(app: App, tasklog: TaskLog, shape: Any) -> None:
     capture(app)
 
@@ -117,6 +121,7 @@ class Agent:
     ],
     ids=["name", "pair", "mapping", "mapping-name", "agent-object", "object", "object-pair", "nobody"],
 )
+@sqlite_only
 def test_assigned_shapes(app: App, tasklog: TaskLog, result: Any, expected: tuple[Any, Any]) -> None:
     capture(app)
 
@@ -130,6 +135,7 @@ def test_assigned_shapes(app: App, tasklog: TaskLog, result: Any, expected: tupl
     assert linked
 
 
+@sqlite_only
 def test_nobody_assigned_fails_the_round_with_the_configured_message(
     make_app: Callable[..., App], database_url: str
 ) -> None:
@@ -164,6 +170,7 @@ def test_failures_are_recorded_and_reraised_untouched(app: App, tasklog: TaskLog
     assert outcomes(tasklog) == [("Builder", 0, "ValueError: API quota exceeded", 1)]
 
 
+@sqlite_only
 def test_agent_name_options(app: App, tasklog: TaskLog) -> None:
     capture(app)
 
@@ -186,6 +193,7 @@ def test_agent_name_options(app: App, tasklog: TaskLog) -> None:
     assert [row[0] for row in outcomes(tasklog)] == ["Writer", "Builder", "Nameless"]
 
 
+@sqlite_only
 def test_extraction_points_can_be_overridden(app: App, tasklog: TaskLog) -> None:
     capture(app, channel="C5")
 
@@ -273,6 +281,7 @@ async def test_async_functions_are_timed_across_their_awaits(app: App, tasklog: 
     assert all(0.05 <= seconds < 1.0 for _, seconds, _ in rows)
 
 
+@sqlite_only
 async def test_a_cancelled_run_is_a_failure(app: App, tasklog: TaskLog) -> None:
     capture(app)
 
@@ -305,6 +314,7 @@ def test_rounds_recorded_before_their_task_are_linked_when_it_arrives(app: App, 
     assert [row[-1] for row in outcomes(tasklog)] == [1]
 
 
+@sqlite_only
 def test_misshapen_arguments_are_logged_never_raised(
     app: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -333,6 +343,7 @@ def test_misshapen_arguments_are_logged_never_raised(
     assert len(messages) == 3, messages  # one per problem, not one per call
 
 
+@sqlite_only
 def test_decorated_functions_keep_their_identity(tasklog: TaskLog) -> None:
     @tasklog.track_assignment
     def check_and_assign(thread_ts: str, evaluations: Any) -> str:
@@ -343,6 +354,7 @@ def test_decorated_functions_keep_their_identity(tasklog: TaskLog) -> None:
     assert check_and_assign.__doc__ == "Route a task."
 
 
+@sqlite_only
 def test_module_level_one_liners(
     make_app: Callable[..., App], database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

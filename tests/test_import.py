@@ -119,17 +119,20 @@ def test_bad_lines_are_reported_with_their_numbers_and_the_rest_imported(tasklog
     assert "success must be true or false" in reasons[8]
 
 
-def test_our_own_journal_imports_too(tmp_path: Path, tasklog: TaskLog, database_url: str) -> None:
-    from slack_tasklog._events import TaskRequested, encode_event
+def test_a_journal_segment_left_behind_imports_too(tmp_path: Path, tasklog: TaskLog, database_url: str) -> None:
+    from click.testing import CliRunner
 
-    journal = tmp_path / "tasklog-1-1.journal"
-    journal.write_bytes(
-        b'{"slack_tasklog_journal": 1, "pid": 1}\n'
-        + encode_event(1, TaskRequested("T1", None, "C1", "1.000100", "1.000100", "U1", "from a journal"))
-    )
-    with journal.open("rb") as file:
-        report = import_jsonl(file, tasklog._store)
-    assert (report.events, report.skipped) == (1, 0)
+    from slack_tasklog._cli import main
+    from slack_tasklog._events import TaskRequested, encode_event
+    from slack_tasklog._journal import Journal
+
+    journal = Journal(tmp_path / "journal")
+    journal.append(encode_event(1, TaskRequested("T1", None, "C1", "1.000100", "1.000100", "U1", "from a journal")), 1)
+    assert journal.close(everything_committed=False) is not None
+    [segment] = (tmp_path / "journal").iterdir()
+    result = CliRunner().invoke(main, ["import", str(segment), "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    assert "journal segment, 1 events imported" in result.output
     assert query(tasklog, "SELECT request_text FROM tasklog_tasks") == [("from a journal",)]
 
 

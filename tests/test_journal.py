@@ -25,9 +25,13 @@ from slack_tasklog._tasklog import default_journal_dir
 from slack_tasklog.testing import app_mention, event_body, signed_request
 
 from . import _workers
-from .conftest import TcpForwarder, ThrowawayPostgres, free_port, postgres_url, query
+from .conftest import TcpForwarder, ThrowawayPostgres, free_port, migrate_to_head, postgres_url, query
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+# About the journal's files beside a SQLite database.
+sqlite_only = pytest.mark.backends("sqlite")
 
 
 def request(i: int) -> TaskRequested:
@@ -66,6 +70,7 @@ def test_default_journal_places(tmp_path: Path) -> None:
     assert "s3cret" not in str(server)
 
 
+@sqlite_only
 def test_the_journal_is_trimmed_once_everything_is_committed(tasklog: TaskLog, database_url: str) -> None:
     for i in range(200):
         tasklog._record(request(i))
@@ -78,6 +83,7 @@ def test_the_journal_is_trimmed_once_everything_is_committed(tasklog: TaskLog, d
     assert list(Path(health.journal_dir).iterdir()) == []
 
 
+@sqlite_only
 def test_journal_files_are_private(tasklog: TaskLog) -> None:
     tasklog._record(request(1))
     directory = Path(tasklog.health().journal_dir or "")
@@ -253,8 +259,8 @@ def test_eight_processes_share_one_sqlite_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_four_processes_share_one_postgresql(tmp_path: Path, postgres_schema: str) -> None:
-    database_url = postgres_url(postgres_schema)
+@pytest.mark.backends("postgresql", "mariadb")
+def test_four_processes_share_one_database_server(tmp_path: Path, database_url: str) -> None:
     run_workers(database_url, 4, tmp_path)
     tasklog = TaskLog(database_url, journal=False)
     try:
@@ -273,11 +279,13 @@ def throwaway_schema(throwaway_postgres: ThrowawayPostgres) -> Iterator[str]:
     with engine.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
-    yield (
+    url = (
         make_url(throwaway_postgres.url)
         .update_query_dict({"options": f"-csearch_path={schema}"})
         .render_as_string(hide_password=False)
     )
+    migrate_to_head(url)  # a server's TaskLog checks the schema rather than creating it
+    yield url
     engine = create_engine(throwaway_postgres.url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

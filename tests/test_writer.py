@@ -11,15 +11,20 @@ from slack_tasklog._events import TaskRequested
 
 from .conftest import query
 
+# The writer's own bookkeeping, whatever the database.
+sqlite_only = pytest.mark.backends("sqlite")
+
 
 def request(ts: str) -> TaskRequested:
     return TaskRequested("T1", None, "C1", ts, ts, "U1", "x")
 
 
+@sqlite_only
 def test_flush_with_nothing_recorded(tasklog: TaskLog) -> None:
     assert tasklog.flush(0.1) is True
 
 
+@sqlite_only
 def test_close_is_idempotent_and_later_events_are_counted_as_dropped(tasklog: TaskLog) -> None:
     tasklog._record(request("1.000001"))
     assert tasklog.close() is True

@@ -24,6 +24,7 @@ from ._decorators import ArgumentGetter
 from ._default import get_default_tasklog, tasklog_middleware, track_assignment, track_outcome
 from ._export import CSV_COLUMNS
 from ._middleware import TaskLogMiddleware
+from ._migrate import MigrationRequiredError, SchemaNotReadyError
 from ._tasklog import DEFAULT_DATABASE_URL, DEFAULT_UNASSIGNED_ERROR, Health, TaskLog
 from ._version import __version__
 from ._writer import WriterStats
@@ -34,6 +35,8 @@ __all__ = [
     "DEFAULT_UNASSIGNED_ERROR",
     "ArgumentGetter",
     "Health",
+    "MigrationRequiredError",
+    "SchemaNotReadyError",
     "TaskLog",
     "TaskLogMiddleware",
     "WriterStats",

@@ -6,15 +6,19 @@ traceback goes to the ``slack_tasklog`` logger at debug level.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ._internal import logger
 from ._tasklog import DEFAULT_DATABASE_URL
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 __all__ = ["main"]
 
@@ -100,7 +104,7 @@ def import_(files: tuple[Path, ...], database_url: str, team_id: str, quiet: boo
     Events are linked by thread; importing the same file twice changes nothing. Lines that cannot be read are
     listed with their numbers (exit status 2 if there were any).
     """
-    from ._import import import_jsonl
+    from ._import import import_journal, import_jsonl, is_journal
     from ._store import Store, create_tasklog_engine
 
     engine = create_tasklog_engine(database_url)
@@ -109,6 +113,11 @@ def import_(files: tuple[Path, ...], database_url: str, team_id: str, quiet: boo
     problems = 0
     try:
         for path in files:
+            if is_journal(path):
+                report = import_journal(path, store)
+                click.echo(f"{path}: journal segment, {report.events} events imported, {report.skipped} skipped")
+                problems += report.skipped
+                continue
             with (
                 path.open("rb") as file,
                 click.progressbar(length=path.stat().st_size, label=path.name, hidden=quiet, show_eta=True) as bar,
@@ -158,3 +167,118 @@ def forget(database_url: str, user_id: str, team_id: str | None) -> None:
         click.echo(f"Erased {tasklog.forget_user(user_id, team_id=team_id)} texts written by {user_id}.")
     finally:
         tasklog.close()
+
+
+# -- db: the schema ----------------------------------------------------------------------------------------------------
+
+
+@main.group(cls=_Group)
+def db() -> None:
+    """The task log's schema: upgrade it, show or check its revision, take it back.
+
+    A TaskLog upgrades a SQLite database itself when it starts; on PostgreSQL and MySQL/MariaDB it only checks and,
+    when the schema is behind, keeps its events and waits for `slack-tasklog db upgrade`.
+    """
+
+
+@contextmanager
+def _schema_engine(database_url: str, *, must_exist: bool) -> Iterator[Engine]:
+    """An engine on ``database_url``, disposed afterwards. ``must_exist``: refuse to create a missing SQLite file
+    (only ``db upgrade`` may)."""
+    from sqlalchemy.engine import make_url
+
+    from ._store import create_tasklog_engine
+
+    url = make_url(database_url)
+    database = url.database or ""
+    if must_exist and url.get_backend_name() == "sqlite" and database not in ("", ":memory:"):
+        path = Path(database).expanduser()
+        if not database.startswith("file:") and not path.exists():
+            raise click.ClickException(f"no SQLite database at {path}")
+    engine = create_tasklog_engine(database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _shown(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@database_url_option
+def db_upgrade(revision: str, database_url: str) -> None:
+    """Upgrade the schema to REVISION (default: head).
+
+    Creates the tables in an empty database, and adopts the tables an earlier slack-tasklog created before it had
+    migrations (checked, then upgraded; no row is lost). Bots may keep running: their writes wait for it or are
+    retried, and several upgrades started at once run one after the other.
+    """
+    from ._migrate import upgrade
+
+    with _schema_engine(database_url, must_exist=False) as engine:
+        result = upgrade(engine, revision)
+        if result.created:
+            click.echo(f"Created the task log tables in {_shown(engine)} at revision {result.after}.")
+        elif result.adopted:
+            click.echo(f"Adopted the unversioned task log tables in {_shown(engine)}, upgraded to {result.after}.")
+        elif result.before == result.after:
+            click.echo(f"{_shown(engine)} is already at revision {result.after}.")
+        else:
+            click.echo(f"Upgraded {_shown(engine)} from {result.before or 'nothing'} to {result.after}.")
+
+
+@db.command("current")
+@database_url_option
+def db_current(database_url: str) -> None:
+    """Show the schema's revision, and whether it is this version's (head)."""
+    from ._migrate import current, head
+    from ._models import Base
+
+    with _schema_engine(database_url, must_exist=True) as engine:
+        revision = current(engine)
+        wanted = head()
+        if revision == wanted:
+            click.echo(f"{revision} (head)")
+        elif revision is not None:
+            click.echo(f"{revision} (this slack-tasklog needs {wanted}: run `slack-tasklog db upgrade`)")
+        else:
+            from sqlalchemy import inspect
+
+            if set(inspect(engine).get_table_names()) & set(Base.metadata.tables):
+                click.echo("none: tables made before migrations, not versioned yet (`slack-tasklog db upgrade`)")
+            else:
+                click.echo("none: no task log tables (`slack-tasklog db upgrade` creates them)")
+
+
+@db.command("check")
+@database_url_option
+def db_check(database_url: str) -> None:
+    """Exit 0 if the schema is at head and matches this version's models (Alembic's comparison), else say why and
+    exit 1."""
+    from ._migrate import check
+
+    with _schema_engine(database_url, must_exist=True) as engine:
+        revision = check(engine)
+        click.echo(f"{_shown(engine)} is at revision {revision} (head) and matches the models.")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@database_url_option
+@click.option("--yes", is_flag=True, help="Do not ask before a downgrade to base, which drops every task log table.")
+def db_downgrade(revision: str, database_url: str, yes: bool) -> None:
+    """Take the schema back to REVISION, to run an older slack-tasklog.
+
+    REVISION is one of this version's (0001), or base: no task log tables at all (it asks first).
+    """
+    from ._migrate import downgrade
+
+    with _schema_engine(database_url, must_exist=True) as engine:
+        if revision == "base" and not yes:
+            question = f"This drops every task log table in {_shown(engine)}, with all their rows. Go on?"
+            click.confirm(question, abort=True)
+        before, after = downgrade(engine, revision)
+        click.echo(f"Downgraded {_shown(engine)} from {before} to {after or 'base (no task log tables)'}.")

@@ -1,16 +1,15 @@
 """What the request path hands to the background writer.
 
-Small frozen records of plain values only (strings, numbers, tuples), so they cost little to make on the request
-path and can be written anywhere later (the database, a journal). Times are Unix seconds as floats: turning
-them into datetimes is the writer's job, off the request path.
+Named tuples of plain values only (strings, numbers, tuples): the cheapest immutable record Python makes (a
+frozen dataclass costs several times more to build, which matters on Bolt's request path), and one that
+``marshal`` writes to the journal in well under a microsecond. Times are Unix seconds as floats: turning them
+into datetimes is the writer's job, off the request path.
 """
 
 from __future__ import annotations
 
-import json
-import operator
-from dataclasses import dataclass
-from typing import Any
+import marshal
+from typing import Any, NamedTuple
 
 __all__ = [
     "AssignmentRecorded",
@@ -18,14 +17,14 @@ __all__ = [
     "MessageDeleted",
     "MessageInThread",
     "OutcomeRecorded",
+    "SlackEvent",
     "TaskRequested",
     "decode_event",
     "encode_event",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRequested:
+class TaskRequested(NamedTuple):
     """An app mention that opens a task, or, when its thread already holds one, is a follow-up of it."""
 
     team_id: str
@@ -35,10 +34,20 @@ class TaskRequested:
     ts: str
     user_id: str
     text: str | None
+    # The app's user id while ``text`` still starts with its mention: the writer strips it (see ``stored_text``),
+    # so the request path does not have to.
+    mention: str | None = None
+
+    def stored_text(self) -> str | None:
+        """The text as stored: without the app's own leading mention."""
+        if self.text is None or self.mention is None:
+            return self.text
+        from ._capture import strip_leading_mention
+
+        return strip_leading_mention(self.text, self.mention or None)
 
 
-@dataclass(frozen=True, slots=True)
-class MessageInThread:
+class MessageInThread(NamedTuple):
     """A person's message in a thread: a follow-up if the thread holds a task, otherwise nothing."""
 
     team_id: str
@@ -49,8 +58,7 @@ class MessageInThread:
     text: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class AssignmentRecorded:
+class AssignmentRecorded(NamedTuple):
     """One call of ``check_and_assign``: every agent's confidence and who (if anyone) got the task."""
 
     id: str
@@ -65,8 +73,7 @@ class AssignmentRecorded:
     unassigned_error: str
 
 
-@dataclass(frozen=True, slots=True)
-class OutcomeRecorded:
+class OutcomeRecorded(NamedTuple):
     """One call of ``process_assignment``: success or the error, and the wall-clock time it took."""
 
     id: str
@@ -81,8 +88,7 @@ class OutcomeRecorded:
     finished_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class MessageDeleted:
+class MessageDeleted(NamedTuple):
     """Someone deleted a Slack message: if it is a task's request or a follow-up, its stored text is erased."""
 
     team_id: str
@@ -90,44 +96,55 @@ class MessageDeleted:
     ts: str
 
 
-Event = TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted
+class SlackEvent(NamedTuple):
+    """An Events API request, not yet looked at: the request path's fast lane.
+
+    Deciding what a message records takes longer than Bolt's whole dispatch can spare, so when nothing needs the
+    text before it is journaled (no ``redact``, text stored), the middleware hands over the body as Bolt parsed it
+    (``body``, in memory only) and the raw request body (``raw``, for the journal), and the writer decides.
+    """
+
+    raw: str
+    team_id: str | None
+    enterprise_id: str | None
+    bot_user_id: str | None
+    follow_ups: bool
+    body: Any = None
 
 
-# -- the journal's line format --------------------------------------------------------------------------------
-# One JSON array per event: [seq, kind, field, field, ...] in the dataclass's field order. Arrays, not objects:
-# half the bytes and half the time of json.dumps on the request path, and the field order is part of the format
-# (FORMAT_VERSION says which).
+Event = TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted | SlackEvent
 
-FORMAT_VERSION = 1
+# -- the journal's record format --------------------------------------------------------------------------------
+# marshal of (index, kind, *fields), fields in the order above. marshal's format for str/float/None/bool/tuple has
+# not changed since Python 3.4; the journal is a local, short-lived file read back by this package.
 
-_KIND_OF: dict[type[Any], str] = {
-    TaskRequested: "request",
-    MessageInThread: "message",
-    AssignmentRecorded: "assignment",
-    OutcomeRecorded: "outcome",
-    MessageDeleted: "deleted",
-}
-_CLASS_OF: dict[str, type[Any]] = {kind: cls for cls, kind in _KIND_OF.items()}
-_VALUES: dict[type[Any], Any] = {cls: operator.attrgetter(*cls.__slots__) for cls in _KIND_OF}
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def encode_event(seq: int, event: Event) -> bytes:
-    """One journal line (with its newline) for ``event``."""
-    cls = type(event)
-    return (_dumps([seq, _KIND_OF[cls], *_VALUES[cls](event)]) + "\n").encode()
+_KINDS: tuple[type[Any], ...] = (
+    TaskRequested,
+    MessageInThread,
+    AssignmentRecorded,
+    OutcomeRecorded,
+    MessageDeleted,
+    SlackEvent,
+)
+_KIND_OF: dict[type[Any], int] = {cls: code for code, cls in enumerate(_KINDS)}
+_SLACK_EVENT = _KIND_OF[SlackEvent]
+_dumps = marshal.dumps
 
 
-def decode_event(line: bytes | str) -> tuple[int, Event]:
+def encode_event(index: int, event: Event) -> bytes:
+    """The journal record for ``event`` (``index`` is the writer's sequence number)."""
+    if type(event) is SlackEvent:  # the parsed body stays in memory: the raw one is in the record
+        return _dumps((index, _SLACK_EVENT, *event[:5]))
+    return _dumps((index, _KIND_OF[type(event)], *event))
+
+
+def decode_event(record: bytes) -> tuple[int, Event]:
     """The inverse of :func:`encode_event`; raises ValueError for anything else."""
     try:
-        seq, kind, *values = json.loads(line)
-        cls = _CLASS_OF[kind]
-        if cls is AssignmentRecorded:
-            values[6] = tuple((str(agent), confidence) for agent, confidence in values[6])
-        event: Event = cls(*values)
-    except (TypeError, KeyError, IndexError, ValueError) as error:
-        raise ValueError(f"not a journal line: {error}") from error
-    if not isinstance(seq, int):
-        raise ValueError("not a journal line: bad sequence number")
-    return seq, event
+        index, kind, *values = marshal.loads(record)
+        event: Event = _KINDS[kind](*values)
+    except (TypeError, IndexError, ValueError, EOFError) as error:
+        raise ValueError(f"not a journal record: {error}") from error
+    if type(index) is not int:
+        raise ValueError("not a journal record: bad sequence number")
+    return index, event

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import IO, Any
 
-from sqlalchemy import Connection, Row, Select, Table, and_, func, or_, select
+from sqlalchemy import Connection, Join, Row, Select, Table, and_, func, or_, select
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from ._models import Assignment, Evaluation, FollowUp, Outcome, Task
 
-__all__ = ["CSV_COLUMNS", "ExportFilter", "iter_task_rows", "neutralize", "write_csv"]
+__all__ = ["CSV_COLUMNS", "ExportFilter", "iter_task_rows", "latest_round_join", "neutralize", "write_csv"]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
@@ -50,12 +51,14 @@ _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 @dataclass(frozen=True)
 class ExportFilter:
-    """Which tasks: requested in [since, until), assigned (latest round) to ``agent``, in workspace ``team_id``."""
+    """Which tasks: requested in [since, until), assigned (latest round) to ``agent``, in workspace ``team_id`` (of
+    Enterprise Grid organisation ``enterprise_id``)."""
 
     since: datetime | date | str | None = None
     until: datetime | date | str | None = None
     agent: str | None = None
     team_id: str | None = None
+    enterprise_id: str | None = None
 
 
 def as_utc(value: datetime | date | str | None) -> datetime | None:
@@ -78,32 +81,49 @@ def neutralize(cell: str) -> str:
     return cell
 
 
-def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
-    t, a, o = _tasks, _assignments, _outcomes
+def latest_round_join(tasks: Table) -> tuple[Join, NamedFromClause, NamedFromClause]:
+    """``tasks`` outer-joined to each task's latest round and that round's outcome: the one rule of which round
+    counts, shared by the CSV and the stats.
+
+    The latest round is the newest assignment (``recorded_at``, then ``id``); its outcome is the newest run
+    (``finished_at``, then ``id``) by the round's agent — or the round's own "nobody" outcome — that started after
+    the round was recorded. Returns the join and the two aliases, ``latest_round`` and ``round_outcome``; both are
+    NULL for a task with no round yet, and the outcome alone for a round still running.
+    """
+    a, o = _assignments, _outcomes
     latest_round = a.alias("latest_round")
     round_outcome = o.alias("round_outcome")
     newest_round_id = (
         select(a.c.id)
-        .where(a.c.task_id == t.c.id)
+        .where(a.c.task_id == tasks.c.id)
         .order_by(a.c.recorded_at.desc(), a.c.id.desc())
         .limit(1)
-        .correlate(t)
+        .correlate(tasks)
         .scalar_subquery()
     )
-    # The round's outcome: the newest run by the assigned agent (or the round's own "nobody" outcome) that
-    # started after the round did.
     newest_outcome_id = (
         select(o.c.id)
         .where(
-            o.c.task_id == t.c.id,
+            o.c.task_id == tasks.c.id,
             o.c.agent.is_not_distinct_from(latest_round.c.agent),
             o.c.started_at >= latest_round.c.recorded_at,
         )
         .order_by(o.c.finished_at.desc(), o.c.id.desc())
         .limit(1)
-        .correlate(t, latest_round)
+        .correlate(tasks, latest_round)
         .scalar_subquery()
     )
+    # The task_id terms are implied by the ids, but they let the planner reach the rows through the task_id indexes
+    # (and SQLAlchemy's linter see how the tables join).
+    joined = tasks.outerjoin(
+        latest_round, and_(latest_round.c.task_id == tasks.c.id, latest_round.c.id == newest_round_id)
+    ).outerjoin(round_outcome, and_(round_outcome.c.task_id == tasks.c.id, round_outcome.c.id == newest_outcome_id))
+    return joined, latest_round, round_outcome
+
+
+def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
+    t, a = _tasks, _assignments
+    joined, latest_round, round_outcome = latest_round_join(t)
     follow_up_count = (
         select(func.count()).select_from(_follow_ups).where(_follow_ups.c.task_id == t.c.id).scalar_subquery()
     )
@@ -126,11 +146,7 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
             follow_up_count.label("follow_ups"),
             attempts.label("attempts"),
         )
-        .select_from(
-            t.outerjoin(latest_round, latest_round.c.id == newest_round_id).outerjoin(
-                round_outcome, round_outcome.c.id == newest_outcome_id
-            )
-        )
+        .select_from(joined)
         .order_by(t.c.requested_at, t.c.id)
         .limit(_PAGE)
     )
@@ -141,6 +157,8 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
         query = query.where(t.c.requested_at < until)
     if where.team_id is not None:
         query = query.where(t.c.team_id == where.team_id)
+    if where.enterprise_id is not None:
+        query = query.where(t.c.enterprise_id == where.enterprise_id)
     if where.agent is not None:
         query = query.where(latest_round.c.agent == where.agent)
     return query, t.c.requested_at, t.c.id

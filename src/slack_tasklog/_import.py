@@ -4,7 +4,7 @@ Two formats, told apart line by line:
 
 - The design document's Approach 1 (``task_logs.jsonl``): objects with ``event_type`` ``task_request``,
   ``evaluations`` or ``task_complete``, written by its ``log_task`` sketch.
-- This package's own journal (``*.journal`` files; arrays, after a header object).
+- This package's own journal segments (``*.journal`` files, see ``_journal``): :func:`import_journal`.
 
 Events are linked by thread as the bot's own are, and written through the same idempotent path: every imported
 event has an identity derived from its content, so importing a file twice changes nothing. Lines that cannot be
@@ -18,13 +18,15 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import IO, Any
 
 from ._decorators import normalize_evaluations
-from ._events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested, decode_event
+from ._events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
+from ._journal import MAGIC, read_segment
 from ._store import Store
 
-__all__ = ["ImportReport", "import_jsonl", "parse_line"]
+__all__ = ["ImportReport", "import_journal", "import_jsonl", "is_journal", "parse_line"]
 
 _BATCH = 5_000
 _MAX_REPORTED = 1_000
@@ -86,16 +88,12 @@ def parse_line(
     line cannot be read."""
     if not raw.strip():
         return None
-    if raw.lstrip()[:1] in (b"[", "["):
-        return decode_event(raw)[1]
     try:
         data = json.loads(raw)
     except ValueError as error:
         raise ValueError(f"not JSON: {error}") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    if "slack_tasklog_journal" in data:
-        return None
     kind = data.get("event_type")
     convert = _APPROACH_1.get(kind) if isinstance(kind, str) else None
     if convert is None:
@@ -104,6 +102,22 @@ def parse_line(
         return convert(data, team_id, unassigned_error)
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{kind}: {_why(error)}") from None
+
+
+def import_journal(path: Path, store: Store) -> ImportReport:
+    """Write the events of a journal segment (``*.journal``) that were not yet marked committed."""
+    events, unreadable = read_segment(path)
+    for start in range(0, len(events), _BATCH):
+        store.write(events[start : start + _BATCH])
+    report = ImportReport(lines=len(events) + unreadable, events=len(events), skipped=unreadable)
+    if unreadable:
+        report.problems.append((0, f"{unreadable} unreadable records"))
+    return report
+
+
+def is_journal(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(MAGIC)) == MAGIC
 
 
 def _why(error: Exception) -> str:

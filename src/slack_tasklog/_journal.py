@@ -1,41 +1,55 @@
 """The write-ahead journal: every event is on local disk before it is queued for the database.
 
-Each process appends to segment files of its own in the journal directory and holds an ``flock`` on the one it is
-writing, so another process can tell a live segment from one left behind by a process that died: the lock goes
-with the process, however it ended (``kill -9`` included). A segment nobody holds is *orphaned*; the next
-``TaskLog`` on the same journal directory writes its events to the database and deletes it. Writes are
-idempotent, so replaying an event that did reach the database before the crash changes nothing.
+Each process writes segment files of its own in the journal directory and holds an ``flock`` on each, so another
+process can tell a live segment from one left behind by a process that died: the lock goes with the process,
+however it ended (``kill -9`` included). A segment nobody holds is *orphaned*; the next ``TaskLog`` on the same
+journal directory writes its events to the database and deletes it. Writes are idempotent, so replaying an event
+that did reach the database before the crash changes nothing.
 
-While the database keeps up, the live segment is emptied each time every event in it is committed, so the journal
-stays a few kilobytes. When the database falls behind (down, slow, a burst), the in-memory queue fills up and later
-events *spill*: they are only in the journal until the writer reads them back. Memory stays bounded; the journal
-grows, in segments of ``segment_bytes`` that are deleted as soon as they are committed.
+A segment is a preallocated file mapped into memory (``mmap``, shared): appending an event is a copy into the
+mapping, with no system call on the request path — the kernel owns those pages, so they survive the process being
+killed the moment the copy is done. They do not survive a power loss or kernel crash in the following seconds
+unless ``fsync=True`` (an ``msync`` per event, far slower).
 
-What survives what: lines are written with one ``write(2)`` each, without ``fsync`` unless asked, so they survive
-the process being killed (the kernel has them) but not a power loss or kernel crash in the following seconds;
-``fsync=True`` survives those too, at the cost of a disk flush per event.
+While the database keeps up, the writer marks everything committed and the segment is reused from its start, so
+the journal stays small. When the database falls behind (down, slow, a burst), the in-memory queue fills up and
+later events *spill*: they are only in the journal until the writer reads them back. Memory stays bounded; the
+journal grows, segment by segment, up to ``max_bytes``; segments are deleted as soon as they are committed.
 
-Line format: a header line ``{"slack_tasklog_journal": 1, ...}`` then one JSON array per event (see
-``_events.encode_event``).
+Layout: a 16-byte header (``SLTJ``, a format byte, three spare bytes, then the byte offset up to which everything is
+known to be committed), then records: a 4-byte little-endian length and that many bytes of ``encode_event``
+output. A zero length ends the segment; it is written before each record's own length, so a record is complete the
+moment its length is there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import json
+import mmap
 import os
+import struct
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._events import FORMAT_VERSION, Event, decode_event
-from ._internal import RateLimitedLog, logger
+from ._events import Event, decode_event
+from ._internal import RateLimitedLog
 
-__all__ = ["Journal", "JournalCursor", "claimed", "read_segment", "read_spilled"]
+# The journal needs POSIX file locks to tell a live process's segments from a dead one's; elsewhere it is off.
+_LOCKS = sys.platform != "win32"
+if _LOCKS:
+    import fcntl
 
+__all__ = ["MAGIC", "Journal", "JournalCursor", "claimed", "read_segment", "read_spilled"]
+
+MAGIC = b"SLTJ\x01"
+_HEADER = 16
+_COMMITTED_AT = 8  # where in the header the committed offset is
+_LENGTH = struct.Struct("<I")
+_OFFSET = struct.Struct("<Q")
+_END = b"\0\0\0\0"
 _SUFFIX = ".journal"
 _failures = RateLimitedLog()
 
@@ -44,10 +58,13 @@ _failures = RateLimitedLog()
 class _Segment:
     path: Path
     fd: int
-    header_bytes: int
-    size: int
-    # The writer's count of accepted events when this segment's last line was appended.
+    map: mmap.mmap
+    position: int = _HEADER  # where the next record goes
+    # The writer's count of accepted events when this segment's last record was appended.
     last_index: int = 0
+
+    def mark_committed(self, offset: int) -> None:
+        self.map[_COMMITTED_AT : _COMMITTED_AT + 8] = _OFFSET.pack(offset)
 
 
 @dataclass
@@ -61,31 +78,36 @@ class JournalCursor:
 @dataclass
 class Journal:
     """One process's segments in ``directory``. Every method is called under the writer's lock, except
-    :meth:`read_spilled` and the recovery helpers, which only read files nobody appends to concurrently."""
+    :func:`read_spilled`, which reads records that were complete when its byte ranges were taken."""
 
     directory: Path
     fsync: bool = False
     segment_bytes: int = 16 * 1024 * 1024
+    max_bytes: int = 1024 * 1024 * 1024
     _segments: list[_Segment] = field(default_factory=list)  # oldest first; the last one is live
-    disabled: bool = False
+    disabled: bool = not _LOCKS
 
     # -- appending ------------------------------------------------------------------------------------------
 
-    def append(self, line: bytes, index: int) -> bool:
-        """Append one event line; False if the journal could not take it (the event is then memory-only)."""
+    def append(self, record: bytes, index: int) -> bool:
+        """Append one event record; False if the journal could not take it (the event is then memory-only)."""
         if self.disabled:
             return False
+        size = _LENGTH.size + len(record)
         try:
-            segment = self._live()
-            if segment.size >= self.segment_bytes:
-                segment = self._open_segment()
-            written = os.write(segment.fd, line)
-            if written != len(line):  # a full disk can write part of a line: never leave half an event
-                os.ftruncate(segment.fd, segment.size)
-                raise OSError(errno.ENOSPC, "short write to the journal")
+            segment = self._segments[-1] if self._segments else self._open_segment()
+            start = segment.position
+            if start + size + _LENGTH.size > len(segment.map):
+                segment = self._open_segment(size)
+                start = segment.position
+            mapped = segment.map
+            end = start + size
+            mapped[start + _LENGTH.size : end] = record
+            mapped[end : end + _LENGTH.size] = _END
+            mapped[start : start + _LENGTH.size] = _LENGTH.pack(len(record))
             if self.fsync:
-                os.fsync(segment.fd)
-        except OSError as error:
+                mapped.flush()
+        except (OSError, ValueError) as error:
             _failures.warning(
                 "append",
                 "slack_tasklog: cannot write the journal in %s (%s); events are held in memory only",
@@ -93,30 +115,29 @@ class Journal:
                 error,
             )
             return False
-        segment.size += written
+        segment.position = end
         segment.last_index = index
         return True
 
-    def _live(self) -> _Segment:
-        if self._segments:
-            return self._segments[-1]
-        return self._open_segment()
-
-    def _open_segment(self) -> _Segment:
+    def _open_segment(self, record_size: int = 0) -> _Segment:
+        if len(self._segments) * self.segment_bytes >= self.max_bytes:
+            raise OSError(f"the journal is full ({self.max_bytes} bytes)")
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"tasklog-{os.getpid()}-{time.time_ns()}{_SUFFIX}"
-        path = self.directory / name
+        path = self.directory / f"tasklog-{os.getpid()}-{time.time_ns()}{_SUFFIX}"
         # 0600: the journal holds what people asked the bot, like the database does.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            header = (json.dumps({"slack_tasklog_journal": FORMAT_VERSION, "pid": os.getpid()}) + "\n").encode()
-            os.write(fd, header)
+            # Sparse: disk is used only as records are written.
+            os.ftruncate(fd, max(self.segment_bytes, _HEADER + record_size + 2 * _LENGTH.size))
+            mapped = mmap.mmap(fd, 0)
         except OSError:
             os.close(fd)
             path.unlink(missing_ok=True)
             raise
-        segment = _Segment(path, fd, len(header), len(header))
+        mapped[0 : len(MAGIC)] = MAGIC
+        segment = _Segment(path, fd, mapped)
+        segment.mark_committed(_HEADER)
         if self._segments:
             segment.last_index = self._segments[-1].last_index
         self._segments.append(segment)
@@ -130,34 +151,40 @@ class Journal:
             self._remove(self._segments.pop(0))
         if caught_up and self._segments:
             live = self._segments[-1]
-            if live.size > live.header_bytes and live.last_index <= index:
-                try:
-                    os.ftruncate(live.fd, live.header_bytes)
-                except OSError as error:
-                    _failures.warning("truncate", "slack_tasklog: cannot trim the journal %s: %s", live.path, error)
-                else:
-                    live.size = live.header_bytes
+            if live.position > _HEADER and live.last_index <= index:
+                # Start the segment over: end marker first, then the header, so a crash in between replays nothing.
+                live.map[_HEADER : _HEADER + _LENGTH.size] = _END
+                live.mark_committed(_HEADER)
+                live.position = _HEADER
 
     def _remove(self, segment: _Segment) -> None:
         with contextlib.suppress(OSError):
             segment.path.unlink()
+        self._close(segment)
+
+    @staticmethod
+    def _close(segment: _Segment) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            segment.map.close()
         with contextlib.suppress(OSError):
             os.close(segment.fd)
 
     @property
     def size(self) -> int:
-        return sum(segment.size - segment.header_bytes for segment in self._segments)
+        """Bytes of records not yet known to be committed."""
+        return sum(segment.position - _HEADER for segment in self._segments)
 
     def close(self, *, everything_committed: bool) -> Path | None:
         """Stop appending. Delete the segments if nothing in them is pending; else keep them for the next start
         (releasing the lock is what marks them orphaned) and return the directory."""
         segments, self._segments = self._segments, []
         self.disabled = True
-        pending = any(s.size > s.header_bytes for s in segments) and not everything_committed
+        pending = not everything_committed and any(s.position > _HEADER for s in segments)
         for segment in segments:
             if pending:
-                with contextlib.suppress(OSError):
-                    os.close(segment.fd)
+                with contextlib.suppress(OSError, ValueError):
+                    segment.map.flush()
+                self._close(segment)
             else:
                 self._remove(segment)
         return self.directory if pending else None
@@ -165,44 +192,45 @@ class Journal:
     def forget_after_fork(self) -> None:
         """In a forked child: the parent's segments and locks are the parent's. Close our copies only."""
         for segment in self._segments:
-            with contextlib.suppress(OSError):
-                os.close(segment.fd)
+            self._close(segment)
         self._segments = []
 
     # -- reading spilled events back ------------------------------------------------------------------------
 
     def spill_cursor(self) -> JournalCursor | None:
-        """Where the next appended line will start: taken just before the first spilled event."""
+        """Where the next appended record will start: taken just before the first spilled event."""
         if self.disabled:
             return None
         try:
-            segment = self._live()
-            if segment.size >= self.segment_bytes:
-                segment = self._open_segment()
+            segment = self._segments[-1] if self._segments else self._open_segment()
         except OSError:
             return None
-        return JournalCursor(segment, segment.size)
+        return JournalCursor(segment, segment.position)
 
     def snapshot(self, cursor: JournalCursor) -> list[tuple[_Segment, int, int]]:
         """The byte ranges from ``cursor`` to the current end, segment by segment (taken under the lock, so every
-        line in them is complete)."""
+        record in them is complete)."""
         ranges = []
         started = False
         for segment in self._segments:
             if segment is cursor.segment:
                 started = True
-                ranges.append((segment, cursor.offset, segment.size))
+                ranges.append((segment, cursor.offset, segment.position))
             elif started:
-                ranges.append((segment, segment.header_bytes, segment.size))
+                ranges.append((segment, _HEADER, segment.position))
         return ranges
 
     def at_end(self, cursor: JournalCursor) -> bool:
-        return bool(self._segments) and cursor.segment is self._segments[-1] and cursor.offset >= cursor.segment.size
+        return (
+            bool(self._segments) and cursor.segment is self._segments[-1] and cursor.offset >= cursor.segment.position
+        )
 
     # -- recovery -------------------------------------------------------------------------------------------
 
     def orphans(self) -> list[Path]:
         """Segments left by processes that are gone (nobody holds their lock), oldest first."""
+        if not _LOCKS:
+            return []
         try:
             paths = sorted(self.directory.glob(f"*{_SUFFIX}"), key=_segment_order)
         except OSError:
@@ -211,46 +239,50 @@ class Journal:
         return [path for path in paths if path not in mine and not _is_locked(path)]
 
 
+def _records(data: bytes | mmap.mmap, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(offset after the record, record bytes) from ``start`` until ``end`` or the end marker."""
+    position = start
+    while position + _LENGTH.size <= end:
+        (length,) = _LENGTH.unpack_from(data, position)
+        if length == 0 or position + _LENGTH.size + length > end:
+            return
+        record_start = position + _LENGTH.size
+        position = record_start + length
+        yield position, bytes(data[record_start:position])
+
+
 def read_spilled(
     ranges: list[tuple[_Segment, int, int]], limit: int
 ) -> tuple[list[tuple[int, Event]], JournalCursor | None]:
-    """Up to ``limit`` (index, event) pairs from the byte ranges, and the cursor after the last line read."""
+    """Up to ``limit`` (index, event) pairs from the byte ranges, and the cursor after the last record read."""
     events: list[tuple[int, Event]] = []
     cursor: JournalCursor | None = None
     for segment, start, end in ranges:
-        if start >= end:
-            cursor = JournalCursor(segment, start)
-            continue
-        with open(segment.path, "rb") as file:
-            file.seek(start)
-            offset = start
-            for line in file.read(end - start).splitlines(keepends=True):
-                offset += len(line)
-                try:
-                    events.append(decode_event(line))
-                except ValueError:
-                    logger.warning("slack_tasklog: skipped an unreadable line in the journal %s", segment.path)
-                cursor = JournalCursor(segment, offset)
-                if len(events) >= limit:
-                    return events, cursor
+        cursor = JournalCursor(segment, start)
+        for after, record in _records(segment.map, start, end):
+            try:
+                events.append(decode_event(record))
+            except ValueError:
+                _failures.warning("spill", "slack_tasklog: skipped an unreadable record in %s", segment.path)
+            cursor = JournalCursor(segment, after)
+            if len(events) >= limit:
+                return events, cursor
     return events, cursor
 
 
 def read_segment(path: Path) -> tuple[list[Event], int]:
-    """Every event in a segment file, and how many lines could not be read (a line cut short by a crash)."""
+    """The events of a segment file not yet marked committed, and how many records could not be read."""
+    data = path.read_bytes()
+    if not data.startswith(MAGIC) or len(data) < _HEADER:
+        raise ValueError(f"{path} is not a slack_tasklog journal segment")
+    (committed,) = _OFFSET.unpack_from(data, _COMMITTED_AT)
     events: list[Event] = []
     bad = 0
-    with open(path, "rb") as file:
-        for number, line in enumerate(file):
-            if number == 0 and line.startswith(b"{"):
-                continue  # the header
-            if not line.endswith(b"\n"):
-                bad += 1  # the process died in the middle of this write: the call never returned
-                continue
-            try:
-                events.append(decode_event(line)[1])
-            except ValueError:
-                bad += 1
+    for _, record in _records(data, max(committed, _HEADER), len(data)):
+        try:
+            events.append(decode_event(record)[1])
+        except ValueError:
+            bad += 1
     return events, bad
 
 

@@ -12,6 +12,9 @@ batch, a replayed journal) is a no-op. Tasks and follow-ups are keyed by what Sl
 (team, channel, ts) of a message.
 
 Tables are prefixed ``tasklog_`` because teams point us at the database their app already uses.
+
+The schema is versioned: every change here needs a migration in ``migrations/versions/`` (``tests/test_migrations.py``
+fails until models and migrations agree).
 """
 
 from __future__ import annotations
@@ -56,16 +59,32 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# MySQL/MariaDB compare strings case-insensitively by default ('C1' = 'c1', 'Grok' = 'grok'), which would merge
+# two Slack channels or two agents in unique keys and lookups: ids, ts and agent names get the binary collation
+# there. SQLite and PostgreSQL already compare them exactly, and keep their plain VARCHAR.
+MYSQL_BINARY_COLLATION = "utf8mb4_bin"
+
+
+def _exact_string(length: int) -> String:
+    return String(length).with_variant(mysql.VARCHAR(length, collation=MYSQL_BINARY_COLLATION), "mysql", "mariadb")
+
+
 # Slack ids (T…, C…, U…) and ts strings are short; 32 leaves room and stays index-friendly everywhere.
-SlackId = String(32)
+SlackId = _exact_string(32)
 # 191 characters is the longest utf8mb4 string MySQL/MariaDB can index with the default row format.
-AgentName = String(191)
+AgentName = _exact_string(191)
 # A Slack message can be 40,000 characters (160 kB in utf8mb4): MySQL's TEXT stops at 64 kB.
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 # SQLite only autoincrements an INTEGER PRIMARY KEY; elsewhere we want 64 bits for years of tasks.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 # An id minted when the event is recorded (uuid4 hex).
-EventId = String(32)
+EventId = _exact_string(32)
+# MySQL's FLOAT is single precision (about 7 digits: 1234.56789 s reads back as 1234.57): DOUBLE there. SQLite's
+# REAL and PostgreSQL's FLOAT are 8 bytes already.
+Number = Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
+# Whatever the database's default character set, our tables hold any Unicode text, emoji included (MySQL's "utf8"
+# is 3 bytes a character and refuses them).
+TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -133,6 +152,9 @@ class Task(Base):
         Index("ix_tasklog_tasks_team_id_requested_at", "team_id", "requested_at"),
         Index("ix_tasklog_tasks_thread_ts", "thread_ts"),
         Index("ix_tasklog_tasks_user_id", "user_id"),
+        # A deleted Slack message is found by its own (team, channel, ts) to erase its text.
+        Index("ix_tasklog_tasks_team_id_channel_id_request_ts", "team_id", "channel_id", "request_ts"),
+        TABLE_OPTIONS,
     )
 
 
@@ -154,6 +176,9 @@ class FollowUp(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "ts"),
         Index("ix_tasklog_follow_ups_task_id", "task_id"),
+        # forget --user: a user's texts.
+        Index("ix_tasklog_follow_ups_user_id", "user_id"),
+        TABLE_OPTIONS,
     )
 
 
@@ -169,7 +194,7 @@ class Assignment(Base):
     channel_id: Mapped[str | None] = mapped_column(SlackId)
     thread_ts: Mapped[str] = mapped_column(SlackId)
     agent: Mapped[str | None] = mapped_column(AgentName)
-    confidence: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Number)
     # When check_and_assign was called: an outcome that started after this belongs to this round.
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -177,6 +202,7 @@ class Assignment(Base):
         Index("ix_tasklog_assignments_task_id_recorded_at", "task_id", "recorded_at"),
         Index("ix_tasklog_assignments_thread_ts", "thread_ts"),
         Index("ix_tasklog_assignments_agent_recorded_at", "agent", "recorded_at"),
+        TABLE_OPTIONS,
     )
 
 
@@ -189,9 +215,9 @@ class Evaluation(Base):
         ForeignKey("tasklog_assignments.id", ondelete="CASCADE"), primary_key=True
     )
     agent: Mapped[str] = mapped_column(AgentName, primary_key=True)
-    confidence: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Number)
 
-    __table_args__ = (Index("ix_tasklog_evaluations_agent", "agent"),)
+    __table_args__ = (Index("ix_tasklog_evaluations_agent", "agent"), TABLE_OPTIONS)
 
 
 class Outcome(Base):
@@ -210,7 +236,7 @@ class Outcome(Base):
     thread_ts: Mapped[str] = mapped_column(SlackId)
     agent: Mapped[str | None] = mapped_column(AgentName)
     success: Mapped[bool] = mapped_column(Boolean)
-    execution_time: Mapped[float] = mapped_column(Float)
+    execution_time: Mapped[float] = mapped_column(Number)
     error_message: Mapped[str | None] = mapped_column(LongText)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -219,4 +245,5 @@ class Outcome(Base):
         Index("ix_tasklog_outcomes_task_id_finished_at", "task_id", "finished_at"),
         Index("ix_tasklog_outcomes_thread_ts", "thread_ts"),
         Index("ix_tasklog_outcomes_agent_finished_at", "agent", "finished_at"),
+        TABLE_OPTIONS,
     )

@@ -7,6 +7,7 @@ written twice lands once.
 
 from __future__ import annotations
 
+import json
 import operator
 import threading
 import time
@@ -30,7 +31,6 @@ from sqlalchemy import (
     event,
     exists,
     func,
-    insert,
     or_,
     select,
     update,
@@ -39,9 +39,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from ._events import AssignmentRecorded, Event, MessageDeleted, MessageInThread, OutcomeRecorded, TaskRequested
+from ._capture import capture
+from ._events import (
+    AssignmentRecorded,
+    Event,
+    MessageDeleted,
+    MessageInThread,
+    OutcomeRecorded,
+    SlackEvent,
+    TaskRequested,
+)
 from ._internal import logger
-from ._models import Assignment, Base, Evaluation, FollowUp, Outcome, Task
+from ._migrate import MigrateMode, SchemaNotReadyError, prepare_schema
+from ._models import Assignment, Evaluation, FollowUp, Outcome, Task
 
 __all__ = ["Store", "create_tasklog_engine"]
 
@@ -59,16 +69,30 @@ _PURGE_INTERVAL = 3600.0
 _IN_CHUNK = 500
 
 
+# backend: (the extra that installs its driver, that driver's name in a URL)
+_EXTRAS = {"postgresql": ("postgres", "psycopg"), "mysql": ("mysql", "pymysql"), "mariadb": ("mysql", "pymysql")}
+
+
 def create_tasklog_engine(url: str) -> Engine:
     """An engine with the settings the task log needs: SQLite in WAL mode with a busy timeout, write
-    transactions that take the write lock up front, and pre-ping for servers that drop idle connections."""
+    transactions that take the write lock up front, pre-ping for servers that drop idle connections, and a utf8mb4
+    connection to MySQL/MariaDB (emoji)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    backend = parsed.get_backend_name()
+    if backend != "sqlite":
+        connect_args = {}
+        if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+            # Some drivers still default to a 3-byte "utf8" (or latin1) connection, which cannot carry emoji. Not
+            # added to the URL: the journal's directory is named after the URL the user gave.
+            connect_args["charset"] = "utf8mb4"
         try:
-            return create_engine(parsed, pool_pre_ping=True)
+            return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
         except ImportError as error:
-            extra = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(parsed.get_backend_name())
+            extra, driver = _EXTRAS.get(backend, (None, None))
             hint = f"pip install 'slack-tasklog[{extra}]'" if extra else "install its driver"
+            if driver and parsed.get_driver_name() != driver:
+                # The extra installs this driver; a bare postgresql:// or mysql:// URL asks SQLAlchemy for another.
+                hint += f" and use a {backend}+{driver}:// URL"
             raise ImportError(f"no driver for {parsed.drivername} databases: {hint} ({error})") from error
     database = parsed.database or ""
     in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
@@ -134,8 +158,10 @@ def _ts_to_utc(ts: str, fallback: datetime) -> datetime:
 class Store:
     """The database side of the writer (see ``BatchSink``)."""
 
-    def __init__(self, engine: Engine, *, cache_size: int = _CACHE_SIZE) -> None:
+    def __init__(self, engine: Engine, *, cache_size: int = _CACHE_SIZE, migrate: MigrateMode | None = None) -> None:
         self.engine = engine
+        # What ensure_schema may do to the schema (see _migrate.prepare_schema); None: the backend's default.
+        self._migrate: MigrateMode | None = migrate
         self._cache_size = cache_size
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -175,7 +201,8 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     def is_transient(self, error: Exception) -> bool:
-        if isinstance(error, OperationalError | DisconnectionError):
+        # SchemaNotReadyError: the schema needs an upgrade someone has to run; hold the events until it is done.
+        if isinstance(error, OperationalError | DisconnectionError | SchemaNotReadyError):
             return True
         return isinstance(error, DBAPIError) and error.connection_invalidated
 
@@ -188,7 +215,7 @@ class Store:
             return
         with self._schema_lock:
             if not self._schema_ready:
-                Base.metadata.create_all(self.engine)
+                prepare_schema(self.engine, self._migrate)
                 self._schema_ready = True
 
     def write(self, batch: Sequence[Event]) -> None:
@@ -342,7 +369,7 @@ class Store:
                 "thread_ts": r.thread_ts,
                 "request_ts": r.ts,
                 "user_id": r.user_id,
-                "request_text": r.text,
+                "request_text": r.stored_text(),
                 "requested_at": _ts_to_utc(r.ts, now),
                 "recorded_at": now,
             }
@@ -390,7 +417,7 @@ class Store:
                 "channel_id": m.channel_id,
                 "ts": m.ts,
                 "user_id": m.user_id,
-                "text": m.text,
+                "text": m.stored_text() if type(m) is TaskRequested else m.text,
                 "posted_at": _ts_to_utc(m.ts, now),
             }
 
@@ -528,7 +555,11 @@ def _partition(
     assignments: list[AssignmentRecorded] = []
     outcomes: list[OutcomeRecorded] = []
     deletions: list[MessageDeleted] = []
-    for item in batch:
+    for given in batch:
+        # A request the middleware passed on unread: what it records is decided here.
+        item = _look_at(given) if isinstance(given, SlackEvent) else given
+        if item is None:
+            continue
         if isinstance(item, TaskRequested):
             requests.append(item)
         elif isinstance(item, MessageInThread):
@@ -540,6 +571,18 @@ def _partition(
         else:
             deletions.append(item)
     return requests, messages, assignments, outcomes, deletions
+
+
+def _look_at(item: SlackEvent) -> TaskRequested | MessageInThread | MessageDeleted | None:
+    """What a request the middleware passed on unread records, if anything."""
+    body = item.body
+    if body is None:
+        try:
+            body = json.loads(item.raw)
+        except ValueError:
+            logger.warning("slack_tasklog: skipped a journaled Slack request that is not JSON")
+            return None
+    return capture(body, item.team_id, item.enterprise_id, item.bot_user_id, item.follow_ups)
 
 
 def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _KnownTask | None:
@@ -567,7 +610,8 @@ class _BulkInsert:
         self._processors = [
             (index, processor)
             for index, name in enumerate(names)
-            if (processor := table.c[name].type.bind_processor(dialect)) is not None
+            # dialect_impl: the type as this dialect stores it (our TypeDecorator, then SQLite's own DATETIME).
+            if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -596,7 +640,12 @@ def _insert_ignore(table: Table, dialect: str) -> Insert:
 
         return pg_insert(table).on_conflict_do_nothing()
     if dialect in ("mysql", "mariadb"):
-        return insert(table).prefix_with("IGNORE")
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        # Not INSERT IGNORE: besides duplicates it turns every error into a warning and stores the row anyway (NULL
+        # in a NOT NULL column becomes '', a long name is cut). A no-op update on a duplicate key skips only those.
+        key = table.primary_key.columns[0].name
+        return mysql_insert(table).on_duplicate_key_update({key: table.c[key]})
     raise NotImplementedError(f"slack_tasklog does not support the {dialect!r} database yet")
 
 

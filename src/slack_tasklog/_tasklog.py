@@ -6,21 +6,24 @@ import atexit
 import hashlib
 import os
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Literal
 
 from sqlalchemy import URL, Engine
 
+from ._commands import DEFAULT_COMMAND, CommandFlow, RoleCache, admins_from
+from ._commands import register_commands as _register_commands
 from ._decorators import Tracking
 from ._durations import parse_duration
 from ._events import Event, MessageDeleted, MessageInThread, TaskRequested
 from ._export import ExportFilter, write_csv
 from ._internal import RateLimitedLog, logger
 from ._journal import Journal
-from ._middleware import TaskLogMiddleware
+from ._middleware import TaskLogMiddleware, register_async
+from ._migrate import MIGRATE_MODES, MigrateMode
 from ._store import Store, create_tasklog_engine
 from ._writer import BackgroundWriter, WriterStats
 
@@ -83,6 +86,11 @@ class TaskLog(Tracking):
     Args:
         database_url: any SQLAlchemy URL; default ``$TASKLOG_DATABASE_URL``, else ``sqlite:///tasklog.db``.
         engine: use this engine instead of making one from a URL.
+        migrate: what to do when the database's schema is not this version's, checked before the first write or
+            read: ``"upgrade"`` it (the default for SQLite; under a lock, so processes starting together migrate
+            once), ``"check"`` and refuse with the command to run (the default for PostgreSQL and MySQL,
+            whose schema an operator upgrades: ``slack-tasklog db upgrade``; events are kept meanwhile and written
+            once it is done), or ``"off"`` (you manage the schema).
         capture_thread_replies: record later messages in a task's thread as its follow-ups.
         unassigned_error: the error recorded when ``check_and_assign`` assigns nobody.
         max_queue: events held in memory while the database catches up; beyond it they spill to the journal
@@ -98,6 +106,10 @@ class TaskLog(Tracking):
             keep, or None to keep none); if it raises, no text is kept. Example: ``redact=scrub_emails``.
         store_text: False stores no request or follow-up text at all (only who, when, which agent, the outcome).
         retention: delete tasks older than this (``"90d"`` or a ``timedelta``) once an hour, from the writer.
+        admins: Slack user IDs who may always export with ``/tasklog`` (and see its stats when
+            ``stats_access="admins"``); default ``$TASKLOG_ADMINS`` (comma-separated).
+        workspace_admins: also let the workspace's admins and owners export (``users.info``, cached 10 minutes).
+        stats_access: who may run ``/tasklog stats``: ``"everyone"`` or ``"admins"`` (the people who may export).
 
     Recording never raises into the bot and never waits on the database: events go to a background writer. Call
     :meth:`flush` to wait for them, :meth:`close` when done (it is also called at interpreter exit).
@@ -108,6 +120,7 @@ class TaskLog(Tracking):
         database_url: str | None = None,
         *,
         engine: Engine | None = None,
+        migrate: MigrateMode | None = None,
         capture_thread_replies: bool = True,
         unassigned_error: str = DEFAULT_UNASSIGNED_ERROR,
         max_queue: int = 100_000,
@@ -117,7 +130,19 @@ class TaskLog(Tracking):
         redact: Callable[[str], str | None] | None = None,
         store_text: bool = True,
         retention: str | timedelta | None = None,
+        admins: Iterable[str] | None = None,
+        workspace_admins: bool = True,
+        stats_access: Literal["everyone", "admins"] = "everyone",
     ) -> None:
+        if migrate is not None and migrate not in MIGRATE_MODES:
+            raise ValueError(f"migrate must be one of {', '.join(MIGRATE_MODES)}, not {migrate!r}")
+        if stats_access not in ("everyone", "admins"):
+            raise ValueError(f"stats_access must be 'everyone' or 'admins', not {stats_access!r}")
+        self.admins = admins_from(admins, os.environ)
+        self.workspace_admins = workspace_admins
+        self.stats_access = stats_access
+        # One users.info answer per user for a while, shared by every app this TaskLog serves.
+        self._roles = RoleCache()
         self._owns_engine = engine is None
         if engine is None:
             url = database_url or os.environ.get("TASKLOG_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -126,10 +151,12 @@ class TaskLog(Tracking):
         self.capture_thread_replies = capture_thread_replies
         self.unassigned_error = unassigned_error
         self.shutdown_timeout = shutdown_timeout
-        self._store = Store(engine)
+        self._store = Store(engine, migrate=migrate)
         self._store.retention = parse_duration(retention) if retention is not None else None
         self.redact = redact
         self.store_text = store_text
+        # The middleware may hand requests over unread only if no text needs changing before it is journaled.
+        self._fast_lane = store_text and redact is None
         journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
         self._writer = BackgroundWriter(
             self._store,
@@ -140,6 +167,7 @@ class TaskLog(Tracking):
             # A previous process died with events only in its journal: write them now, not at the next event.
             self._writer.start()
         self._middleware = TaskLogMiddleware(lambda: self)
+        register_async()  # the AsyncApp fast path, if Bolt's async side is loaded by now
         # Weakly: a TaskLog the program has let go of should not live on until exit.
         ref = weakref.ref(self)
 
@@ -156,6 +184,7 @@ class TaskLog(Tracking):
     @property
     def middleware(self) -> TaskLogMiddleware:
         """The Bolt middleware: ``app.use(tasklog.middleware)`` for ``App`` and ``AsyncApp`` alike."""
+        register_async()  # by now an AsyncApp's module is loaded, if there is one
         return self._middleware
 
     def _record(self, event: Event) -> None:
@@ -167,17 +196,41 @@ class TaskLog(Tracking):
             self._writer.submit(event)
             return
         text: str | None = None
-        if self.store_text and self.redact is not None:
+        if isinstance(event, TaskRequested):
+            # Redaction sees the text as it will be stored, without the app's mention.
+            event = event._replace(text=event.stored_text(), mention=None)
+        if self.store_text and self.redact is not None and event.text is not None:
             try:
                 text = self.redact(event.text)
             except Exception:
                 _redact_failures.warning(
                     "redact", "slack_tasklog: the redact function raised; the text was not stored", exc_info=True
                 )
-        self._writer.submit(replace(event, text=text))
+        self._writer.submit(event._replace(text=text))
 
     def _unassigned_error(self) -> str:
         return self.unassigned_error
+
+    def register_commands(self, app: Any, command: str = DEFAULT_COMMAND) -> None:
+        """Add ``/tasklog stats | export | help`` to a Bolt ``App`` or ``AsyncApp``.
+
+        Example::
+
+            tasklog = TaskLog(admins=["U0ADMIN"])
+            tasklog.register_commands(app)               # or command="/agents"
+
+        Declare the command in the Slack app's settings too (see ``manifest.yml``). Works with
+        ``process_before_response=True``: the ack only parses the text, the work runs in a lazy listener.
+        """
+        flow = CommandFlow(
+            self,
+            command,
+            admins=self.admins,
+            workspace_admins=self.workspace_admins,
+            stats_access=self.stats_access,
+            roles=self._roles,
+        )
+        _register_commands(app, flow)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
@@ -245,19 +298,21 @@ class TaskLog(Tracking):
         until: datetime | date | str | None = None,
         agent: str | None = None,
         team_id: str | None = None,
+        enterprise_id: str | None = None,
         neutralize_formulas: bool = True,
     ) -> int:
         """Write the task log as CSV (one row per task, oldest first) and return the number of rows.
 
         ``dest`` is a path or a text file object (open it with ``newline=""``). ``since``/``until`` bound the
         request time (naive datetimes are UTC; ISO strings are accepted), ``agent`` keeps tasks whose latest
-        assignment went to that agent, ``team_id`` one workspace. Free-text cells that a spreadsheet would run as a
-        formula are prefixed with ``'`` unless ``neutralize_formulas=False``. Events recorded by this process are
+        assignment went to that agent, ``team_id`` one workspace (``enterprise_id``: of that Grid organisation).
+        Free-text cells that a spreadsheet would run as a formula are prefixed with ``'`` unless
+        ``neutralize_formulas=False``. Events recorded by this process are
         flushed first (waiting at most ``shutdown_timeout``).
         """
         self.flush(self.shutdown_timeout)
         self._store.ensure_schema()
-        where = ExportFilter(since=since, until=until, agent=agent, team_id=team_id)
+        where = ExportFilter(since=since, until=until, agent=agent, team_id=team_id, enterprise_id=enterprise_id)
         if isinstance(dest, str | os.PathLike):
             path = Path(dest)
             with path.open("w", encoding="utf-8", newline="") as out, self.engine.connect() as conn:
