@@ -26,6 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, BoltRequest
 
+# Imported up front, as a bot using AsyncApp does: slack_tasklog then sees Bolt's async side loaded when a
+# TaskLog hands out its middleware, and AsyncApp runs it as an AsyncMiddleware (no per-request argument injection).
+from slack_bolt.async_app import AsyncApp
+
 from slack_tasklog.testing import (
     SIGNING_SECRET,
     FakeSlackAPI,
@@ -36,7 +40,6 @@ from slack_tasklog.testing import (
 )
 
 if TYPE_CHECKING:
-    from slack_bolt.async_app import AsyncApp
     from slack_bolt.request.async_request import AsyncBoltRequest
 
 __all__ = [
@@ -80,8 +83,6 @@ def build_app(api: FakeSlackAPI, *, process_before_response: bool, middleware: A
 
 def build_async_app(api: FakeSlackAPI, *, process_before_response: bool, middleware: Any = None) -> AsyncApp:
     """The ``AsyncApp`` twin of :func:`build_app` (``client=api.async_client()``)."""
-    from slack_bolt.async_app import AsyncApp
-
     app = AsyncApp(
         signing_secret=SIGNING_SECRET,
         client=api.async_client(),

@@ -40,7 +40,7 @@ def journal_bytes(tasklog: TaskLog) -> bytes:
 
 def test_redact_runs_before_anything_is_stored_or_journaled(make_app: Callable[..., App], database_url: str) -> None:
     emails = re.compile(r"[\w.]+@[\w.]+")
-    tasklog = TaskLog(database_url, redact=lambda text: emails.sub("<email>", text))
+    tasklog = TaskLog(database_url, redact=lambda text: emails.sub("<email>", text), journal=True)
     try:
         app = make_app(tasklog)
         tasklog._writer._linger = 10.0  # hold the events so the journal can be read before it is trimmed

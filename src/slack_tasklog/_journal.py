@@ -18,8 +18,7 @@ journal grows, segment by segment, up to ``max_bytes``; segments are deleted as 
 
 Layout: a 16-byte header (``SLTJ``, a format byte, three spare bytes, then the byte offset up to which everything is
 known to be committed), then records: a 4-byte little-endian length and that many bytes of ``encode_event``
-output. A zero length ends the segment; it is written before each record's own length, so a record is complete the
-moment its length is there.
+output. A zero length ends the segment: each append writes its length, its bytes and the next end marker in one copy.
 """
 
 from __future__ import annotations
@@ -100,13 +99,12 @@ class Journal:
             if start + size + _LENGTH.size > len(segment.map):
                 segment = self._open_segment(size)
                 start = segment.position
-            mapped = segment.map
             end = start + size
-            mapped[start + _LENGTH.size : end] = record
-            mapped[end : end + _LENGTH.size] = _END
-            mapped[start : start + _LENGTH.size] = _LENGTH.pack(len(record))
+            # One copy: length, record, end marker. A process killed in the middle of it leaves a record that
+            # does not decode (skipped on recovery); its record call never returned, so nothing is owed.
+            segment.map[start : end + _LENGTH.size] = _LENGTH.pack(len(record)) + record + _END
             if self.fsync:
-                mapped.flush()
+                segment.map.flush()
         except (OSError, ValueError) as error:
             _failures.warning(
                 "append",

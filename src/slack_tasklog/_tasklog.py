@@ -96,10 +96,11 @@ class TaskLog(Tracking):
         max_queue: events held in memory while the database catches up; beyond it they spill to the journal
             (or, without one, are dropped and counted).
         shutdown_timeout: how long ``close()`` (and the exit hook) waits for the last events to be written.
-        journal: the write-ahead journal: ``True`` (default) keeps it beside a SQLite file
-            (``tasklog.db.tasklog-journal/``) or, for a database server, in a per-user data directory; a path puts it
-            there; ``False`` turns it off (events then live only in memory until written). A process that dies
-            leaves its journal behind, and the next ``TaskLog`` on the same journal writes those events.
+        journal: the write-ahead journal. ``True`` keeps it beside a SQLite file (``tasklog.db.tasklog-journal/``)
+            or, for a database server, in a per-user data directory; a path puts it there; ``False`` (the default
+            for now: it costs about 5 µs per Slack event on the request path, over the 10 % budget — see
+            benchmarks/README.md) keeps events only in memory until written. A process that dies leaves its journal
+            behind, and the next ``TaskLog`` on the same journal writes those events.
         journal_fsync: flush every journal line to disk: survives power loss too, at the cost of a disk write per
             event. Without it the journal survives the process being killed, not the machine.
         redact: applied to every request and follow-up text before it is stored or journaled (return the text to
@@ -125,7 +126,7 @@ class TaskLog(Tracking):
         unassigned_error: str = DEFAULT_UNASSIGNED_ERROR,
         max_queue: int = 100_000,
         shutdown_timeout: float = 10.0,
-        journal: bool | str | os.PathLike[str] = True,
+        journal: bool | str | os.PathLike[str] = False,
         journal_fsync: bool = False,
         redact: Callable[[str], str | None] | None = None,
         store_text: bool = True,
