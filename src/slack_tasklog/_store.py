@@ -254,26 +254,18 @@ class Store:
 
     def _erase_deleted(self, conn: Connection, deletions: list[MessageDeleted], now: datetime) -> None:
         keys = [{"b_team": d.team_id, "b_channel": d.channel_id, "b_ts": d.ts} for d in deletions]
-        conn.execute(
-            update(_tasks)
-            .where(
-                _tasks.c.team_id == bindparam("b_team"),
-                _tasks.c.channel_id == bindparam("b_channel"),
-                _tasks.c.request_ts == bindparam("b_ts"),
+        # The deleted message may be a task's request or one of its follow-ups.
+        for table, ts, text in ((_tasks, _tasks.c.request_ts, "request_text"), (_follow_ups, _follow_ups.c.ts, "text")):
+            conn.execute(
+                update(table)
+                .where(
+                    table.c.team_id == bindparam("b_team"),
+                    table.c.channel_id == bindparam("b_channel"),
+                    ts == bindparam("b_ts"),
+                )
+                .values({text: None, "text_erased_at": now}),
+                keys,
             )
-            .values(request_text=None, text_erased_at=now),
-            keys,
-        )
-        conn.execute(
-            update(_follow_ups)
-            .where(
-                _follow_ups.c.team_id == bindparam("b_team"),
-                _follow_ups.c.channel_id == bindparam("b_channel"),
-                _follow_ups.c.ts == bindparam("b_ts"),
-            )
-            .values(text=None, text_erased_at=now),
-            keys,
-        )
 
     def maintain(self) -> None:
         """Periodic work: purge what is past retention, link rounds written before their task."""
