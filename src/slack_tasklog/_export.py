@@ -171,7 +171,9 @@ def iter_task_rows(conn: Connection, where: ExportFilter) -> Iterator[tuple[Row[
     while True:
         query = base
         if after is not None:
-            query = query.where(or_(requested_at > after[0], and_(requested_at == after[0], task_id > after[1])))
+            # The leading ">=" lets every backend seek the requested_at index to the page's start; with the OR
+            # alone SQLite scans from the first task again for every page (quadratic over a large log).
+            query = query.where(requested_at >= after[0], or_(requested_at > after[0], task_id > after[1]))
         rows = conn.execute(query).all()
         if not rows:
             return
