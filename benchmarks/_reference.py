@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +23,13 @@ from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-__all__ = ["DesignTaskLogger", "JsonLinesMiddleware", "SqliteSketchMiddleware", "mention_fields"]
+__all__ = [
+    "DesignTaskLogger",
+    "JsonLinesMiddleware",
+    "SqliteSketchMiddleware",
+    "mention_fields",
+    "register_async_reference",
+]
 
 
 def mention_fields(body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -78,6 +84,26 @@ class JsonLinesMiddleware(Middleware):
             self._log_task("task_request", fields)
         next()
         return resp
+
+    # The same for ``AsyncApp``: the sketch's synchronous file append, on the event loop, as a bot written that way
+    # would do it. Registered as a virtual ``AsyncMiddleware`` (``register_async_reference``), exactly like
+    # ``TaskLogMiddleware``, so that Bolt calls both the same way and only the logging differs.
+    async def async_process(
+        self, *, req: Any, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:
+        fields = mention_fields(req.body)
+        if fields is not None:
+            self._log_task("task_request", fields)
+        await next()
+        return resp
+
+
+def register_async_reference() -> None:
+    """Make ``JsonLinesMiddleware`` usable with ``AsyncApp.use`` (call once Bolt's async side is imported)."""
+    from slack_bolt.middleware.async_middleware import AsyncMiddleware
+
+    if not issubclass(JsonLinesMiddleware, AsyncMiddleware):
+        AsyncMiddleware.register(JsonLinesMiddleware)
 
 
 # -- Approach 2 -------------------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ back-to-back dispatches while the writer works concurrently and shares the GIL, 
 The TaskLog runs with its defaults and, when this version has a write-ahead journal (``TaskLog(journal=...)``),
 also with ``journal=False``, so the journal's share of the request path shows. The design document's Approaches 1
 (a JSON line per event) and 2 (connect/insert/commit to SQLite per event) are included as reference middlewares;
-they do all their work on the request path.
+they do all their work on the request path. Approach 1 runs on ``AsyncApp`` too (its synchronous append, on the
+event loop); a second table divides the TaskLog's added µs by Approach 1's, per app kind and ack mode.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from _common import (
     summarize,
     supports_journal,
 )
-from _reference import JsonLinesMiddleware, SqliteSketchMiddleware
+from _reference import JsonLinesMiddleware, SqliteSketchMiddleware, register_async_reference
 from slack_tasklog import TaskLog
 from slack_tasklog.testing import FakeSlackAPI
 
@@ -206,8 +207,10 @@ def make_configs(
         for name, mw in middlewares.items():
             app = build_app(api, process_before_response=pbr, middleware=mw)
             configs.append(Config("App", pbr, name, app, tasklogs.get(name)))
+    register_async_reference()
     for pbr in (True, False):
-        for name in (NONE, *tasklogs):
+        # Approach 1 on AsyncApp too (the sketch's synchronous append on the event loop); Approach 2 only on App.
+        for name in (NONE, *tasklogs, JSON_LINES):
             app = loop.run_until_complete(make_async(pbr, middlewares[name]))
             configs.append(Config("AsyncApp", pbr, name, app, tasklogs.get(name)))
     return configs
@@ -318,6 +321,29 @@ def request_path_rows(configs: list[Config]) -> list[list[object]]:
     return rows
 
 
+def overhead_vs_approach1(configs: list[Config]) -> list[tuple[str, bool, str, float, float, float, Any]]:
+    """Per app kind, ack mode and TaskLog variant: (kind, pbr, variant, TaskLog's added µs, Approach 1's added µs,
+    their ratio, the per-round ratios' Summary). Added µs are medians over rounds of (config - bare) in that round."""
+    found: list[tuple[str, bool, str, float, float, float, Any]] = []
+    by_key: dict[tuple[str, bool], dict[str, Config]] = defaultdict(dict)
+    for cfg in configs:
+        by_key[cfg.key][cfg.middleware] = cfg
+    for (kind, pbr), group in by_key.items():
+        base, reference = group.get(NONE), group.get(JSON_LINES)
+        if base is None or reference is None:
+            continue
+        ref_added = [a - b for a, b in zip(reference.block_us, base.block_us, strict=True)]
+        for name in (TASKLOG, TASKLOG_NO_JOURNAL):
+            cfg = group.get(name)
+            if cfg is None:
+                continue
+            added = [a - b for a, b in zip(cfg.block_us, base.block_us, strict=True)]
+            per_round = summarize([a / r for a, r in zip(added, ref_added, strict=True) if r > 0])
+            ours, theirs = summarize(added).median, summarize(ref_added).median
+            found.append((kind, pbr, name, ours, theirs, ours / theirs, per_round))
+    return found
+
+
 def main() -> int:
     def options(parser: Any) -> None:
         parser.add_argument("--rounds", type=int, help="rounds of blocks (default 60, quick 6)")
@@ -355,6 +381,27 @@ def main() -> int:
         "ratio incl. writing the block (median, min-max)",
     ]
     print(markdown_table(headers, request_path_rows(run.configs)))
+
+    print()
+    print("## slack_tasklog's overhead / Approach 1's overhead (target <= 0.5 with the defaults)")
+    print()
+    print(
+        markdown_table(
+            [
+                "app",
+                "process_before_response",
+                "TaskLog",
+                "TaskLog added µs (median of rounds)",
+                "Approach 1 added µs",
+                "**ratio of medians**",
+                "per-round ratio min-max",
+            ],
+            [
+                [kind, pbr, name, f"{ours:+.1f}", f"{theirs:+.1f}", f"**{ratio:.2f}**", per_round.span(2)]
+                for kind, pbr, name, ours, theirs, ratio, per_round in overhead_vs_approach1(run.configs)
+            ],
+        )
+    )
 
     base = summarize(run.sustained_us[NONE])
     rows: list[list[object]] = [[NONE, f"{base.median:.1f} ({base.span(1)})", "1 (baseline)", ""]]

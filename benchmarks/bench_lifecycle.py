@@ -147,12 +147,17 @@ def capture_tasks(api: FakeSlackAPI, tasklog: TaskLog, n: int) -> list[tuple[str
 
 def check_tasklog_rows(db: Path, n: int) -> list[str]:
     """Every lifecycle complete and linked; returns the problems found."""
-    expected = {
+    return _check(db, tasklog_checks(n))
+
+
+def tasklog_checks(n: int) -> dict[str, tuple[str, int]]:
+    """What every lifecycle must have left in the task log's tables: (SQL returning one count, expected count)."""
+    return {
         "tasks": ("SELECT count(*) FROM tasklog_tasks", n),
         "assignments": ("SELECT count(*) FROM tasklog_assignments", n),
         "assignments linked": ("SELECT count(*) FROM tasklog_assignments WHERE task_id IS NOT NULL", n),
         "tasks with one assignment": (
-            "SELECT count(*) FROM (SELECT task_id FROM tasklog_assignments GROUP BY task_id HAVING count(*) = 1)",
+            "SELECT count(*) FROM (SELECT 1 FROM tasklog_assignments GROUP BY task_id HAVING count(*) = 1) AS x",
             n,
         ),
         "assignments with agent+confidence": (
@@ -162,7 +167,7 @@ def check_tasklog_rows(db: Path, n: int) -> list[str]:
         "evaluations": ("SELECT count(*) FROM tasklog_evaluations", 3 * n),
         "assignments with 3 evaluations": (
             "SELECT count(*) FROM (SELECT assignment_id FROM tasklog_evaluations GROUP BY assignment_id "
-            "HAVING count(*) = 3)",
+            "HAVING count(*) = 3) AS x",
             n,
         ),
         "outcomes": ("SELECT count(*) FROM tasklog_outcomes", n),
@@ -176,7 +181,6 @@ def check_tasklog_rows(db: Path, n: int) -> list[str]:
             n,
         ),
     }
-    return _check(db, expected)
 
 
 def check_sketch_rows(db: Path, n: int) -> list[str]:
