@@ -112,6 +112,9 @@ class BackgroundWriter:
         self._wake = threading.Event()
         self._urgent = threading.Event()  # flush or close: skip the linger
         self._stopping = threading.Event()
+        # Set by flush() and close(): a write waiting out its backoff tries again now (the database may just
+        # have come back, or been upgraded, and someone is waiting).
+        self._retry_now = threading.Event()
         self._thread: threading.Thread | None = None
         self._recovered = self.journal is None  # orphaned journals written (flush waits for them too)
         self._finished = False
@@ -201,6 +204,7 @@ class BackgroundWriter:
         if not started or self._finished:
             return False
         self._urgent.set()
+        self._retry_now.set()
         self._wake.set()
 
         def done() -> bool:
@@ -225,6 +229,7 @@ class BackgroundWriter:
             self._finish()
             return self.pending == 0
         self._stopping.set()
+        self._retry_now.set()
         self._urgent.set()
         self._wake.set()
         thread.join(None if timeout is None else timeout + 1.0)
@@ -336,7 +341,11 @@ class BackgroundWriter:
                         max(self.pending, len(batch)),
                     )
                 self.stats.retries += 1
-                self._stopping.wait(delay)
+                if self._stopping.is_set():
+                    self._stopping.wait(delay)  # shutting down: try until the deadline, no backoff
+                else:
+                    self._retry_now.wait(delay)
+                    self._retry_now.clear()
                 delay = min(delay * 2, _MAX_BACKOFF)
             else:
                 self.stats.written += len(batch)
