@@ -38,6 +38,8 @@ __all__ = ["TaskLogMiddleware", "register_async"]
 
 _failures = RateLimitedLog()
 _new = tuple.__new__
+# Queued events beyond which the middleware decides on the request path (see _capture): one writer batch.
+_FAST_LANE_BACKLOG = 1_000
 
 
 class TaskLogMiddleware(Middleware):
@@ -67,9 +69,11 @@ class TaskLogMiddleware(Middleware):
             tasklog = self._tasklog()
             context = req.context
             raw = req.raw_body
-            if raw and tasklog._fast_lane:
+            if raw and tasklog._fast_lane and len(tasklog._writer._items) < _FAST_LANE_BACKLOG:
                 # Nothing needs the text before it is journaled: hand over the request as it is, and let the
                 # writer thread decide what it records (see SlackEvent). A bot's message is obviously nothing.
+                # Only while the writer keeps up: a whole request body weighs some kilobytes, so a backlog (the
+                # database down or slow) is queued as the few fields that matter, decided here.
                 if event.get("bot_id") is not None:
                     return False
                 tasklog._writer.submit(
