@@ -1,7 +1,7 @@
 """The ingest figure for a database server: task lifecycles per second into PostgreSQL from 4 processes.
 
 Four processes (``multiprocessing``, spawn) each make their own ``TaskLog`` on the same PostgreSQL schema, with the
-defaults (journal on) and ``migrate="upgrade"`` (the parent has made the schema beforehand, untimed). Each process
+defaults (no journal since the journal became opt-in) and ``migrate="upgrade"`` (the parent has made the schema beforehand, untimed). Each process
 first captures its share of the tasks through the middleware (signed app mentions dispatched through a Bolt
 ``App``, untimed, flushed), then all of them wait on a barrier. Released together, each runs, per task, the
 decorated ``check_and_assign(thread_ts, evaluations)`` with 3 evaluations and the decorated
@@ -37,7 +37,7 @@ from _dataset import POSTGRES_URL, postgres_available, scratch_schema
 from bench_lifecycle import check_sketch_rows, evaluations_for, sketch_bot, tasklog_bot, tasklog_checks
 
 SPAWN = mp.get_context("spawn")
-TASKLOG = "TaskLog (defaults: journal on), PostgreSQL"
+TASKLOG = "TaskLog (defaults), PostgreSQL"
 SKETCH = "Approach 2 (design sketch: SQLite connect/insert/commit per event)"
 
 
@@ -92,14 +92,7 @@ def tasklog_worker(job: Job, barrier: Barrier, out: Any) -> None:
         if not tasklog.flush(300):
             problems.append(f"process {index}: flush after capturing timed out")
         check_and_assign, agents = tasklog_bot(tasklog)
-        work = [(ts, text_, evaluations_for(i)) for i, (ts, text_) in enumerate(tasks)]
-        gc.collect()
-        barrier.wait(timeout=600)
-        started = time.monotonic()
-        for ts, text_, evaluations in work:
-            agent = check_and_assign(ts, evaluations)
-            agents[agent].process_assignment(ts, text_)
-        called = time.monotonic()
+        started, called = timed_lifecycles(tasks, check_and_assign, agents, barrier)
         if not tasklog.flush(600):
             problems.append(f"process {index}: flush timed out")
         flushed = time.monotonic()
@@ -111,6 +104,21 @@ def tasklog_worker(job: Job, barrier: Barrier, out: Any) -> None:
         tasklog.close()
 
 
+def timed_lifecycles(
+    tasks: list[tuple[str, str]], check_and_assign: Any, agents: Any, barrier: Barrier
+) -> tuple[float, float]:
+    """The timed part, the same for the TaskLog and the sketch: every process starts together at the barrier,
+    then routes and runs each of its tasks. Returns (started, calls done) on the monotonic clock."""
+    work = [(ts, text_, evaluations_for(i)) for i, (ts, text_) in enumerate(tasks)]
+    gc.collect()
+    barrier.wait(timeout=600)
+    started = time.monotonic()
+    for ts, text_, evaluations in work:
+        agent = check_and_assign(ts, evaluations)
+        agents[agent].process_assignment(ts, text_)
+    return started, time.monotonic()
+
+
 def sketch_worker(job: Job, barrier: Barrier, out: Any) -> None:
     from _reference import DesignTaskLogger
 
@@ -119,14 +127,7 @@ def sketch_worker(job: Job, barrier: Barrier, out: Any) -> None:
     logger = DesignTaskLogger(db)
     tasks = [(thread_ts(base_us, processes, index, i), request_text(index, i)) for i in range(n)]
     check_and_assign, agents = sketch_bot(logger)
-    work = [(ts, text_, evaluations_for(i)) for i, (ts, text_) in enumerate(tasks)]
-    gc.collect()
-    barrier.wait(timeout=600)
-    started = time.monotonic()
-    for ts, text_, evaluations in work:
-        agent = check_and_assign(ts, evaluations)
-        agents[agent].process_assignment(ts, text_)
-    called = time.monotonic()
+    started, called = timed_lifecycles(tasks, check_and_assign, agents, barrier)
     out.put(Result(index, started, called, called))
 
 

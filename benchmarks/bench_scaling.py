@@ -4,7 +4,7 @@ For each size the cached SQLite task log of ``_dataset.py`` (90 days of tasks, s
 more tasks at 1M than at 10k) is copied to ``$TMPDIR`` once, and on that copy:
 
 - **request path**: ``--dispatches`` signed app mentions dispatched back to back through a Bolt ``App``
-  (``process_before_response=True``) with ``app.use(tasklog.middleware)``, the TaskLog with its defaults (journal on),
+  (``process_before_response=True``) with ``app.use(tasklog.middleware)``, the TaskLog with its defaults (no journal),
   timed until ``tasklog.flush()`` returns: µs per dispatch (the writer's inserts into the big tables included);
 - **ingest**: for those new tasks, ``bench_lifecycle.py``'s decorated ``check_and_assign`` (3 evaluations) and
   ``process_assignment``, timed until ``flush()`` returns: µs per lifecycle;
