@@ -1,8 +1,8 @@
 """The ingest figure for a database server: task lifecycles per second into PostgreSQL from 4 processes.
 
 Four processes (``multiprocessing``, spawn) each make their own ``TaskLog`` on the same PostgreSQL schema, with the
-defaults (no journal since the journal became opt-in) and ``migrate="upgrade"`` (the parent has made the schema beforehand, untimed). Each process
-first captures its share of the tasks through the middleware (signed app mentions dispatched through a Bolt
+defaults (no journal: it is opt-in) and ``migrate="upgrade"`` (the parent has made the schema beforehand, untimed).
+Each process first captures its share of the tasks through the middleware (signed app mentions dispatched through a Bolt
 ``App``, untimed, flushed), then all of them wait on a barrier. Released together, each runs, per task, the
 decorated ``check_and_assign(thread_ts, evaluations)`` with 3 evaluations and the decorated
 ``process_assignment(self, thread_ts, text)`` — ``bench_lifecycle.py``'s bot, unchanged — and then
