@@ -46,7 +46,14 @@ __all__ = [
 POSTGRES_URL = os.environ.get("TASKLOG_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _CACHE_PREFIX = "bench_tasks_"
 _COPY_CHUNK = 20_000
-_TABLES = ("tasklog_tasks", "tasklog_follow_ups", "tasklog_assignments", "tasklog_evaluations", "tasklog_outcomes")
+_TABLES = (
+    "tasklog_tasks",
+    "tasklog_follow_ups",
+    "tasklog_assignments",
+    "tasklog_evaluations",
+    "tasklog_outcomes",
+    "tasklog_daily_stats",
+)
 
 
 def sqlite_dataset(count: int) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from slack_tasklog import TaskLog
+from slack_tasklog import TaskLog, _summary
 from slack_tasklog._models import Assignment, Evaluation, Outcome, Task
 
 UTC = timezone.utc
@@ -136,6 +136,8 @@ def insert_tasks(conn: Connection, tasks: Sequence[SeedTask]) -> None:
         conn.execute(insert(Evaluation.__table__), evaluation_rows)  # type: ignore[arg-type]
     if outcome_rows:
         conn.execute(insert(Outcome.__table__), outcome_rows)  # type: ignore[arg-type]
+    # What the writer does after each batch: the tasks' latest rounds, and the daily rollup.
+    _summary.refresh(conn, ids.values())
 
 
 def random_tasks(rng: random.Random, count: int, *, start: datetime, span: timedelta, **fields: Any) -> list[SeedTask]:

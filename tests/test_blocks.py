@@ -53,7 +53,7 @@ def test_agent_names_are_escaped_and_shortened() -> None:
     assert text.startswith("*&lt;!channel&gt; &amp; yyy")
     assert "<!channel>" not in text
     assert "…*" in text
-    assert "88.9% success (8 of 9 finished) · median 1.50 s · p95 9.75 s · mean confidence 80.0" in text
+    assert "88.9% success (8 of 9 finished) · median 1.5 s · p95 9.8 s · mean confidence 80.0" in text
 
 
 def test_help_uses_the_registered_command_and_errors_repeat_it() -> None:
@@ -65,7 +65,15 @@ def test_help_uses_the_registered_command_and_errors_repeat_it() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(None, "n/a"), (0.4213, "0.42 s"), (12.34, "12.3 s"), (245.4, "4 min 05 s"), (7380, "2 h 03 min")],
+    [
+        (None, "n/a"),
+        (0.4213, "0.42 s"),
+        (0.004213, "0.0042 s"),
+        (4.213, "4.2 s"),
+        (12.34, "12 s"),
+        (245.4, "4 min 05 s"),
+        (7380, "2 h 03 min"),
+    ],
 )
 def test_durations(seconds: float | None, shown: str) -> None:
     assert _seconds(seconds) == shown

@@ -34,12 +34,13 @@ from slack_tasklog._migrate import (
     upgrade,
 )
 from slack_tasklog._models import MYSQL_BINARY_COLLATION, Base
+from slack_tasklog._stats import compute_stats
 from slack_tasklog._store import create_tasklog_engine
 from slack_tasklog.migrations._baseline import baseline_metadata
 
 from .conftest import query
 
-HEAD = "0002"
+HEAD = "0003"
 TABLES = ("tasklog_tasks", "tasklog_follow_ups", "tasklog_assignments", "tasklog_evaluations", "tasklog_outcomes")
 START = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -129,7 +130,9 @@ def mysql_collations(engine: Engine) -> dict[tuple[str, str], str | None]:
                 "WHERE table_schema = DATABASE() AND table_name LIKE 'tasklog\\_%' AND data_type = 'varchar'"
             )
         )
-        return {(table, column): collation for table, column, collation in rows if table in TABLES}
+        return {
+            (table, column): collation for table, column, collation in rows if table in (*TABLES, "tasklog_daily_stats")
+        }
 
 
 # -- models and migrations agree ------------------------------------------------------------------------------------
@@ -142,6 +145,7 @@ def test_the_package_ships_its_migrations_as_resources() -> None:
     assert {entry.name for entry in (folder / "versions").iterdir() if entry.name.endswith(".py")} == {
         "0001_initial.py",
         "0002_exact_ids_and_erasure.py",
+        "0003_task_summaries_and_daily_stats.py",
     }
     assert head() == HEAD
 
@@ -164,7 +168,7 @@ def test_models_and_migrations_agree(engine: Engine, backend: str) -> None:
         created = mysql_collations(engine)
         assert created == migrated
         assert set(created.values()) == {MYSQL_BINARY_COLLATION}
-        assert len(created) == 22  # every id, ts and agent column
+        assert len(created) == 28  # every id, ts and agent column
 
 
 def test_check_finds_a_schema_that_drifted(engine: Engine) -> None:
@@ -182,6 +186,12 @@ def test_upgrade_downgrade_upgrade_keeps_the_rows(engine: Engine) -> None:
     before = snapshot(engine)
     assert upgrade(engine).after == HEAD
     assert snapshot(engine) == before
+    # 0003 worked out every task's latest round and the daily rollup from the rows already there.
+    with engine.connect() as conn:
+        stats = compute_stats(conn)
+    assert (stats.tasks, stats.finished, stats.succeeded, stats.unassigned) == (30, 30, 20, 10)
+    [grok] = stats.agents
+    assert (grok.tasks, grok.median_execution_time, grok.mean_confidence) == (20, pytest.approx(1.5, rel=0.01), 92.0)
     assert downgrade(engine, "0001") == (HEAD, "0001")
     assert snapshot(engine) == before
     assert "text_erased_at" not in {column["name"] for column in inspect(engine).get_columns("tasklog_tasks")}
@@ -302,7 +312,7 @@ def test_check_refuses_with_the_command_keeps_the_events_and_writes_them_once_up
             assert tasklog.flush(0.5) is False
         warnings = [r.getMessage() for r in caplog.records if r.name == "slack_tasklog"]
         command = f"slack-tasklog db upgrade --database-url {shlex.quote(engine.url.render_as_string())}"
-        assert any("is at revision 0001" in m and "needs revision 0002" in m and command in m for m in warnings), (
+        assert any("is at revision 0001" in m and f"needs revision {HEAD}" in m and command in m for m in warnings), (
             warnings
         )
         assert tasklog.health().queued == 5
@@ -311,7 +321,7 @@ def test_check_refuses_with_the_command_keeps_the_events_and_writes_them_once_up
         result = CliRunner().invoke(main, ["db", "upgrade", "--database-url", empty_database_url])
         assert result.exit_code == 0, result.output
         assert result.output.startswith("Upgraded ")
-        assert "from 0001 to 0002" in result.output
+        assert f"from 0001 to {HEAD}" in result.output
 
         assert tasklog.flush(30) is True
         assert query(tasklog, "SELECT count(*) FROM tasklog_tasks") == [(8,)]
@@ -391,7 +401,7 @@ def test_db_commands(empty_database_url: str, engine: Engine) -> None:
     result = run("db", "current", "--database-url", empty_database_url)
     assert (result.exit_code, result.output) == (
         0,
-        "0001 (this slack-tasklog needs 0002: run `slack-tasklog db upgrade`)\n",
+        f"0001 (this slack-tasklog needs {HEAD}: run `slack-tasklog db upgrade`)\n",
     )
     result = run("db", "check", "--database-url", empty_database_url)
     assert result.exit_code == 1
@@ -399,14 +409,14 @@ def test_db_commands(empty_database_url: str, engine: Engine) -> None:
     assert "slack-tasklog db upgrade" in result.output
     # The URL may come from the environment, like every command's.
     result = run("db", "upgrade", env={"TASKLOG_DATABASE_URL": empty_database_url})
-    assert (result.exit_code, result.output) == (0, f"Upgraded {shown} from 0001 to 0002.\n")
-    assert run("db", "current", "--database-url", empty_database_url).output == "0002 (head)\n"
+    assert (result.exit_code, result.output) == (0, f"Upgraded {shown} from 0001 to {HEAD}.\n")
+    assert run("db", "current", "--database-url", empty_database_url).output == f"{HEAD} (head)\n"
     result = run("db", "check", "--database-url", empty_database_url)
-    assert (result.exit_code, result.output) == (0, f"{shown} is at revision 0002 (head) and matches the models.\n")
+    assert (result.exit_code, result.output) == (0, f"{shown} is at revision {HEAD} (head) and matches the models.\n")
     result = run("db", "upgrade", "--database-url", empty_database_url)
-    assert result.output == f"{shown} is already at revision 0002.\n"
+    assert result.output == f"{shown} is already at revision {HEAD}.\n"
     result = run("db", "downgrade", "0001", "--database-url", empty_database_url)
-    assert (result.exit_code, result.output) == (0, f"Downgraded {shown} from 0002 to 0001.\n")
+    assert (result.exit_code, result.output) == (0, f"Downgraded {shown} from {HEAD} to 0001.\n")
     result = run("db", "downgrade", "base", "--database-url", empty_database_url, input="n\n")
     assert result.exit_code == 1
     assert "Aborted" in result.output

@@ -71,13 +71,16 @@ def _percent(rate: float | None) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    """``0.42 s``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``."""
+    """``0.42 s``, ``4.2 s``, ``12 s``, ``4 min 05 s``, ``2 h 03 min``: two significant digits under a minute, as
+    many as the percentiles have (they are within 1%, see ``_stats``)."""
     if value is None:
         return "n/a"
+    if value < 1:
+        return f"{value:.2g} s"
     if value < 10:
-        return f"{value:.2f} s"
-    if value < 60:
         return f"{value:.1f} s"
+    if value < 60:
+        return f"{value:.0f} s"
     whole = round(value)
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"

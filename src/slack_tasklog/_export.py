@@ -122,12 +122,14 @@ def latest_round_join(tasks: Table) -> tuple[Join, NamedFromClause, NamedFromCla
 
 
 def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
-    t, a = _tasks, _assignments
-    joined, latest_round, round_outcome = latest_round_join(t)
+    t, a, o = _tasks, _assignments, _outcomes
+    # The latest round and its outcome as the writer keeps them on the task (``_summary``: the rule of
+    # latest_round_join, worked out once when they were written); the outcome's error message by its key.
     follow_up_count = (
         select(func.count()).select_from(_follow_ups).where(_follow_ups.c.task_id == t.c.id).scalar_subquery()
     )
     attempts = select(func.count()).select_from(a).where(a.c.task_id == t.c.id).scalar_subquery()
+    error_message = select(o.c.error_message).where(o.c.id == t.c.latest_outcome_id).scalar_subquery()
     query = (
         select(
             t.c.id,
@@ -137,16 +139,15 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
             t.c.team_id,
             t.c.channel_id,
             t.c.thread_ts,
-            latest_round.c.id.label("round_id"),
-            latest_round.c.agent,
-            latest_round.c.confidence,
-            round_outcome.c.success,
-            round_outcome.c.execution_time,
-            round_outcome.c.error_message,
+            t.c.latest_round_id.label("round_id"),
+            t.c.latest_agent.label("agent"),
+            t.c.latest_confidence.label("confidence"),
+            t.c.latest_success.label("success"),
+            t.c.latest_execution_time.label("execution_time"),
+            error_message.label("error_message"),
             follow_up_count.label("follow_ups"),
             attempts.label("attempts"),
         )
-        .select_from(joined)
         .order_by(t.c.requested_at, t.c.id)
         .limit(_PAGE)
     )
@@ -160,7 +161,7 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
     if where.enterprise_id is not None:
         query = query.where(t.c.enterprise_id == where.enterprise_id)
     if where.agent is not None:
-        query = query.where(latest_round.c.agent == where.agent)
+        query = query.where(t.c.latest_agent == where.agent)
     return query, t.c.requested_at, t.c.id
 
 

@@ -19,12 +19,13 @@ fails until models and migrations agree).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -43,6 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Assignment",
     "Base",
+    "DailyStats",
     "Evaluation",
     "FollowUp",
     "Outcome",
@@ -145,6 +147,18 @@ class Task(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set when the text was erased on request (the message was deleted, or its author asked to be forgotten).
     text_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The task's latest round and that round's outcome (the rule of ``_export.latest_round_join``), kept by the
+    # writer in the transaction that changes them (``_summary.refresh``) so that stats and exports read one row per
+    # task instead of searching its rounds and outcomes.
+    latest_round_id: Mapped[str | None] = mapped_column(EventId)
+    latest_outcome_id: Mapped[str | None] = mapped_column(EventId)
+    latest_agent: Mapped[str | None] = mapped_column(AgentName)
+    latest_confidence: Mapped[float | None] = mapped_column(Number)
+    latest_success: Mapped[bool | None] = mapped_column(Boolean)
+    latest_execution_time: Mapped[float | None] = mapped_column(Number)
+    # The execution-time bucket this task is counted under in ``tasklog_daily_stats`` (-1: no outcome yet); NULL
+    # while it is not counted there yet.
+    stats_bucket: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "thread_ts"),
@@ -245,5 +259,36 @@ class Outcome(Base):
         Index("ix_tasklog_outcomes_task_id_finished_at", "task_id", "finished_at"),
         Index("ix_tasklog_outcomes_thread_ts", "thread_ts"),
         Index("ix_tasklog_outcomes_agent_finished_at", "agent", "finished_at"),
+        TABLE_OPTIONS,
+    )
+
+
+class DailyStats(Base):
+    """Every task counted once, by the day it was requested (UTC) and its latest round: the rollup that makes stats
+    over months cost a few thousand rows.
+
+    One row per (workspace, day, latest round's agent, execution-time bucket): how many tasks, how many succeeded,
+    and the sum and count of their confidences. ``routed`` is false for tasks with no round yet; ``agent`` is ``""``
+    for those and for rounds that assigned nobody; ``bucket`` is -1 for tasks without an outcome yet, else the
+    execution time's bucket (``_summary.bucket_of``: 1% wide, so percentiles come out within 1%). The writer moves
+    a task from one row to another as its latest round changes, in the same transaction (``_summary.refresh``).
+    """
+
+    __tablename__ = "tasklog_daily_stats"
+
+    team_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    # "" outside Enterprise Grid: part of the key, and NULLs never collide in a unique key.
+    enterprise_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    routed: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    agent: Mapped[str] = mapped_column(AgentName, primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tasks: Mapped[int] = mapped_column(BigInteger)
+    succeeded: Mapped[int] = mapped_column(BigInteger)
+    confidence_sum: Mapped[float] = mapped_column(Number)
+    confidence_count: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_tasklog_daily_stats_day", "day"),
         TABLE_OPTIONS,
     )

@@ -1,4 +1,4 @@
-"""Task statistics: totals, success rate, unassigned tasks, and per-agent figures, in one SQL statement.
+"""Task statistics: totals, success rate, unassigned tasks, and per-agent figures.
 
 Which round counts
 ------------------
@@ -13,30 +13,35 @@ counted a second time. Tasks are selected by when they were requested (``since``
 - ``success_rate``: ``succeeded / finished``; tasks still running are not failures.
 - ``unassigned``: tasks whose latest round assigned nobody ("No agent confident enough").
 - ``unrouted``: tasks with no round yet.
-- Per agent (the latest round's agent): tasks, finished, succeeded, the median and 95th percentile of the
+- Per agent (the latest round's agent): tasks, finished, succeeded, the median, 95th and 99th percentiles of the
   execution time of its finished tasks, and the mean of its confidence in those rounds.
 
-Percentiles interpolate linearly between the two nearest ranks (PostgreSQL's ``percentile_cont``, NumPy's default):
-the median of 1, 2, 3, 4 is 2.5. Only the few rows around each percentile leave the database, so the statement is
-portable SQL (window functions: SQLite 3.25+, PostgreSQL, MySQL 8 / MariaDB 10.2+) and its result is small whatever
-the window.
+How
+---
+Counts and means are exact. Percentiles are read from execution-time buckets 2% wide (``_summary.bucket_of``), so
+each is **within 1%** of the exact value (interpolated linearly between the two nearest ranks, like PostgreSQL's
+``percentile_cont``: the median of 1, 2, 3, 4 is 2.5, give or take 1%). That is what lets whole days come from the
+daily rollup (``tasklog_daily_stats``): a window reads the rollup for the UTC days it covers entirely and the tasks'
+own summary columns for the part-days at its edges, one ``GROUP BY`` each, whose results are a few thousand rows
+whatever the window. ``_summary`` explains how the writer keeps both exact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, and_, case, func, or_, select
+from sqlalchemy import Connection, Select, Table, case, func, select
 
-from ._export import as_utc, latest_round_join
-from ._models import Task
+from ._export import as_utc
+from ._models import DailyStats, Task
+from ._summary import UNFINISHED, bucket_value
 
 __all__ = ["AgentStats", "Stats", "compute_stats"]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
+_daily: Table = DailyStats.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class AgentStats:
     median_execution_time: float | None
     p95_execution_time: float | None
     mean_confidence: float | None
+    p99_execution_time: float | None = None
 
     @property
     def success_rate(self) -> float | None:
@@ -86,13 +92,78 @@ class _Group:
     tasks: int = 0
     finished: int = 0
     succeeded: int = 0
-    mean_confidence: float | None = None
-    # Execution times at the 1-based ranks around the percentiles.
-    ranked: dict[int, float] = field(default_factory=dict)
+    confidence_sum: float = 0.0
+    confidence_count: int = 0
+    # execution-time bucket -> finished tasks in it
+    buckets: dict[int, int] = field(default_factory=dict)
+
+    def add(self, bucket: int, tasks: int, succeeded: int, confidence_sum: float, confidence_count: int) -> None:
+        self.tasks += tasks
+        self.succeeded += succeeded
+        self.confidence_sum += confidence_sum
+        self.confidence_count += confidence_count
+        if bucket != UNFINISHED:
+            self.finished += tasks
+            self.buckets[bucket] = self.buckets.get(bucket, 0) + tasks
+
+    @property
+    def mean_confidence(self) -> float | None:
+        return self.confidence_sum / self.confidence_count if self.confidence_count else None
+
+    def percentiles(self, *percents: int) -> list[float | None]:
+        """Linear interpolation between the nearest ranks, the ranks' values read from their buckets."""
+        n = self.finished
+        if n == 0:
+            return [None] * len(percents)
+        # 1-based ranks wanted, in exact integer arithmetic: floor and ceiling of 1 + p(n - 1)/100.
+        wanted: dict[int, float] = {}
+        plan = []
+        for percent in percents:
+            low, rest = divmod(percent * (n - 1), 100)
+            plan.append((low + 1, low + 2 if rest else None, rest))
+            wanted[low + 1] = 0.0
+            if rest:
+                wanted[low + 2] = 0.0
+        ranks = sorted(wanted)
+        seen = 0
+        index = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            while index < len(ranks) and ranks[index] <= seen:
+                wanted[ranks[index]] = bucket_value(bucket)
+                index += 1
+            if index == len(ranks):
+                break
+        return [
+            wanted[low] if high is None else wanted[low] + (wanted[high] - wanted[low]) * rest / 100
+            for low, high, rest in plan
+        ]
 
 
-def _statement(
-    *,
+_COUNT_COLUMNS = ("tasks", "succeeded", "confidence_sum", "confidence_count")
+
+
+def _rollup_query(
+    first_day: date | None, end_day: date | None, team_id: str | None, enterprise_id: str | None, agent: str | None
+) -> Select[Any]:
+    d = _daily
+    query = select(
+        d.c.routed, d.c.agent, d.c.bucket, *(func.sum(d.c[name]).label(name) for name in _COUNT_COLUMNS)
+    ).group_by(d.c.routed, d.c.agent, d.c.bucket)
+    if first_day is not None:
+        query = query.where(d.c.day >= first_day)
+    if end_day is not None:
+        query = query.where(d.c.day < end_day)
+    if team_id is not None:
+        query = query.where(d.c.team_id == team_id)
+    if enterprise_id is not None:
+        query = query.where(d.c.enterprise_id == enterprise_id)
+    if agent is not None:
+        query = query.where(d.c.routed.is_(True), d.c.agent == agent)
+    return query
+
+
+def _tasks_query(
     since: datetime | None,
     until: datetime | None,
     team_id: str | None,
@@ -100,66 +171,57 @@ def _statement(
     agent: str | None,
 ) -> Select[Any]:
     t = _tasks
-    joined, latest_round, round_outcome = latest_round_join(t)
-    routed = case((latest_round.c.id.is_(None), 0), else_=1)
-    per_task = select(
+    routed = case((t.c.latest_round_id.is_(None), False), else_=True)
+    bucket = func.coalesce(t.c.stats_bucket, UNFINISHED)
+    query = select(
         routed.label("routed"),
-        latest_round.c.agent.label("agent"),
-        latest_round.c.confidence.label("confidence"),
-        round_outcome.c.success.label("success"),
-        round_outcome.c.execution_time.label("execution_time"),
-    ).select_from(joined)
+        t.c.latest_agent.label("agent"),
+        bucket.label("bucket"),
+        func.count().label("tasks"),
+        func.sum(case((t.c.latest_success.is_(True), 1), else_=0)).label("succeeded"),
+        func.sum(t.c.latest_confidence).label("confidence_sum"),
+        func.count(t.c.latest_confidence).label("confidence_count"),
+    ).group_by(routed, t.c.latest_agent, bucket)
     if since is not None:
-        per_task = per_task.where(t.c.requested_at >= since)
+        query = query.where(t.c.requested_at >= since)
     if until is not None:
-        per_task = per_task.where(t.c.requested_at < until)
+        query = query.where(t.c.requested_at < until)
     if team_id is not None:
-        per_task = per_task.where(t.c.team_id == team_id)
+        query = query.where(t.c.team_id == team_id)
     if enterprise_id is not None:
-        per_task = per_task.where(t.c.enterprise_id == enterprise_id)
+        query = query.where(t.c.enterprise_id == enterprise_id)
     if agent is not None:
-        per_task = per_task.where(latest_round.c.agent == agent)
-    p = per_task.subquery("per_task")
-
-    group = (p.c.routed, p.c.agent)
-    # Finished tasks first, fastest first: ranks 1..finished are the sorted execution times. (Spelled out because
-    # backends disagree on where NULLs sort.)
-    unfinished_last = case((p.c.execution_time.is_(None), 1), else_=0)
-    ranked = select(
-        p.c.routed,
-        p.c.agent,
-        p.c.execution_time,
-        func.row_number().over(partition_by=group, order_by=(unfinished_last, p.c.execution_time)).label("rank"),
-        func.count().over(partition_by=group).label("tasks"),
-        func.count(p.c.execution_time).over(partition_by=group).label("finished"),
-        func.sum(case((p.c.success, 1), else_=0)).over(partition_by=group).label("succeeded"),
-        func.avg(p.c.confidence).over(partition_by=group).label("mean_confidence"),
-    ).subquery("ranked")
-    r = ranked.c
-    # Keep one row per group (rank 1) and the ranks that interpolation needs, in integer arithmetic so that every
-    # backend picks the same rows: for the median the ranks r with n <= 2r <= n + 2, for the 95th percentile those
-    # with 95n - 95 < 100r < 95n + 105 (floor and ceiling of 1 + 0.95(n - 1)).
-    needed = or_(
-        r.rank == 1,
-        and_(2 * r.rank >= r.finished, 2 * r.rank <= r.finished + 2),
-        and_(100 * r.rank > 95 * r.finished - 95, 100 * r.rank < 95 * r.finished + 105),
-    )
-    return select(
-        r.routed, r.agent, r.rank, r.execution_time, r.tasks, r.finished, r.succeeded, r.mean_confidence
-    ).where(needed)
+        query = query.where(t.c.latest_agent == agent)
+    return query
 
 
-def _percentile(ranked: Mapping[int, float], finished: int, percent: int) -> float | None:
-    """Linear interpolation between the nearest ranks, in exact integer arithmetic (what the SQL selected)."""
-    if finished == 0:
-        return None
-    scaled = percent * (finished - 1)  # 100 x the 0-based position
-    low, rest = divmod(scaled, 100)
-    low_value = ranked[low + 1]
-    if rest == 0:
-        return low_value
-    high_value = ranked[low + 2]
-    return low_value + (high_value - low_value) * rest / 100
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def _statements(
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    team_id: str | None,
+    enterprise_id: str | None,
+    agent: str | None,
+) -> list[Select[Any]]:
+    """The queries whose rows add up to the window: the rollup for the whole UTC days in it, the tasks for the rest."""
+    filters = (team_id, enterprise_id, agent)
+    # The whole days: from the first midnight at or after since, to the last midnight at or before until.
+    first_day = None
+    if since is not None:
+        first_day = since.date() if since == _day_start(since.date()) else since.date() + timedelta(days=1)
+    end_day = None if until is None else until.date()
+    if first_day is not None and end_day is not None and first_day >= end_day:
+        return [_tasks_query(since, until, *filters)]  # not one whole day: the tasks alone
+    statements = [_rollup_query(first_day, end_day, *filters)]
+    if since is not None and first_day is not None and since < _day_start(first_day):
+        statements.append(_tasks_query(since, _day_start(first_day), *filters))
+    if until is not None and end_day is not None and _day_start(end_day) < until:
+        statements.append(_tasks_query(_day_start(end_day), until, *filters))
+    return statements
 
 
 def compute_stats(
@@ -184,37 +246,44 @@ def compute_stats(
         print(stats.tasks, stats.success_rate, [a.agent for a in stats.agents])
     """
     since_utc, until_utc = as_utc(since), as_utc(until)
-    statement = _statement(since=since_utc, until=until_utc, team_id=team_id, enterprise_id=enterprise_id, agent=agent)
-    groups: dict[tuple[int, str | None], _Group] = {}
-    for row in conn.execute(statement):
-        key = (int(row.routed), row.agent)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group(
-                tasks=int(row.tasks),
-                finished=int(row.finished),
-                succeeded=int(row.succeeded or 0),
-                mean_confidence=None if row.mean_confidence is None else float(row.mean_confidence),
+    groups: dict[tuple[bool, str], _Group] = {}
+    statements = _statements(
+        since=since_utc, until=until_utc, team_id=team_id, enterprise_id=enterprise_id, agent=agent
+    )
+    for statement in statements:
+        for row in conn.execute(statement):
+            key = (bool(row.routed), row.agent or "")
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group()
+            group.add(
+                int(row.bucket),
+                int(row.tasks or 0),
+                int(row.succeeded or 0),
+                float(row.confidence_sum or 0.0),
+                int(row.confidence_count or 0),
             )
-        if row.execution_time is not None:
-            group.ranked[int(row.rank)] = float(row.execution_time)
 
-    agents = [
-        AgentStats(
-            agent=name,
-            tasks=group.tasks,
-            finished=group.finished,
-            succeeded=group.succeeded,
-            median_execution_time=_percentile(group.ranked, group.finished, 50),
-            p95_execution_time=_percentile(group.ranked, group.finished, 95),
-            mean_confidence=group.mean_confidence,
+    agents = []
+    for (routed, name), group in groups.items():
+        if not (routed and name) or group.tasks == 0:
+            continue
+        median, p95, p99 = group.percentiles(50, 95, 99)
+        agents.append(
+            AgentStats(
+                agent=name,
+                tasks=group.tasks,
+                finished=group.finished,
+                succeeded=group.succeeded,
+                median_execution_time=median,
+                p95_execution_time=p95,
+                mean_confidence=group.mean_confidence,
+                p99_execution_time=p99,
+            )
         )
-        for (routed, name), group in groups.items()
-        if routed and name is not None
-    ]
     agents.sort(key=lambda stats: (-stats.tasks, stats.agent))
-    unassigned = groups.get((1, None), _Group())
-    unrouted = groups.get((0, None), _Group())
+    unassigned = groups.get((True, ""), _Group())
+    unrouted = groups.get((False, ""), _Group())
     return Stats(
         since=since_utc,
         until=until_utc,

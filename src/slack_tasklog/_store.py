@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from . import _summary
 from ._capture import capture
 from ._events import (
     AssignmentRecorded,
@@ -85,8 +86,13 @@ def create_tasklog_engine(url: str) -> Engine:
             # Some drivers still default to a 3-byte "utf8" (or latin1) connection, which cannot carry emoji. Not
             # added to the URL: the journal's directory is named after the URL the user gave.
             connect_args["charset"] = "utf8mb4"
+        options: dict[str, Any] = {}
+        if backend in ("mysql", "mariadb"):
+            # InnoDB's default, REPEATABLE READ, would keep showing a writer the rows as they were at its first read,
+            # even after it waited for another writer's lock on a task (see _summary); PostgreSQL's default is this.
+            options["isolation_level"] = "READ COMMITTED"
         try:
-            return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+            return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
         except ImportError as error:
             extra, driver = _EXTRAS.get(backend, (None, None))
             hint = f"pip install 'slack-tasklog[{extra}]'" if extra else "install its driver"
@@ -228,10 +234,12 @@ class Store:
         # What this transaction learns about tasks joins the cache only once it commits.
         learned: dict[str, tuple[_KnownTask, ...]] = {}
         orphans = False
+        # Tasks whose latest round may have changed (or that are new): their summaries are refreshed last.
+        touched: set[int] = set()
         with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
             follow_up_rows: list[dict[str, Any]] = []
             if requests:
-                self._write_requests(conn, requests, now, learned)
+                touched.update(self._write_requests(conn, requests, now, learned))
                 # A mention in a thread that already held a task is one of its follow-ups.
                 follow_up_rows.extend(
                     self._follow_up_rows(requests, learned, now),
@@ -244,7 +252,9 @@ class Store:
             if assignments or outcomes:
                 threads = {a.thread_ts for a in assignments} | {o.thread_ts for o in outcomes}
                 self._load_threads(conn, threads, learned)
-                orphans = self._write_rounds(conn, assignments, outcomes, learned)
+                orphans = self._write_rounds(conn, assignments, outcomes, learned, touched)
+            if touched:
+                _summary.refresh(conn, touched)
             if deletions:
                 # Last: a message deleted right after it was written, in the same batch, is erased too.
                 self._erase_deleted(conn, deletions, now)
@@ -269,11 +279,15 @@ class Store:
 
     def maintain(self) -> None:
         """Periodic work: purge what is past retention, link rounds written before their task."""
-        if self.retention is not None and time.monotonic() >= self._next_purge:
+        if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + _PURGE_INTERVAL
-            purged = self.purge(datetime.now(timezone.utc) - self.retention)
-            if purged:
-                logger.info("slack_tasklog: purged %d tasks older than %s (retention)", purged, self.retention)
+            if self.retention is not None:
+                purged = self.purge(datetime.now(timezone.utc) - self.retention)
+                if purged:
+                    logger.info("slack_tasklog: purged %d tasks older than %s (retention)", purged, self.retention)
+            else:
+                with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+                    _summary.drop_empty(conn)
         if self._orphans_possible:
             self._link_orphans()
 
@@ -290,6 +304,7 @@ class Store:
                 )
                 if not ids:
                     break
+                _summary.remove(conn, ids)
                 rounds = select(_assignments.c.id).where(_assignments.c.task_id.in_(ids))
                 conn.execute(delete(_evaluations).where(_evaluations.c.assignment_id.in_(rounds)))
                 for table in (_assignments, _outcomes, _follow_ups):
@@ -305,6 +320,7 @@ class Store:
                 delete(_assignments).where(_assignments.c.task_id.is_(None), _assignments.c.recorded_at < before)
             )
             conn.execute(delete(_outcomes).where(_outcomes.c.task_id.is_(None), _outcomes.c.finished_at < before))
+            _summary.drop_empty(conn)
         if deleted:
             self._forget_cache = True  # the writer thread drops its thread -> task cache before its next write
         return deleted
@@ -326,6 +342,7 @@ class Store:
     def _link_orphans(self) -> None:
         """Link rounds and outcomes that were written before their task (another process, a race)."""
         self._orphans_possible = False
+        touched: set[int] = set()
         with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
             for table in (_assignments, _outcomes):
                 matching = and_(
@@ -334,11 +351,20 @@ class Store:
                     or_(table.c.team_id.is_(None), _tasks.c.team_id == table.c.team_id),
                 )
                 newest = select(func.max(_tasks.c.id)).where(matching).scalar_subquery()
+                targets = set(
+                    conn.execute(
+                        select(newest).select_from(table).where(table.c.task_id.is_(None)).distinct()
+                    ).scalars()
+                )
+                targets.discard(None)
+                _summary.lock(conn, targets)
+                touched.update(targets)
                 conn.execute(
                     update(table)
                     .where(table.c.task_id.is_(None), exists(select(_tasks.c.id).where(matching)))
                     .values(task_id=newest)
                 )
+            _summary.refresh(conn, touched)
 
     # -- the parts of a write ---------------------------------------------------------------------------------
 
@@ -348,7 +374,8 @@ class Store:
         requests: list[TaskRequested],
         now: datetime,
         learned: dict[str, tuple[_KnownTask, ...]],
-    ) -> None:
+    ) -> set[int]:
+        """Insert the tasks (each once), link what was waiting for them; returns the ids of the tasks."""
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         for r in requests:
             key = (r.team_id, r.channel_id, r.thread_ts)
@@ -371,14 +398,22 @@ class Store:
         # Rounds and outcomes that some process recorded before this request was written: look for them first
         # (one indexed query per table), since linking every request blindly costs two updates per task.
         waiting = self._threads_with_orphans(conn, [key[2] for key in rows])
-        links = []
+        links: list[dict[str, Any]] = []
+        linked: list[int] = []
+        ids: set[int] = set()
         for team, channel, thread_ts in rows:
             task = _exact(learned.get(thread_ts, ()), team, channel)
-            if task is not None and thread_ts in waiting:
+            if task is None:
+                continue
+            ids.add(task.id)
+            if thread_ts in waiting:
                 links.append({"b_task_id": task.id, "b_thread_ts": thread_ts, "b_channel": channel, "b_team": team})
+                linked.append(task.id)
         if links:
+            _summary.lock(conn, linked)
             conn.execute(self._link_assignments, links)
             conn.execute(self._link_outcomes, links)
+        return ids
 
     def _threads_with_orphans(self, conn: Connection, threads: list[str]) -> set[str]:
         found: set[str] = set()
@@ -419,7 +454,10 @@ class Store:
         assignments: list[AssignmentRecorded],
         outcomes: list[OutcomeRecorded],
         learned: Mapping[str, tuple[_KnownTask, ...]],
+        touched: set[int],
     ) -> bool:
+        """Insert rounds, evaluations and outcomes; adds the tasks they belong to to ``touched``; returns whether
+        some belong to no known task yet."""
         orphans = False
         assignment_rows: list[dict[str, Any]] = []
         evaluation_rows: list[dict[str, Any]] = []
@@ -478,6 +516,11 @@ class Store:
                     "finished_at": _utc(o.finished_at),
                 }
             )
+        linked = {row["task_id"] for row in assignment_rows} | {row["task_id"] for row in outcome_rows}
+        linked.discard(None)
+        # Before the inserts: see _summary on why the order of locks matters.
+        _summary.lock(conn, linked)
+        touched.update(linked)
         if assignment_rows:
             self._insert_assignment.execute(conn, assignment_rows)
         if evaluation_rows:

@@ -1,0 +1,281 @@
+"""Each task's latest round on its own row, and the daily rollup that stats over months read instead of the tasks.
+
+Why: which round counts for a task (:func:`~slack_tasklog._export.latest_round_join`) takes two correlated searches
+per task. Stats over a month of a busy bot read hundreds of thousands of tasks, and percentiles sort them: seconds.
+So the writer, in the transaction that adds a round or an outcome, works the rule out once for the tasks it touched
+(:func:`refresh`), keeps the answer in the task's ``latest_*`` columns, and moves the task from its old row of
+``tasklog_daily_stats`` to its new one (counts go down there and up here: a task is always counted exactly once).
+Stats then read whole days from the rollup and only the part-days at a window's edges from the tasks.
+
+Execution times are counted per bucket (:func:`bucket_of`): bucket ``i`` holds the times in
+``(GAMMA ** (i - 1), GAMMA ** i]`` microseconds, each bucket 2% wide, so the value a bucket stands for
+(:func:`bucket_value`) is within 1% of every time in it: a percentile read from the buckets is within 1% of the
+exact one (the idea of DDSketch). Counts, success rates and mean confidences stay exact.
+
+Concurrency: two processes may change one task at once (the orchestrator records a round while a specialist
+records its outcome). :func:`refresh` locks the task rows first (``FOR NO KEY UPDATE`` on PostgreSQL, ``FOR UPDATE``
+on MySQL/MariaDB, whose write connections read committed data; SQLite has one writer at a time), so the second
+transaction waits, then sees the first one's rows. The writer also takes those locks before it inserts the rounds
+(:func:`lock`): on MySQL an insert takes a shared lock on the parent task, and two shared locks that both want to
+become exclusive would deadlock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.sql import bindparam
+
+from ._export import latest_round_join
+from ._models import DailyStats, Task
+
+__all__ = ["GAMMA", "bucket_of", "bucket_value", "lock", "rebuild", "refresh", "remove", "upsert_deltas"]
+
+_tasks: Table = Task.__table__  # type: ignore[assignment]
+_daily: Table = DailyStats.__table__  # type: ignore[assignment]
+
+#: Relative accuracy of the execution-time buckets: a bucket's value is within 1% of the times it holds.
+ALPHA = 0.01
+GAMMA = (1 + ALPHA) / (1 - ALPHA)
+_LOG_GAMMA = math.log(GAMMA)
+_UNIT = 1e-6  # seconds: times under a microsecond count as 0
+#: Bucket of a task with no outcome yet.
+UNFINISHED = -1
+
+_CHUNK = 500
+_KEYS = ("team_id", "enterprise_id", "day", "routed", "agent", "bucket")
+_COUNTS = ("tasks", "succeeded", "confidence_sum", "confidence_count")
+
+# (team_id, enterprise_id, day, routed, agent, bucket) -> [tasks, succeeded, confidence_sum, confidence_count]
+Key = tuple[str, str, date, bool, str, int]
+Deltas = dict[Key, list[float]]
+
+
+def bucket_of(execution_time: float | None) -> int:
+    """The bucket an execution time (seconds) is counted in; :data:`UNFINISHED` for None."""
+    if execution_time is None:
+        return UNFINISHED
+    if execution_time <= _UNIT:  # includes 0 (a round that assigned nobody) and nonsense negatives
+        return 0
+    return max(1, math.ceil(math.log(execution_time / _UNIT) / _LOG_GAMMA))
+
+
+def bucket_value(bucket: int) -> float:
+    """The execution time (seconds) a bucket stands for: within :data:`ALPHA` of every time in it."""
+    if bucket <= 0:
+        return 0.0
+    return _UNIT * 2 * GAMMA**bucket / (GAMMA + 1)
+
+
+def lock(conn: Connection, task_ids: Iterable[int]) -> None:
+    """Lock these task rows until the transaction ends, in id order (two writers never wait on each other in a
+    circle). Nothing to do on SQLite, where a write transaction has the whole database."""
+    if conn.dialect.name == "sqlite":
+        return
+    ids = sorted(set(task_ids))
+    for start in range(0, len(ids), _CHUNK):
+        query = select(_tasks.c.id).where(_tasks.c.id.in_(ids[start : start + _CHUNK])).order_by(_tasks.c.id)
+        # PostgreSQL: NO KEY UPDATE does not conflict with the KEY SHARE locks that inserting rounds takes.
+        conn.execute(query.with_for_update(key_share=conn.dialect.name == "postgresql")).all()
+
+
+def _refresh_query() -> Any:
+    t = _tasks
+    joined, latest_round, round_outcome = latest_round_join(t)
+    return select(
+        t.c.id,
+        t.c.team_id,
+        t.c.enterprise_id,
+        t.c.requested_at,
+        t.c.latest_round_id,
+        t.c.latest_outcome_id,
+        t.c.latest_agent,
+        t.c.latest_confidence,
+        t.c.latest_success,
+        t.c.latest_execution_time,
+        t.c.stats_bucket,
+        latest_round.c.id.label("new_round_id"),
+        latest_round.c.agent.label("new_agent"),
+        latest_round.c.confidence.label("new_confidence"),
+        round_outcome.c.id.label("new_outcome_id"),
+        round_outcome.c.success.label("new_success"),
+        round_outcome.c.execution_time.label("new_execution_time"),
+    ).select_from(joined)
+
+
+_REFRESH = _refresh_query()
+_UPDATE = (
+    update(_tasks)
+    .where(_tasks.c.id == bindparam("b_id"))
+    .values(
+        latest_round_id=bindparam("b_round"),
+        latest_outcome_id=bindparam("b_outcome"),
+        latest_agent=bindparam("b_agent"),
+        latest_confidence=bindparam("b_confidence"),
+        latest_success=bindparam("b_success"),
+        latest_execution_time=bindparam("b_time"),
+        stats_bucket=bindparam("b_bucket"),
+    )
+)
+
+
+def _add(deltas: Deltas, key: Key, sign: int, success: bool | None, confidence: float | None) -> None:
+    counts = deltas.get(key)
+    if counts is None:
+        counts = deltas[key] = [0, 0, 0.0, 0]
+    counts[0] += sign
+    if success:
+        counts[1] += sign
+    if confidence is not None:
+        counts[2] += sign * confidence
+        counts[3] += sign
+
+
+def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None = None) -> int:
+    """Work out the latest round and outcome of these tasks again, store what changed, and move them in the rollup.
+
+    Idempotent: a task whose latest round did not change is left alone, so refreshing too many tasks only costs
+    time. ``deltas``: collect the rollup changes there and leave them to the caller (:func:`upsert_deltas`), to
+    merge many calls into one write. Returns how many tasks changed.
+    """
+    ids = sorted(set(task_ids))
+    own = deltas is None
+    collected: Deltas = {} if deltas is None else deltas
+    changed: list[dict[str, Any]] = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        lock(conn, chunk)
+        for row in conn.execute(_REFRESH.where(_tasks.c.id.in_(chunk))):
+            routed = row.new_round_id is not None
+            finished = row.new_outcome_id is not None
+            success = bool(row.new_success) if finished else None
+            execution_time = float(row.new_execution_time) if finished else None
+            bucket = bucket_of(execution_time)
+            confidence = None if row.new_confidence is None else float(row.new_confidence)
+            if (
+                row.stats_bucket == bucket
+                and row.latest_round_id == row.new_round_id
+                and row.latest_outcome_id == row.new_outcome_id
+                and row.latest_agent == row.new_agent
+                and row.latest_confidence == confidence
+                and row.latest_success == success
+                and row.latest_execution_time == execution_time
+            ):
+                continue
+            day = row.requested_at.date()
+            enterprise = row.enterprise_id or ""
+            if row.stats_bucket is not None:
+                old_key = (
+                    row.team_id,
+                    enterprise,
+                    day,
+                    row.latest_round_id is not None,
+                    row.latest_agent or "",
+                    int(row.stats_bucket),
+                )
+                old_confidence = None if row.latest_confidence is None else float(row.latest_confidence)
+                _add(collected, old_key, -1, row.latest_success, old_confidence)
+            _add(collected, (row.team_id, enterprise, day, routed, row.new_agent or "", bucket), 1, success, confidence)
+            changed.append(
+                {
+                    "b_id": row.id,
+                    "b_round": row.new_round_id,
+                    "b_outcome": row.new_outcome_id,
+                    "b_agent": row.new_agent,
+                    "b_confidence": confidence,
+                    "b_success": success,
+                    "b_time": execution_time,
+                    "b_bucket": bucket,
+                }
+            )
+    if changed:
+        conn.execute(_UPDATE, changed)
+    if own:
+        upsert_deltas(conn, collected)
+    return len(changed)
+
+
+def remove(conn: Connection, task_ids: Sequence[int]) -> None:
+    """Take these tasks (about to be deleted) out of the rollup."""
+    collected: Deltas = {}
+    t = _tasks
+    for start in range(0, len(task_ids), _CHUNK):
+        chunk = task_ids[start : start + _CHUNK]
+        lock(conn, chunk)
+        query = select(
+            t.c.team_id,
+            t.c.enterprise_id,
+            t.c.requested_at,
+            t.c.latest_round_id,
+            t.c.latest_agent,
+            t.c.latest_confidence,
+            t.c.latest_success,
+            t.c.stats_bucket,
+        ).where(t.c.id.in_(chunk), t.c.stats_bucket.is_not(None))
+        for row in conn.execute(query):
+            key = (
+                row.team_id,
+                row.enterprise_id or "",
+                row.requested_at.date(),
+                row.latest_round_id is not None,
+                row.latest_agent or "",
+                int(row.stats_bucket),
+            )
+            confidence = None if row.latest_confidence is None else float(row.latest_confidence)
+            _add(collected, key, -1, row.latest_success, confidence)
+    upsert_deltas(conn, collected)
+
+
+def _upsert_statement(dialect: str) -> Any:
+    increments: Mapping[str, Any]
+    if dialect in ("mysql", "mariadb"):
+        mysql_insert = mysql.insert(_daily)
+        increments = {name: _daily.c[name] + mysql_insert.inserted[name] for name in _COUNTS}
+        return mysql_insert.on_duplicate_key_update(increments)
+    dialect_insert = postgresql.insert(_daily) if dialect == "postgresql" else sqlite.insert(_daily)
+    increments = {name: _daily.c[name] + dialect_insert.excluded[name] for name in _COUNTS}
+    return dialect_insert.on_conflict_do_update(index_elements=list(_KEYS), set_=increments)
+
+
+def upsert_deltas(conn: Connection, deltas: Deltas) -> None:
+    """Add ``deltas`` to the rollup rows (creating them as needed), in one executemany."""
+    rows = [
+        dict(zip(_KEYS, key, strict=True)) | dict(zip(_COUNTS, counts, strict=True))
+        for key, counts in deltas.items()
+        # A task that moved within one row (another confidence, same bucket) may leave nothing to add.
+        if counts[0] or counts[1] or counts[2] or counts[3]
+    ]
+    if rows:
+        rows.sort(key=lambda row: tuple(row[name] for name in _KEYS))  # one lock order for every writer
+        conn.execute(_upsert_statement(conn.dialect.name), rows)
+
+
+def drop_empty(conn: Connection) -> None:
+    """Delete rollup rows that no task is counted in any more (left behind as tasks finish or are purged)."""
+    conn.execute(delete(_daily).where(_daily.c.tasks == 0))
+
+
+def rebuild(conn: Connection, *, chunk: int = 5_000) -> int:
+    """Recompute every task's summary and the whole rollup, in ``conn``'s transaction (the migration that adds them,
+    or a repair). Returns the number of tasks."""
+    conn.execute(delete(_daily))
+    conn.execute(update(_tasks).values(stats_bucket=None))
+    collected: Deltas = {}
+    last = 0
+    count = 0
+    while True:
+        ids = list(
+            conn.execute(select(_tasks.c.id).where(_tasks.c.id > last).order_by(_tasks.c.id).limit(chunk)).scalars()
+        )
+        if not ids:
+            break
+        refresh(conn, ids, deltas=collected)
+        last = ids[-1]
+        count += len(ids)
+    upsert_deltas(conn, collected)
+    return count
