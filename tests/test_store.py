@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.dialects import sqlite
 
+from slack_tasklog._bulk import sqlite_utc
 from slack_tasklog._models import Task
-from slack_tasklog._store import _sqlite_utc
 
 
 def test_sqlite_datetimes_are_stored_exactly_as_sqlalchemy_stores_them() -> None:
@@ -22,5 +22,5 @@ def test_sqlite_datetimes_are_stored_exactly_as_sqlalchemy_stores_them() -> None
         values.append(datetime.fromtimestamp(seconds, timezone.utc))
         values.append(datetime.fromtimestamp(round(seconds), plus_two))
     for value in values:
-        assert _sqlite_utc(value) == reference(value), value
-    assert _sqlite_utc(None) is None
+        assert sqlite_utc(value) == reference(value), value
+    assert sqlite_utc(None) is None

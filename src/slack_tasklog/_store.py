@@ -8,11 +8,10 @@ written twice lands once.
 from __future__ import annotations
 
 import json
-import operator
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,6 +39,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from . import _summary
+from ._bulk import Bulk
 from ._capture import capture
 from ._events import (
     AssignmentRecorded,
@@ -52,7 +52,7 @@ from ._events import (
 )
 from ._internal import logger
 from ._migrate import MigrateMode, SchemaNotReadyError, prepare_schema
-from ._models import Assignment, Evaluation, FollowUp, Outcome, Task, UTCDateTime
+from ._models import Assignment, Evaluation, FollowUp, Outcome, Task
 
 __all__ = ["Store", "create_tasklog_engine"]
 
@@ -177,22 +177,22 @@ class Store:
         #: Purge tasks older than this, from the writer thread, once an hour (None: keep everything).
         self.retention: timedelta | None = None
         self._next_purge = 0.0
-        self._insert_task = _BulkInsert(
+        self._insert_task = _bulk_insert(
             _tasks,
             ("team_id", "enterprise_id", "channel_id", "thread_ts", "request_ts", "user_id", "request_text",
              "requested_at", "recorded_at"),
             engine.dialect,
         )  # fmt: skip
-        self._insert_follow_up = _BulkInsert(
+        self._insert_follow_up = _bulk_insert(
             _follow_ups, ("task_id", "team_id", "channel_id", "ts", "user_id", "text", "posted_at"), engine.dialect
         )
-        self._insert_assignment = _BulkInsert(
+        self._insert_assignment = _bulk_insert(
             _assignments,
             ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "confidence", "recorded_at"),
             engine.dialect,
         )
-        self._insert_evaluation = _BulkInsert(_evaluations, ("assignment_id", "agent", "confidence"), engine.dialect)
-        self._insert_outcome = _BulkInsert(
+        self._insert_evaluation = _bulk_insert(_evaluations, ("assignment_id", "agent", "confidence"), engine.dialect)
+        self._insert_outcome = _bulk_insert(
             _outcomes,
             ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "success", "execution_time",
              "error_message", "started_at", "finished_at"),
@@ -627,64 +627,9 @@ def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _Known
     return None
 
 
-class _BulkInsert:
-    """An insert-or-ignore of many rows, handed to the driver's ``executemany`` directly.
-
-    SQLAlchemy's per-row parameter handling costs more than SQLite's own insert; here the statement is compiled
-    once, and each row is a tuple built by ``itemgetter``, passed through the column types' own bind processors
-    (so values are stored exactly as SQLAlchemy would store them, and read back the same way).
-    """
-
-    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
-        compiled = _insert_ignore(table, dialect.name).compile(dialect=dialect, column_keys=list(columns))
-        self._sql = str(compiled)
-        self._positional = bool(compiled.positional)
-        names = list(compiled.positiontup or columns) if self._positional else list(columns)
-        self._names = names
-        self._values = operator.itemgetter(*names)
-        self._processors = [
-            (index, processor)
-            for index, name in enumerate(names)
-            if (processor := _bind_processor(table.c[name].type, dialect)) is not None
-        ]
-
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        params: list[Any] = [self._values(row) for row in rows]
-        if self._processors:
-            processed = []
-            for values in params:
-                row = list(values)
-                for index, processor in self._processors:
-                    row[index] = processor(row[index])
-                processed.append(tuple(row))
-            params = processed
-        if not self._positional:
-            params = [dict(zip(self._names, values, strict=True)) for values in params]
-        conn.exec_driver_sql(self._sql, params)
-
-
-def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
-    """How a value of ``type_`` goes to this dialect's driver: the type's own processor (``dialect_impl``: our
-    TypeDecorator, then the dialect's), except for UTC datetimes on SQLite, where SQLAlchemy's generic formatting is
-    the costliest step of a write and :func:`_sqlite_utc` produces the same text several times faster."""
-    if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
-        return _sqlite_utc
-    processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
-    return processor
-
-
-def _sqlite_utc(value: datetime | None) -> str | None:
-    """An aware datetime as SQLAlchemy's SQLite dialect stores a UTC ``UTCDateTime`` (test_store checks they agree)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("slack_tasklog stores timezone-aware datetimes only")
-    if value.utcoffset():
-        value = value.astimezone(timezone.utc)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
+def _bulk_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> Bulk:
+    """An insert-or-ignore of many rows of ``columns`` (see :class:`~slack_tasklog._bulk.Bulk`)."""
+    return Bulk(_insert_ignore(table, dialect.name), dialect, columns)
 
 
 def _insert_ignore(table: Table, dialect: str) -> Insert:

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Dialect, String, Table, delete, select, type_coerce, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import bindparam
 
+from ._bulk import Bulk
 from ._export import latest_round_join
 from ._models import DailyStats, Task
 
@@ -91,7 +92,8 @@ def _refresh_query() -> Any:
         t.c.id,
         t.c.team_id,
         t.c.enterprise_id,
-        t.c.requested_at,
+        # As the driver gives it (text on SQLite): only its date is wanted, and parsing the whole is the costly part.
+        type_coerce(t.c.requested_at, String),
         t.c.latest_round_id,
         t.c.latest_outcome_id,
         t.c.latest_agent,
@@ -111,17 +113,50 @@ def _refresh_query() -> Any:
 _REFRESH = _refresh_query()
 _UPDATE = (
     update(_tasks)
-    .where(_tasks.c.id == bindparam("b_id"))
+    .where(_tasks.c.id == bindparam("b_id", type_=_tasks.c.id.type))
     .values(
-        latest_round_id=bindparam("b_round"),
-        latest_outcome_id=bindparam("b_outcome"),
-        latest_agent=bindparam("b_agent"),
-        latest_confidence=bindparam("b_confidence"),
-        latest_success=bindparam("b_success"),
-        latest_execution_time=bindparam("b_time"),
-        stats_bucket=bindparam("b_bucket"),
+        {
+            name: bindparam(f"b_{name}", type_=_tasks.c[name].type)
+            for name in (
+                "latest_round_id",
+                "latest_outcome_id",
+                "latest_agent",
+                "latest_confidence",
+                "latest_success",
+                "latest_execution_time",
+                "stats_bucket",
+            )
+        }
     )
 )
+
+
+def _day(requested_at: str | datetime) -> date:
+    if isinstance(requested_at, str):  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
+        return date.fromisoformat(requested_at[:10])
+    if requested_at.tzinfo is not None:  # PostgreSQL: in the session's time zone
+        requested_at = requested_at.astimezone(timezone.utc)
+    return requested_at.date()
+
+
+class _Statements:
+    """The writes of this module, compiled once per dialect for :class:`~slack_tasklog._bulk.Bulk`."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.update = Bulk(_UPDATE, dialect)
+        self.upsert = Bulk(_upsert_statement(dialect.name), dialect, _KEYS + _COUNTS)
+
+
+_compiled: dict[tuple[str, str], _Statements] = {}
+
+
+def _statements(conn: Connection) -> _Statements:
+    dialect = conn.dialect
+    key = (dialect.name, dialect.paramstyle)
+    statements = _compiled.get(key)
+    if statements is None:
+        statements = _compiled[key] = _Statements(dialect)
+    return statements
 
 
 def _add(deltas: Deltas, key: Key, sign: int, success: bool | None, confidence: float | None) -> None:
@@ -150,51 +185,47 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         lock(conn, chunk)
-        for row in conn.execute(_REFRESH.where(_tasks.c.id.in_(chunk))):
-            routed = row.new_round_id is not None
-            finished = row.new_outcome_id is not None
-            success = bool(row.new_success) if finished else None
-            execution_time = float(row.new_execution_time) if finished else None
-            bucket = bucket_of(execution_time)
-            confidence = None if row.new_confidence is None else float(row.new_confidence)
+        for (
+            task_id, team_id, enterprise_id, requested_at,
+            round_id, outcome_id, agent, confidence, success, execution_time, bucket,
+            new_round_id, new_agent, raw_confidence, new_outcome_id, raw_success, raw_time,
+        ) in conn.execute(_REFRESH.where(_tasks.c.id.in_(chunk))).all():  # fmt: skip
+            finished = new_outcome_id is not None
+            new_success = bool(raw_success) if finished else None
+            new_execution_time = float(raw_time) if finished else None
+            new_bucket = bucket_of(new_execution_time)
+            new_confidence = None if raw_confidence is None else float(raw_confidence)
             if (
-                row.stats_bucket == bucket
-                and row.latest_round_id == row.new_round_id
-                and row.latest_outcome_id == row.new_outcome_id
-                and row.latest_agent == row.new_agent
-                and row.latest_confidence == confidence
-                and row.latest_success == success
-                and row.latest_execution_time == execution_time
+                bucket == new_bucket
+                and round_id == new_round_id
+                and outcome_id == new_outcome_id
+                and agent == new_agent
+                and confidence == new_confidence
+                and success == new_success
+                and execution_time == new_execution_time
             ):
                 continue
-            day = row.requested_at.date()
-            enterprise = row.enterprise_id or ""
-            if row.stats_bucket is not None:
-                old_key = (
-                    row.team_id,
-                    enterprise,
-                    day,
-                    row.latest_round_id is not None,
-                    row.latest_agent or "",
-                    int(row.stats_bucket),
-                )
-                old_confidence = None if row.latest_confidence is None else float(row.latest_confidence)
-                _add(collected, old_key, -1, row.latest_success, old_confidence)
-            _add(collected, (row.team_id, enterprise, day, routed, row.new_agent or "", bucket), 1, success, confidence)
+            day = _day(requested_at)
+            enterprise = enterprise_id or ""
+            if bucket is not None:
+                old_key = (team_id, enterprise, day, round_id is not None, agent or "", int(bucket))
+                _add(collected, old_key, -1, success, None if confidence is None else float(confidence))
+            new_key = (team_id, enterprise, day, new_round_id is not None, new_agent or "", new_bucket)
+            _add(collected, new_key, 1, new_success, new_confidence)
             changed.append(
                 {
-                    "b_id": row.id,
-                    "b_round": row.new_round_id,
-                    "b_outcome": row.new_outcome_id,
-                    "b_agent": row.new_agent,
-                    "b_confidence": confidence,
-                    "b_success": success,
-                    "b_time": execution_time,
-                    "b_bucket": bucket,
+                    "b_id": task_id,
+                    "b_latest_round_id": new_round_id,
+                    "b_latest_outcome_id": new_outcome_id,
+                    "b_latest_agent": new_agent,
+                    "b_latest_confidence": new_confidence,
+                    "b_latest_success": new_success,
+                    "b_latest_execution_time": new_execution_time,
+                    "b_stats_bucket": new_bucket,
                 }
             )
     if changed:
-        conn.execute(_UPDATE, changed)
+        _statements(conn).update.execute(conn, changed)
     if own:
         upsert_deltas(conn, collected)
     return len(changed)
@@ -210,24 +241,16 @@ def remove(conn: Connection, task_ids: Sequence[int]) -> None:
         query = select(
             t.c.team_id,
             t.c.enterprise_id,
-            t.c.requested_at,
+            type_coerce(t.c.requested_at, String),
             t.c.latest_round_id,
             t.c.latest_agent,
             t.c.latest_confidence,
             t.c.latest_success,
             t.c.stats_bucket,
         ).where(t.c.id.in_(chunk), t.c.stats_bucket.is_not(None))
-        for row in conn.execute(query):
-            key = (
-                row.team_id,
-                row.enterprise_id or "",
-                row.requested_at.date(),
-                row.latest_round_id is not None,
-                row.latest_agent or "",
-                int(row.stats_bucket),
-            )
-            confidence = None if row.latest_confidence is None else float(row.latest_confidence)
-            _add(collected, key, -1, row.latest_success, confidence)
+        for team_id, enterprise_id, requested_at, round_id, agent, confidence, success, bucket in conn.execute(query):
+            key = (team_id, enterprise_id or "", _day(requested_at), round_id is not None, agent or "", int(bucket))
+            _add(collected, key, -1, success, None if confidence is None else float(confidence))
     upsert_deltas(conn, collected)
 
 
@@ -252,7 +275,7 @@ def upsert_deltas(conn: Connection, deltas: Deltas) -> None:
     ]
     if rows:
         rows.sort(key=lambda row: tuple(row[name] for name in _KEYS))  # one lock order for every writer
-        conn.execute(_upsert_statement(conn.dialect.name), rows)
+        _statements(conn).upsert.execute(conn, rows)
 
 
 def drop_empty(conn: Connection) -> None:
