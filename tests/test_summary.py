@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from slack_tasklog import TaskLog, _summary
 from slack_tasklog._events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
+from slack_tasklog._export import latest_round_join
 from slack_tasklog._models import DailyStats, Task
 from slack_tasklog._stats import Stats, compute_stats
 
@@ -91,6 +92,20 @@ def test_events_in_any_order_leave_what_a_rebuild_finds(tasklog: TaskLog, seed_v
         tasks = _summary.rebuild(conn)
     assert tasks == len(kept[0])
     assert snapshot(tasklog) == kept
+    assert_the_rule_in_sql_agrees(tasklog)
+
+
+def assert_the_rule_in_sql_agrees(tasklog: TaskLog) -> None:
+    """The writer applies the latest-round rule in Python; latest_round_join states it in SQL: same answers."""
+    t = Task.__table__
+    joined, latest_round, round_outcome = latest_round_join(t)  # type: ignore[arg-type]
+    with tasklog.engine.connect() as conn:
+        by_sql = conn.execute(
+            select(t.c.id, latest_round.c.id, round_outcome.c.id).select_from(joined).order_by(t.c.id)
+        ).all()
+        kept = conn.execute(select(t.c.id, t.c.latest_round_id, t.c.latest_outcome_id).order_by(t.c.id)).all()
+    assert [tuple(row) for row in kept] == [tuple(row) for row in by_sql]
+    assert any(row[2] is not None for row in kept)
 
 
 def counts(stats: Stats) -> dict[str, Any]:

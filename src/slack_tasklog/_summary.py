@@ -3,7 +3,8 @@
 Why: which round counts for a task (:func:`~slack_tasklog._export.latest_round_join`) takes two correlated searches
 per task. Stats over a month of a busy bot read hundreds of thousands of tasks, and percentiles sort them: seconds.
 So the writer, in the transaction that adds a round or an outcome, works the rule out once for the tasks it touched
-(:func:`refresh`), keeps the answer in the task's ``latest_*`` columns, and moves the task from its old row of
+(:func:`refresh`: three indexed reads and the rule in Python, which tests check against the SQL), keeps the answer
+in the task's ``latest_*`` columns, and moves the task from its old row of
 ``tasklog_daily_stats`` to its new one (counts go down there and up here: a task is always counted exactly once).
 Stats then read whole days from the rollup and only the part-days at a window's edges from the tasks.
 
@@ -27,13 +28,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, String, Table, delete, select, type_coerce, update
+from sqlalchemy import BigInteger, Connection, Dialect, String, Table, any_, delete, select, type_coerce, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import bindparam
 
 from ._bulk import Bulk
-from ._export import latest_round_join
-from ._models import DailyStats, Task
+from ._models import Assignment, DailyStats, Outcome, Task
 
 __all__ = ["GAMMA", "bucket_of", "bucket_value", "lock", "rebuild", "refresh", "remove", "upsert_deltas"]
 
@@ -73,6 +73,16 @@ def bucket_value(bucket: int) -> float:
     return _UNIT * 2 * GAMMA**bucket / (GAMMA + 1)
 
 
+def _among(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
+    """``column IN ids``; on PostgreSQL ``column = ANY(array)``: one parameter instead of hundreds, which the
+    server parses and plans several times faster. For primary keys only: with a prepared statement's generic plan
+    PostgreSQL cannot see how many ids the array holds, and on a table not analyzed yet it picked a sequential scan
+    of the rounds for it (measured: 7 times slower than the IN list)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=postgresql.ARRAY(BigInteger())))
+    return column.in_(ids)
+
+
 def lock(conn: Connection, task_ids: Iterable[int]) -> None:
     """Lock these task rows until the transaction ends, in id order (two writers never wait on each other in a
     circle). Nothing to do on SQLite, where a write transaction has the whole database."""
@@ -80,37 +90,77 @@ def lock(conn: Connection, task_ids: Iterable[int]) -> None:
         return
     ids = sorted(set(task_ids))
     for start in range(0, len(ids), _CHUNK):
-        query = select(_tasks.c.id).where(_tasks.c.id.in_(ids[start : start + _CHUNK])).order_by(_tasks.c.id)
+        query = select(_tasks.c.id).where(_among(conn, _tasks.c.id, ids[start : start + _CHUNK])).order_by(_tasks.c.id)
         # PostgreSQL: NO KEY UPDATE does not conflict with the KEY SHARE locks that inserting rounds takes.
         conn.execute(query.with_for_update(key_share=conn.dialect.name == "postgresql")).all()
 
 
-def _refresh_query() -> Any:
-    t = _tasks
-    joined, latest_round, round_outcome = latest_round_join(t)
-    return select(
-        t.c.id,
-        t.c.team_id,
-        t.c.enterprise_id,
-        # As the driver gives it (text on SQLite): only its date is wanted, and parsing the whole is the costly part.
-        type_coerce(t.c.requested_at, String),
-        t.c.latest_round_id,
-        t.c.latest_outcome_id,
-        t.c.latest_agent,
-        t.c.latest_confidence,
-        t.c.latest_success,
-        t.c.latest_execution_time,
-        t.c.stats_bucket,
-        latest_round.c.id.label("new_round_id"),
-        latest_round.c.agent.label("new_agent"),
-        latest_round.c.confidence.label("new_confidence"),
-        round_outcome.c.id.label("new_outcome_id"),
-        round_outcome.c.success.label("new_success"),
-        round_outcome.c.execution_time.label("new_execution_time"),
-    ).select_from(joined)
+def _raw(column: Any) -> Any:
+    # A datetime as the driver gives it: text on SQLite, in one fixed format, so it compares as the database
+    # compares it, and parsing it (the costly part of reading a row) is not needed to find the newest.
+    return type_coerce(column, String).label(column.name)
 
 
-_REFRESH = _refresh_query()
+_t, _a, _o = _tasks, Assignment.__table__.c, Outcome.__table__.c
+_CURRENT = select(
+    _t.c.id,
+    _t.c.team_id,
+    _t.c.enterprise_id,
+    _raw(_t.c.requested_at),
+    _t.c.latest_round_id,
+    _t.c.latest_outcome_id,
+    _t.c.latest_agent,
+    _t.c.latest_confidence,
+    _t.c.latest_success,
+    _t.c.latest_execution_time,
+    _t.c.stats_bucket,
+)
+_ROUNDS = select(_a.task_id, _raw(_a.recorded_at), _a.id, _a.agent, _a.confidence)
+_OUTCOMES = select(
+    _o.task_id, _raw(_o.finished_at), _o.id, _o.agent, _o.success, _o.execution_time, _raw(_o.started_at)
+)
+
+
+def _latest(conn: Connection, chunk: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """Each task's latest round and that round's outcome, by the rule of :func:`~slack_tasklog._export.
+    latest_round_join` (tests check the two agree): task id -> (round id, agent, confidence, outcome id, success,
+    execution time); tasks with no round are missing.
+
+    Three plain indexed reads and the rule in Python: the rule's correlated subqueries cost PostgreSQL several
+    times more per task."""
+    newest_round: dict[int, tuple[Any, ...]] = {}
+    round_row: Any
+    for round_row in conn.execute(_ROUNDS.where(_a.task_id.in_(chunk))).all():
+        row = tuple(round_row)  # (task_id, recorded_at, id, agent, confidence): the newest by (recorded_at, id)
+        held = newest_round.get(row[0])
+        if held is None or row[1:3] > held[1:3]:
+            newest_round[row[0]] = row
+    if not newest_round:
+        return {}
+    newest_outcome: dict[int, tuple[Any, ...]] = {}
+    outcome_row: Any
+    for outcome_row in conn.execute(_OUTCOMES.where(_o.task_id.in_(list(newest_round)))).all():
+        # (task_id, finished_at, id, agent, success, execution_time, started_at): the newest run by the round's
+        # agent (or the round's own "nobody" outcome) that started at or after the round.
+        row = tuple(outcome_row)
+        task_round = newest_round.get(row[0])
+        if task_round is None or row[3] != task_round[3] or row[6] < task_round[1]:
+            continue
+        held = newest_outcome.get(row[0])
+        if held is None or row[1:3] > held[1:3]:
+            newest_outcome[row[0]] = row
+    latest: dict[int, tuple[Any, ...]] = {}
+    for task_id, (_, _, round_id, agent, confidence) in newest_round.items():
+        outcome = newest_outcome.get(task_id)
+        if outcome is None:
+            latest[task_id] = (round_id, agent, confidence, None, None, None)
+        else:
+            latest[task_id] = (round_id, agent, confidence, outcome[2], outcome[4], outcome[5])
+    return latest
+
+
+_NOT_ROUTED = (None, None, None, None, None, None)
+
 _UPDATE = (
     update(_tasks)
     .where(_tasks.c.id == bindparam("b_id", type_=_tasks.c.id.type))
@@ -185,11 +235,14 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         lock(conn, chunk)
+        latest = _latest(conn, chunk)
         for (
             task_id, team_id, enterprise_id, requested_at,
             round_id, outcome_id, agent, confidence, success, execution_time, bucket,
-            new_round_id, new_agent, raw_confidence, new_outcome_id, raw_success, raw_time,
-        ) in conn.execute(_REFRESH.where(_tasks.c.id.in_(chunk))).all():  # fmt: skip
+        ) in conn.execute(_CURRENT.where(_among(conn, _tasks.c.id, chunk))).all():  # fmt: skip
+            new_round_id, new_agent, raw_confidence, new_outcome_id, raw_success, raw_time = latest.get(
+                task_id, _NOT_ROUTED
+            )
             finished = new_outcome_id is not None
             new_success = bool(raw_success) if finished else None
             new_execution_time = float(raw_time) if finished else None
@@ -247,7 +300,7 @@ def remove(conn: Connection, task_ids: Sequence[int]) -> None:
             t.c.latest_confidence,
             t.c.latest_success,
             t.c.stats_bucket,
-        ).where(t.c.id.in_(chunk), t.c.stats_bucket.is_not(None))
+        ).where(_among(conn, t.c.id, chunk), t.c.stats_bucket.is_not(None))
         for team_id, enterprise_id, requested_at, round_id, agent, confidence, success, bucket in conn.execute(query):
             key = (team_id, enterprise_id or "", _day(requested_at), round_id is not None, agent or "", int(bucket))
             _add(collected, key, -1, success, None if confidence is None else float(confidence))
