@@ -215,7 +215,6 @@ class Assignment(Base):
     __table_args__ = (
         Index("ix_tasklog_assignments_task_id_recorded_at", "task_id", "recorded_at"),
         Index("ix_tasklog_assignments_thread_ts", "thread_ts"),
-        Index("ix_tasklog_assignments_agent_recorded_at", "agent", "recorded_at"),
         TABLE_OPTIONS,
     )
 
@@ -231,7 +230,7 @@ class Evaluation(Base):
     agent: Mapped[str] = mapped_column(AgentName, primary_key=True)
     confidence: Mapped[float | None] = mapped_column(Number)
 
-    __table_args__ = (Index("ix_tasklog_evaluations_agent", "agent"), TABLE_OPTIONS)
+    __table_args__ = (TABLE_OPTIONS,)
 
 
 class Outcome(Base):
@@ -258,7 +257,6 @@ class Outcome(Base):
     __table_args__ = (
         Index("ix_tasklog_outcomes_task_id_finished_at", "task_id", "finished_at"),
         Index("ix_tasklog_outcomes_thread_ts", "thread_ts"),
-        Index("ix_tasklog_outcomes_agent_finished_at", "agent", "finished_at"),
         TABLE_OPTIONS,
     )
 

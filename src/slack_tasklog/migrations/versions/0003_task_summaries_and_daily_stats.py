@@ -1,6 +1,8 @@
 """Each task's latest round on its row (``latest_*`` columns) and the daily rollup ``tasklog_daily_stats``.
 
-Stats and exports read these instead of searching every task's rounds and outcomes (see ``slack_tasklog._summary``).
+Stats and exports read these instead of searching every task's rounds and outcomes (see ``slack_tasklog._summary``),
+so the three indexes by agent on rounds, evaluations and outcomes that nothing reads any more go: every write paid
+for them.
 The upgrade fills them from the rounds and outcomes already stored, with the same code the writer uses
 (``_summary.rebuild``): about 20 s per million tasks on SQLite.
 
@@ -26,6 +28,12 @@ def _exact(length: int) -> sa.types.TypeEngine[str]:
 
 
 _NUMBER = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
+# (table, index, columns): no query reads them since stats come from the rollup.
+_AGENT_INDEXES = (
+    ("tasklog_assignments", "ix_tasklog_assignments_agent_recorded_at", ["agent", "recorded_at"]),
+    ("tasklog_evaluations", "ix_tasklog_evaluations_agent", ["agent"]),
+    ("tasklog_outcomes", "ix_tasklog_outcomes_agent_finished_at", ["agent", "finished_at"]),
+)
 _TASK_COLUMNS = (
     ("latest_round_id", _exact(32)),
     ("latest_outcome_id", _exact(32)),
@@ -65,6 +73,9 @@ def upgrade() -> None:
             mariadb_charset="utf8mb4",
         )
         op.create_index("ix_tasklog_daily_stats_day", "tasklog_daily_stats", ["day"])
+    for table, index, _ in _AGENT_INDEXES:
+        if not mysql_like or index in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(table)}:
+            op.drop_index(index, table_name=table)
     # The writer's own code, so that what the upgrade fills in is exactly what the writer would have kept.
     from slack_tasklog import _summary
 
@@ -72,6 +83,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table, index, columns in _AGENT_INDEXES:
+        op.create_index(index, table, columns)
     op.drop_index("ix_tasklog_daily_stats_day", table_name="tasklog_daily_stats")
     op.drop_table("tasklog_daily_stats")
     with op.batch_alter_table("tasklog_tasks") as batch:
