@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
 import os
 import random
@@ -20,7 +21,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from slack_tasklog import TaskLog
-from slack_tasklog._events import TaskRequested
+from slack_tasklog._events import TaskRequested, encode_event
+from slack_tasklog._journal import Journal, read_segment
 from slack_tasklog._tasklog import default_journal_dir
 from slack_tasklog.testing import app_mention, event_body, signed_request
 
@@ -98,6 +100,27 @@ def test_the_journal_is_trimmed_once_everything_is_committed(journaled: TaskLog,
 
 
 @sqlite_only
+@pytest.mark.backends("sqlite")
+def test_the_writer_faults_pages_in_ahead_of_the_appends(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal")
+    events = [TaskRequested("T1", None, "C1", f"{i}.000100", f"{i}.000100", "U1", "x" * 900) for i in range(3000)]
+    for index, event in enumerate(events[:1000], start=1):
+        assert journal.append(encode_event(index, event), index)
+    journal.prefault()
+    [segment] = journal._segments
+    if journal._populate is not None:  # Linux 5.14+
+        assert segment.populated >= segment.position
+        assert segment.populated % mmap.PAGESIZE == 0
+    for index, event in enumerate(events[1000:], start=1001):
+        assert journal.append(encode_event(index, event), index)
+        if index % 250 == 0:
+            journal.prefault()
+    # What the pages hold is what was appended, whatever was faulted in when.
+    found, unreadable = read_segment(segment.path)
+    assert (found, unreadable) == (events, 0)
+    journal.close(everything_committed=True)
+
+
 def test_journal_files_are_private(journaled: TaskLog) -> None:
     tasklog = journaled
     tasklog._record(request(1))

@@ -50,6 +50,11 @@ _LENGTH = struct.Struct("<I")
 _OFFSET = struct.Struct("<Q")
 _END = b"\0\0\0\0"
 _SUFFIX = ".journal"
+# Linux's MADV_POPULATE_WRITE (5.14+; Python does not name it yet): fault pages in, writable, without touching them.
+_POPULATE_WRITE: int | None = getattr(mmap, "MADV_POPULATE_WRITE", 23) if sys.platform == "linux" else None
+# How far ahead of the write position the writer keeps pages faulted in, and how much it does per madvise call.
+_PREFAULT_AHEAD = 2 * 1024 * 1024
+_PREFAULT_STEP = 256 * 1024
 _failures = RateLimitedLog()
 
 
@@ -61,6 +66,8 @@ class _Segment:
     position: int = _HEADER  # where the next record goes
     # The writer's count of accepted events when this segment's last record was appended.
     last_index: int = 0
+    # Bytes from the start whose pages the writer thread has already faulted in (see Journal.prefault).
+    populated: int = 0
 
     def mark_committed(self, offset: int) -> None:
         self.map[_COMMITTED_AT : _COMMITTED_AT + 8] = _OFFSET.pack(offset)
@@ -85,6 +92,7 @@ class Journal:
     max_bytes: int = 1024 * 1024 * 1024
     _segments: list[_Segment] = field(default_factory=list)  # oldest first; the last one is live
     disabled: bool = not _LOCKS
+    _populate: int | None = _POPULATE_WRITE
 
     # -- appending ------------------------------------------------------------------------------------------
 
@@ -140,6 +148,30 @@ class Journal:
             segment.last_index = self._segments[-1].last_index
         self._segments.append(segment)
         return segment
+
+    def prefault(self) -> None:
+        """From the writer thread, between batches: fault in the live segment's pages ahead of the write position.
+
+        A first write to a page of a fresh (sparse) segment costs a page fault and a block allocation, three times
+        the copy itself (2.3 µs against 0.7 µs per 2 kB record, measured): that cost moves here, off the request
+        path. Needs no lock: it does not change what the pages hold, and a segment closed meanwhile only makes
+        madvise fail."""
+        advice = self._populate
+        if advice is None or self.disabled or not self._segments:
+            return
+        segment = self._segments[-1]
+        # Whole steps (madvise wants page-aligned starts), up to the end of the segment.
+        target = min(len(segment.map), (segment.position + _PREFAULT_AHEAD) // _PREFAULT_STEP * _PREFAULT_STEP)
+        while segment.populated < target:
+            length = min(_PREFAULT_STEP, target - segment.populated)
+            try:
+                segment.map.madvise(advice, segment.populated, length)
+            except ValueError:  # closed meanwhile
+                return
+            except OSError:  # a kernel without MADV_POPULATE_WRITE: appends fault pages in themselves
+                self._populate = None
+                return
+            segment.populated += length
 
     # -- trimming -------------------------------------------------------------------------------------------
 

@@ -317,6 +317,8 @@ class BackgroundWriter:
         with self._progress:
             self._committed = index
             self._progress.notify_all()
+        if self.journal is not None:
+            self.journal.prefault()  # outside the lock: appends go on meanwhile
 
     def _write(self, batch: list[Event]) -> bool:
         """Commit ``batch``, retrying while the database is unavailable. False only when shutting down."""
