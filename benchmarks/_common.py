@@ -54,6 +54,7 @@ __all__ = [
     "parse_args",
     "quiet_gc",
     "source_fingerprint",
+    "sqlite_plans",
     "summarize",
     "supports_journal",
 ]
@@ -239,3 +240,26 @@ def fresh_dir(prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def sqlite_plans(engine: Any, run: Callable[[Any], object]) -> list[str]:
+    """SQLite's ``EXPLAIN QUERY PLAN`` of every SELECT that ``run(connection)`` sends, in order."""
+    from sqlalchemy import event
+
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with engine.connect() as conn:
+            run(conn)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    lines = []
+    with engine.connect() as conn:
+        for statement, parameters in sent:
+            if statement.lstrip().upper().startswith("SELECT"):
+                lines += [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    return lines

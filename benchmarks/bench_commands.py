@@ -39,11 +39,11 @@ from slack_bolt import App
 from sqlalchemy import insert, text
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from _common import environment_lines, markdown_table, parse_args, summarize
+from _common import environment_lines, markdown_table, parse_args, sqlite_plans, summarize
 from slack_tasklog import TaskLog, _summary
 from slack_tasklog._commands import CommandFlow, register_commands
 from slack_tasklog._models import Assignment, Base, Evaluation, Outcome, Task
-from slack_tasklog._stats import _statements, compute_stats
+from slack_tasklog._stats import compute_stats
 from slack_tasklog.testing import SIGNING_SECRET, FakeSlackAPI, async_signed_request, signed_request, slash_command_body
 
 UTC = timezone.utc
@@ -231,15 +231,10 @@ def time_stats(tasklog: TaskLog, repeat: int) -> list[list[object]]:
 
 
 def query_plan(tasklog: TaskLog) -> list[str]:
-    plan = []
-    # As time_stats asks: the rollup for the whole days, the tasks for the part-days.
+    # As time_stats asks: the rollups for the whole days, the tasks for the part-days.
     until = END - timedelta(hours=6)
-    since = until - timedelta(days=30)
-    for statement in _statements(since=since, until=until, team_id="T111", enterprise_id=None, agent=None):
-        sql = str(statement.compile(tasklog.engine, compile_kwargs={"literal_binds": True}))
-        with tasklog.engine.connect() as conn:
-            plan += [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
-    return plan
+    window = {"since": until - timedelta(days=30), "until": until, "team_id": "T111"}
+    return sqlite_plans(tasklog.engine, lambda conn: compute_stats(conn, **window))
 
 
 # -- acks ---------------------------------------------------------------------------------------------------------
@@ -358,7 +353,7 @@ def main() -> None:
     print("## Stats query (`compute_stats`, workspace T111, windows ending 6 h before the data's end)\n")
     headers = ["window", "tasks in window", "median ms", "range ms"]
     print(markdown_table(headers, time_stats(tasklog, repeat)))
-    print("\nPlan of the 30-day statement:\n")
+    print("\nPlans of the statements of the 30-day window:\n")
     print("\n".join(f"    {line}" for line in query_plan(tasklog)))
     if not args.no_candidates:
         with tasklog.engine.begin() as conn:

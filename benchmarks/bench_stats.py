@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, text
 
-from _common import environment_lines, markdown_table, parse_args, source_fingerprint, summarize
+from _common import environment_lines, markdown_table, parse_args, source_fingerprint, sqlite_plans, summarize
 from _dataset import POSTGRES_URL, postgres_available, postgres_dataset, sqlite_dataset
 from bench_commands import END
-from slack_tasklog._stats import _statements, compute_stats
+from slack_tasklog._stats import compute_stats
 
 #: name -> (compute_stats keyword arguments, the count(*) that must agree, target ms on SQLite or None)
 QUERIES: dict[str, tuple[dict[str, Any], str, float | None]] = {
@@ -92,14 +92,9 @@ def measure(
 def sqlite_plan(url: str) -> list[str]:
     engine = create_engine(url)
     try:
-        plan = []
-        # The last 24 h from a moment that is not midnight: the rollup for whole days, the tasks for part-days.
-        since = END - timedelta(days=1, hours=6)
-        for statement in _statements(since=since, until=END, team_id=None, enterprise_id=None, agent=None):
-            sql = str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
-            with engine.connect() as conn:
-                plan += [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
-        return plan
+        # The last 24 h from a moment that is not midnight: the rollups for whole days, the tasks for part-days.
+        window = {"since": END - timedelta(days=1, hours=6), "until": END}
+        return sqlite_plans(engine, lambda conn: compute_stats(conn, **window))
     finally:
         engine.dispose()
 
@@ -145,7 +140,7 @@ def main() -> int:
     headers = ["database", "window", "tasks in window", "ms, median (min-max)", "µs per task", "target ms"]
     print(markdown_table(headers, rows))
     print()
-    print("Plan of the all-time statement (SQLite):")
+    print("Plans of the statements of a 24 h window from 18:00 (SQLite):")
     print()
     print("\n".join(f"    {line}" for line in sqlite_plan(urls["SQLite"])))
     print()

@@ -6,13 +6,13 @@ import csv
 import io
 import random
 import statistics
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from slack_tasklog import TaskLog
-from slack_tasklog._stats import Stats, _Group, compute_stats
+from slack_tasklog._stats import Band, Day, Stats, _Group, compute_stats
 from slack_tasklog._summary import ALPHA, bucket_of, bucket_value
 
 from .seeding import Round, SeedTask, random_tasks, seed
@@ -223,3 +223,39 @@ def without_percentiles(figures: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     rest = {name: (*values[:3], values[5]) for name, values in agents.items()}
     percentiles = {name: tuple(0.0 if v is None else v for v in values[3:5]) for name, values in agents.items()}
     return figures | {"agents": rest}, percentiles
+
+
+def test_calibration_bands_and_the_daily_series(tasklog: TaskLog) -> None:
+    seed(
+        tasklog,
+        [
+            task(0, Round("Grok", 92, runs=[ok(1)])),
+            task(1, Round("Grok", 88, runs=[failed(1)])),
+            task(2, Round("Grok", 75, runs=[ok(1)])),
+            task(3, Round("Grok", 40)),  # still running
+            task(4, Round("Grok", 30, runs=[failed(1)]), Round("Grok", 84.9, after=timedelta(minutes=5), runs=[ok(1)])),
+            task(60 * 24, Round("Writer", 99.7, runs=[ok(2)])),  # the next day
+            task(60 * 24 + 1, Round(None)),
+        ],
+    )
+    everything = stats_of(tasklog)
+    # Bands by the latest round's confidence, floored: 84.9 is in 70-84.
+    assert everything.calibration["Grok"] == (
+        Band(0, 49, 1, 0, 0),
+        Band(50, 69, 0, 0, 0),
+        Band(70, 84, 2, 2, 2),
+        Band(85, 100, 2, 2, 1),
+    )
+    assert everything.calibration["Writer"][-1] == Band(85, 100, 1, 1, 1)
+    assert everything.calibration["Grok"][2].success_rate == 1.0
+    assert everything.days == (
+        Day(date(2024, 1, 15), "Grok", 5, 4, 3),
+        Day(date(2024, 1, 16), None, 1, 1, 0),
+        Day(date(2024, 1, 16), "Writer", 1, 1, 1),
+    )
+    assert everything.unassigned_rate == pytest.approx(1 / 7)
+    # The same from part-days (the tasks) as from whole days (the rollups).
+    around = stats_of(tasklog, since=T0 - timedelta(hours=1), until=T0 + timedelta(days=1, hours=1))
+    assert (around.calibration, around.days) == (everything.calibration, everything.days)
+    within = stats_of(tasklog, since=T0, until=T0 + timedelta(minutes=3))
+    assert within.days == (Day(date(2024, 1, 15), "Grok", 3, 3, 2),)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from slack_tasklog import TaskLog, _summary
 from slack_tasklog._events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
 from slack_tasklog._export import latest_round_join
-from slack_tasklog._models import DailyStats, Task
+from slack_tasklog._models import DailyCalibration, DailyStats, Task
 from slack_tasklog._stats import Stats, compute_stats
 
 UTC = timezone.utc
@@ -50,7 +50,7 @@ def lifecycle_events(rng: random.Random, n: int, team: str) -> list[Event]:
     return events
 
 
-def snapshot(tasklog: TaskLog) -> tuple[list[Any], list[Any]]:
+def snapshot(tasklog: TaskLog) -> tuple[list[Any], list[Any], list[Any]]:
     t = Task.__table__.c  # type: ignore[attr-defined]
     d = DailyStats.__table__.c  # type: ignore[attr-defined]
     with tasklog.engine.connect() as conn:
@@ -64,8 +64,18 @@ def snapshot(tasklog: TaskLog) -> tuple[list[Any], list[Any]]:
             .where(d.tasks != 0)
             .order_by(d.team_id, d.day, d.routed, d.agent, d.bucket)
         ).all()  # fmt: skip
+        c = DailyCalibration.__table__.c  # type: ignore[attr-defined]
+        calibration = conn.execute(
+            select(c.team_id, c.enterprise_id, c.day, c.agent, c.confidence, c.tasks, c.finished, c.succeeded)
+            .where(c.tasks != 0)
+            .order_by(c.team_id, c.day, c.agent, c.confidence)
+        ).all()
     # Sums of confidences added and taken away in another order differ in the last bits.
-    return [tuple(row) for row in tasks], [(*row[:8], round(row[8], 6), row[9]) for row in rollup]
+    return (
+        [tuple(row) for row in tasks],
+        [(*row[:8], round(row[8], 6), row[9]) for row in rollup],
+        [tuple(row) for row in calibration],
+    )
 
 
 @pytest.mark.parametrize("seed_value", [7, 8])
@@ -87,6 +97,7 @@ def test_events_in_any_order_leave_what_a_rebuild_finds(tasklog: TaskLog, seed_v
     tasklog._store.maintain()  # links the rounds that came before their task
     kept = snapshot(tasklog)
     assert kept[1], "nothing was counted"
+    assert kept[2], "no calibration was counted"
 
     with tasklog.engine.begin() as conn:
         tasks = _summary.rebuild(conn)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ._grammar import export_params, stats_params
 from ._internal import logger
 from ._tasklog import DEFAULT_DATABASE_URL
 from ._version import __version__
@@ -167,6 +168,203 @@ def forget(database_url: str, user_id: str, team_id: str | None) -> None:
         click.echo(f"Erased {tasklog.forget_user(user_id, team_id=team_id)} texts written by {user_id}.")
     finally:
         tasklog.close()
+
+
+# -- reading: stats and export ------------------------------------------------------------------------------------
+
+
+def _with_grammar(
+    params: list[click.Parameter], *, skip: tuple[str, ...] = ()
+) -> Callable[[click.Command], click.Command]:
+    """Give a command the slash command's own parameters (``_grammar``), so both parse the same words the same way."""
+
+    def decorate(command: click.Command) -> click.Command:
+        command.params[:0] = [param for param in params if param.name not in skip]
+        return command
+
+    return decorate
+
+
+def _workspace_options(func: F) -> F:
+    func = click.option(
+        "--enterprise", "enterprise_id", metavar="ENTERPRISE_ID", help="Only this Enterprise Grid organisation (E…)."
+    )(func)
+    return click.option("--team", "team_id", metavar="TEAM_ID", help="Only this workspace (T…).")(func)
+
+
+@contextmanager
+def _reading(database_url: str) -> Iterator[Engine]:
+    """An engine on the task log at ``database_url``, for reading: the schema must be there and current. Nothing is
+    created, and no SQLite file appears where there was none."""
+    from sqlalchemy.engine import make_url
+
+    from ._migrate import prepare_schema
+    from ._store import create_tasklog_engine
+
+    url = make_url(database_url)
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).expanduser().exists():
+        raise click.ClickException(f"no task log at {url.render_as_string(hide_password=True)}")
+    engine = create_tasklog_engine(database_url)
+    try:
+        prepare_schema(engine, "check")
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _columns(rows: list[list[str]]) -> str:
+    """Rows of cells as aligned columns, numbers to the right (everything but the first column)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in rows
+    )
+
+
+@_with_grammar(stats_params(), skip=("public",))
+@main.command()
+@database_url_option
+@_workspace_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, for scripts.")
+def stats(database_url: str, team_id: str | None, enterprise_id: str | None, as_json: bool, **params: Any) -> None:
+    """Tasks, success rate, unassigned tasks, per-agent figures, calibration and the daily series.
+
+    WINDOW is how far back from now: 24h, 7d (the default), 30d, 2w, all. Percentiles are within 1%. Exit status 0,
+    1 if the task log cannot be read (unreachable, or its schema needs `slack-tasklog db upgrade`), 2 for a usage
+    error.
+    """
+    from datetime import datetime, timezone
+
+    from ._grammar import StatsRequest
+    from ._stats import compute_stats
+
+    request = StatsRequest.from_params(params)
+    since, until = request.time_filter.bounds(datetime.now(timezone.utc))
+    with _reading(database_url) as engine, engine.connect() as conn:
+        found = compute_stats(
+            conn, since=since, until=until, team_id=team_id, enterprise_id=enterprise_id, agent=request.agent
+        )
+    if as_json:
+        click.echo(_stats_json(found, request.time_filter.describe()))
+        return
+    click.echo(_stats_text(found, request.time_filter.describe()))
+
+
+def _stats_json(found: Any, window: str) -> str:
+    import dataclasses
+    import json
+
+    data = dataclasses.asdict(found)
+    data["window"] = window
+    data["success_rate"] = found.success_rate
+    data["unassigned_rate"] = found.unassigned_rate
+    for agent, source in zip(data["agents"], found.agents, strict=True):
+        agent["success_rate"] = source.success_rate
+    return json.dumps(data, default=lambda value: value.isoformat() if hasattr(value, "isoformat") else str(value),
+                      indent=2)  # fmt: skip
+
+
+def _stats_text(found: Any, window: str) -> str:
+    lines = [
+        f"Task log, {window}: {found.tasks:,} tasks, {_percent(found.success_rate)} success "
+        f"({found.succeeded:,} of {found.finished:,} finished), {found.unassigned:,} with no agent confident enough, "
+        f"{found.in_progress:,} in progress",
+    ]
+    if found.agents:
+        rows = [["agent", "tasks", "success", "median", "p95", "p99", "mean confidence"]]
+        rows += [
+            [
+                a.agent,
+                f"{a.tasks:,}",
+                _percent(a.success_rate),
+                _seconds(a.median_execution_time),
+                _seconds(a.p95_execution_time),
+                _seconds(a.p99_execution_time),
+                "n/a" if a.mean_confidence is None else f"{a.mean_confidence:.1f}",
+            ]
+            for a in found.agents
+        ]
+        lines += ["", _columns(rows)]
+        bands = next(iter(found.calibration.values()))
+        rows = [["success by confidence"] + [f"{band.low}-{band.high}" for band in bands]]
+        rows += [[agent] + [_band(band) for band in found.calibration[agent]] for agent in found.calibration]
+        lines += ["", _columns(rows)]
+    return "\n".join(lines)
+
+
+def _band(band: Any) -> str:
+    return "-" if not band.finished else f"{_percent(band.success_rate)} of {band.finished:,}"
+
+
+def _seconds(value: float | None) -> str:
+    from ._blocks import _seconds as seconds
+
+    return seconds(value)
+
+
+@_with_grammar(export_params())
+@main.command()
+@database_url_option
+@_workspace_options
+@click.option(
+    "--format", "format_", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True,
+    help="csv: the design document's columns and ours; jsonl: a task per line with its follow-ups, rounds and runs.",
+)  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=Path("-"),
+              help="Write here (default: stdout).")  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def export(
+    *,
+    database_url: str,
+    team_id: str | None,
+    enterprise_id: str | None,
+    format_: str,
+    output: Path,
+    quiet: bool,
+    **params: Any,
+) -> None:
+    """Export tasks as CSV (spreadsheet formulas neutralised) or JSON lines, oldest first.
+
+    Without WINDOW, --since or --until: every task (a Slack /tasklog export defaults to the last 7 days). Exit
+    status 0, 1 if the task log cannot be read or the file written, 2 for a usage error.
+    """
+    import os
+    import sys
+    from datetime import datetime, timezone
+
+    from ._export import ExportFilter, count_tasks, write_csv, write_jsonl
+    from ._grammar import ExportRequest, Window
+
+    if params.get("window") is None and params.get("since") is None and params.get("until") is None:
+        params["window"] = Window.parse("all")
+    request = ExportRequest.from_params(params)
+    since, until = request.time_filter.bounds(datetime.now(timezone.utc))
+    where = ExportFilter(since=since, until=until, agent=request.agent, team_id=team_id, enterprise_id=enterprise_id)
+    to_stdout = str(output) == "-"
+    with _reading(database_url) as engine, engine.connect() as conn:
+        total = None if quiet or to_stdout else count_tasks(conn, where)
+        out = sys.stdout if to_stdout else output.open("w", encoding="utf-8", newline="")
+        try:
+            with click.progressbar(length=total or 0, label=output.name, hidden=total is None, file=sys.stderr) as bar:
+                if format_ == "jsonl":
+                    written = write_jsonl(conn, out, where, progress=bar.update)
+                else:
+                    written = write_csv(conn, out, where, progress=bar.update)
+        except BrokenPipeError:
+            # `slack-tasklog export | head`: the reader has what it wanted. Python would complain again at exit
+            # about flushing the pipe; point stdout at nothing first.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(0) from None
+        finally:
+            if not to_stdout:
+                out.close()
+    if not to_stdout:
+        click.echo(f"Exported {written:,} tasks ({request.time_filter.describe()}) to {output}.", err=True)
 
 
 # -- db: the schema ----------------------------------------------------------------------------------------------------

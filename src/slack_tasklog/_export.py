@@ -8,7 +8,8 @@ evaluations come in one extra query.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import IO, Any
@@ -18,7 +19,17 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from ._models import Assignment, Evaluation, FollowUp, Outcome, Task
 
-__all__ = ["CSV_COLUMNS", "ExportFilter", "iter_task_rows", "latest_round_join", "neutralize", "write_csv"]
+__all__ = [
+    "CSV_COLUMNS",
+    "ExportFilter",
+    "count_tasks",
+    "iter_pages",
+    "iter_task_rows",
+    "latest_round_join",
+    "neutralize",
+    "write_csv",
+    "write_jsonl",
+]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
@@ -165,8 +176,8 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
     return query, t.c.requested_at, t.c.id
 
 
-def iter_task_rows(conn: Connection, where: ExportFilter) -> Iterator[tuple[Row[Any], list[tuple[str, Any]]]]:
-    """Each task with its latest round's evaluations, oldest first, a page at a time."""
+def iter_pages(conn: Connection, where: ExportFilter) -> Iterator[Sequence[Row[Any]]]:
+    """The tasks, oldest first, a page at a time (each row as ``_query`` selects it)."""
     base, requested_at, task_id = _query(where)
     after: tuple[datetime, int] | None = None
     while True:
@@ -178,12 +189,24 @@ def iter_task_rows(conn: Connection, where: ExportFilter) -> Iterator[tuple[Row[
         rows = conn.execute(query).all()
         if not rows:
             return
-        evaluations = _evaluations_of(conn, [row.round_id for row in rows if row.round_id is not None])
-        for row in rows:
-            yield row, evaluations.get(row.round_id, [])
+        yield rows
         if len(rows) < _PAGE:
             return
         after = (rows[-1].requested_at, rows[-1].id)
+
+
+def iter_task_rows(conn: Connection, where: ExportFilter) -> Iterator[tuple[Row[Any], list[tuple[str, Any]]]]:
+    """Each task with its latest round's evaluations, oldest first, a page at a time."""
+    for rows in iter_pages(conn, where):
+        evaluations = _evaluations_of(conn, [row.round_id for row in rows if row.round_id is not None])
+        for row in rows:
+            yield row, evaluations.get(row.round_id, [])
+
+
+def count_tasks(conn: Connection, where: ExportFilter) -> int:
+    """How many tasks an export with ``where`` writes (for a progress bar)."""
+    query, _, _ = _query(where)
+    return int(conn.execute(select(func.count()).select_from(query.limit(None).order_by(None).subquery())).scalar_one())
 
 
 def _evaluations_of(conn: Connection, round_ids: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
@@ -216,8 +239,16 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_csv(conn: Connection, out: IO[str], where: ExportFilter, *, neutralize_formulas: bool = True) -> int:
-    """Write the export to ``out``; return the number of task rows."""
+def write_csv(
+    conn: Connection,
+    out: IO[str],
+    where: ExportFilter,
+    *,
+    neutralize_formulas: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the export to ``out``; return the number of task rows. ``progress`` is called with the number of rows
+    written since its last call (every page)."""
     safe = neutralize if neutralize_formulas else _same
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -247,8 +278,101 @@ def write_csv(conn: Connection, out: IO[str], where: ExportFilter, *, neutralize
             )
         )
         count += 1
+        if progress is not None and count % _PAGE == 0:
+            progress(_PAGE)
+    if progress is not None and count % _PAGE:
+        progress(count % _PAGE)
     return count
 
 
 def _same(cell: str) -> str:
     return cell
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def write_jsonl(
+    conn: Connection, out: IO[str], where: ExportFilter, *, progress: Callable[[int], None] | None = None
+) -> int:
+    """Write one JSON object per task (oldest first): the CSV's fields, then every follow-up, every round with its
+    evaluations, and every run (outcome) in full, for pulls that want more than the latest round. Returns the number
+    of tasks. ``progress`` is called with the number of tasks of each page written."""
+    f, a, e, o = _follow_ups, _assignments, _evaluations, _outcomes
+    count = 0
+    r: Any  # a row of each query in turn
+    for rows in iter_pages(conn, where):
+        ids = [row.id for row in rows]
+        follow_ups: dict[int, list[dict[str, Any]]] = {}
+        for r in conn.execute(
+            select(f.c.task_id, f.c.ts, f.c.user_id, f.c.text, f.c.posted_at)
+            .where(f.c.task_id.in_(ids))
+            .order_by(f.c.ts)
+        ):
+            follow_ups.setdefault(r.task_id, []).append(
+                {"ts": r.ts, "user_id": r.user_id, "text": r.text, "posted_at": _iso(r.posted_at)}
+            )
+        rounds: dict[int, list[dict[str, Any]]] = {}
+        by_id: dict[str, dict[str, Any]] = {}
+        for r in conn.execute(
+            select(a.c.task_id, a.c.id, a.c.agent, a.c.confidence, a.c.recorded_at)
+            .where(a.c.task_id.in_(ids))
+            .order_by(a.c.recorded_at, a.c.id)
+        ):
+            entry = {
+                "id": r.id,
+                "assigned_agent": r.agent,
+                "confidence": r.confidence,
+                "recorded_at": _iso(r.recorded_at),
+                "evaluations": {},
+            }
+            rounds.setdefault(r.task_id, []).append(entry)
+            by_id[r.id] = entry
+        for start in range(0, len(by_id), 500):
+            chunk = list(by_id)[start : start + 500]
+            for r in conn.execute(
+                select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(chunk))
+            ):
+                by_id[r.assignment_id]["evaluations"][r.agent] = r.confidence
+        runs: dict[int, list[dict[str, Any]]] = {}
+        for r in conn.execute(
+            select(o.c.task_id, o.c.id, o.c.agent, o.c.success, o.c.execution_time, o.c.error_message, o.c.started_at,
+                   o.c.finished_at)
+            .where(o.c.task_id.in_(ids))
+            .order_by(o.c.finished_at, o.c.id)
+        ):  # fmt: skip
+            runs.setdefault(r.task_id, []).append(
+                {
+                    "id": r.id,
+                    "agent": r.agent,
+                    "success": r.success,
+                    "execution_time": r.execution_time,
+                    "error_message": r.error_message,
+                    "started_at": _iso(r.started_at),
+                    "finished_at": _iso(r.finished_at),
+                }
+            )
+        for row in rows:
+            record = {
+                "timestamp": _iso(row.requested_at),
+                "team_id": row.team_id,
+                "channel_id": row.channel_id,
+                "thread_ts": row.thread_ts,
+                "user_id": row.user_id,
+                "request": row.request_text,
+                "assigned_agent": row.agent,
+                "confidence": row.confidence,
+                "success": row.success,
+                "execution_time": row.execution_time,
+                "error_message": row.error_message,
+                "follow_ups": follow_ups.get(row.id, []),
+                "rounds": rounds.get(row.id, []),
+                "runs": runs.get(row.id, []),
+            }
+            out.write(json.dumps(record, ensure_ascii=False))
+            out.write("\n")
+        count += len(rows)
+        if progress is not None:
+            progress(len(rows))
+    return count

@@ -44,6 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Assignment",
     "Base",
+    "DailyCalibration",
     "DailyStats",
     "Evaluation",
     "FollowUp",
@@ -290,3 +291,27 @@ class DailyStats(Base):
         Index("ix_tasklog_daily_stats_day", "day"),
         TABLE_OPTIONS,
     )
+
+
+class DailyCalibration(Base):
+    """How tasks assigned at each confidence turned out: per (workspace, day, agent, whole confidence percent), the
+    tasks whose latest round gave them to that agent at that confidence, how many finished, how many succeeded.
+
+    Confidences are on the design document's 0-100 scale, floored to a whole number and kept within 0-100; any
+    banding (0-49, 50-69, 70-84, 85-100, or deciles) is done when reading. Tasks with no agent (``""``) or no
+    confidence (-1) are counted too: the daily series groups this table, a few rows per agent and day. Kept by the
+    writer like :class:`DailyStats`.
+    """
+
+    __tablename__ = "tasklog_daily_calibration"
+
+    team_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    agent: Mapped[str] = mapped_column(AgentName, primary_key=True)
+    confidence: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tasks: Mapped[int] = mapped_column(BigInteger)
+    finished: Mapped[int] = mapped_column(BigInteger)
+    succeeded: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (TABLE_OPTIONS,)

@@ -28,20 +28,23 @@ whatever the window. ``_summary`` explains how the writer keeps both exact.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, case, func, select
+from sqlalchemy import Connection, Select, Table, func, select
 
 from ._export import as_utc
-from ._models import DailyStats, Task
+from ._models import DailyCalibration, DailyStats, Task
 from ._summary import UNFINISHED, bucket_value
 
-__all__ = ["AgentStats", "Stats", "compute_stats"]
+__all__ = ["DEFAULT_BANDS", "AgentStats", "Band", "Day", "Stats", "compute_stats"]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _daily: Table = DailyStats.__table__  # type: ignore[assignment]
+_calibration: Table = DailyCalibration.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,45 @@ class AgentStats:
         return self.succeeded / self.finished if self.finished else None
 
 
+#: Confidence bands for calibration: (lowest, highest) whole percent, both included.
+DEFAULT_BANDS: tuple[tuple[int, int], ...] = ((0, 49), (50, 69), (70, 84), (85, 100))
+
+
+@dataclass(frozen=True)
+class Band:
+    """Tasks an agent was given at a confidence from ``low`` to ``high`` percent (floored), and how they turned out:
+    the calibration question (does 90% confident mean 90% successful?)."""
+
+    low: int
+    high: int
+    tasks: int
+    finished: int
+    succeeded: int
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.finished if self.finished else None
+
+
+@dataclass(frozen=True)
+class Day:
+    """One UTC day of the window for one agent (``agent`` None: tasks with no agent, unrouted or unassigned)."""
+
+    day: date
+    agent: str | None
+    tasks: int
+    finished: int
+    succeeded: int
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.finished if self.finished else None
+
+
 @dataclass(frozen=True)
 class Stats:
-    """What :func:`compute_stats` found; ``agents`` are sorted by tasks, most first."""
+    """What :func:`compute_stats` found; ``agents`` are sorted by tasks, most first; ``calibration`` maps each
+    agent to its confidence bands; ``days`` is the daily series, by day then agent."""
 
     since: datetime | None
     until: datetime | None
@@ -75,6 +114,14 @@ class Stats:
     unassigned: int = 0
     unrouted: int = 0
     agents: tuple[AgentStats, ...] = ()
+    calibration: Mapping[str, tuple[Band, ...]] = field(default_factory=dict)
+    days: tuple[Day, ...] = ()
+
+    @property
+    def unassigned_rate(self) -> float | None:
+        """Unassigned tasks over routed ones (those that had a round), None if none was routed."""
+        routed = self.tasks - self.unrouted
+        return self.unassigned / routed if routed else None
 
     @property
     def success_rate(self) -> float | None:
@@ -143,85 +190,170 @@ class _Group:
 _COUNT_COLUMNS = ("tasks", "succeeded", "confidence_sum", "confidence_count")
 
 
-def _rollup_query(
-    first_day: date | None, end_day: date | None, team_id: str | None, enterprise_id: str | None, agent: str | None
-) -> Select[Any]:
-    d = _daily
-    query = select(
-        d.c.routed, d.c.agent, d.c.bucket, *(func.sum(d.c[name]).label(name) for name in _COUNT_COLUMNS)
-    ).group_by(d.c.routed, d.c.agent, d.c.bucket)
-    if first_day is not None:
-        query = query.where(d.c.day >= first_day)
-    if end_day is not None:
-        query = query.where(d.c.day < end_day)
-    if team_id is not None:
-        query = query.where(d.c.team_id == team_id)
-    if enterprise_id is not None:
-        query = query.where(d.c.enterprise_id == enterprise_id)
-    if agent is not None:
-        query = query.where(d.c.routed.is_(True), d.c.agent == agent)
-    return query
+@dataclass
+class _Tally:
+    """The window's figures as its pieces add up: per (routed, agent) group, calibration and the daily series."""
+
+    groups: dict[tuple[bool, str], _Group] = field(default_factory=dict)
+    # (agent, confidence percent) -> [tasks, finished, succeeded]
+    calibration: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    # (day, agent or "") -> [tasks, finished, succeeded]
+    days: dict[tuple[date, str], list[int]] = field(default_factory=dict)
+
+    def group(self, routed: bool, agent: str | None) -> _Group:
+        key = (bool(routed), agent or "")
+        found = self.groups.get(key)
+        if found is None:
+            found = self.groups[key] = _Group()
+        return found
+
+    @staticmethod
+    def _add(counts: dict[Any, list[int]], key: Any, tasks: int, finished: int, succeeded: int) -> None:
+        held = counts.get(key)
+        if held is None:
+            counts[key] = [tasks, finished, succeeded]
+        else:
+            held[0] += tasks
+            held[1] += finished
+            held[2] += succeeded
+
+    def add_rollup(self, conn: Connection, where: _Where, first_day: date | None, end_day: date | None) -> None:
+        """The whole days ``[first_day, end_day)`` (None: unbounded), from the rollups."""
+        d, c = _daily, _calibration
+        stats = select(
+            d.c.routed, d.c.agent, d.c.bucket, *(func.sum(d.c[name]).label(name) for name in _COUNT_COLUMNS)
+        ).group_by(d.c.routed, d.c.agent, d.c.bucket)
+        # The series and the calibration from the smaller rollup: a few rows per agent and day.
+        days = select(
+            c.c.day, c.c.agent, func.sum(c.c.tasks), func.sum(c.c.finished), func.sum(c.c.succeeded)
+        ).group_by(c.c.day, c.c.agent)
+        calibration = (
+            select(c.c.agent, c.c.confidence, func.sum(c.c.tasks), func.sum(c.c.finished), func.sum(c.c.succeeded))
+            .where(c.c.agent != "", c.c.confidence >= 0)
+            .group_by(c.c.agent, c.c.confidence)
+        )
+        stats = where.rollup(stats, d, first_day, end_day)
+        days = where.rollup(days, c, first_day, end_day, routed=False)
+        calibration = where.rollup(calibration, c, first_day, end_day, routed=False)
+        for routed, agent, bucket, tasks, succeeded, confidence_sum, confidence_count in conn.execute(stats):
+            self.group(routed, agent).add(
+                int(bucket),
+                int(tasks or 0),
+                int(succeeded or 0),
+                float(confidence_sum or 0),
+                int(confidence_count or 0),
+            )
+        row: Any
+        for row in conn.execute(days):
+            day, name, tasks, done, succeeded = row
+            self._add(self.days, (_as_date(day), name), int(tasks or 0), int(done or 0), int(succeeded or 0))
+        for row in conn.execute(calibration):
+            name, percent, tasks, done, succeeded = row
+            self._add(self.calibration, (name, int(percent)), int(tasks or 0), int(done or 0), int(succeeded or 0))
+
+    def add_tasks(self, conn: Connection, where: _Where, since: datetime | None, until: datetime | None, day: date
+                  ) -> None:  # fmt: skip
+        """A part of one day, ``[since, until)``, from the tasks' own summary columns: a day's tasks at most."""
+        t = _tasks
+        query = where.tasks(
+            select(
+                t.c.latest_round_id.is_not(None),
+                t.c.latest_agent,
+                func.coalesce(t.c.stats_bucket, UNFINISHED),
+                t.c.latest_success,
+                t.c.latest_confidence,
+            ),
+            since,
+            until,
+        )
+        for routed, agent, bucket, success, raw_confidence in conn.execute(query):
+            finished = int(bucket != UNFINISHED)
+            succeeded = int(bool(success))
+            confidence = None if raw_confidence is None else float(raw_confidence)
+            self.group(routed, agent).add(int(bucket), 1, succeeded, confidence or 0.0, int(confidence is not None))
+            self._add(self.days, (day, agent or ""), 1, finished, succeeded)
+            if agent and confidence is not None:
+                percent = min(100, max(0, math.floor(confidence)))
+                self._add(self.calibration, (agent, percent), 1, finished, succeeded)
 
 
-def _tasks_query(
-    since: datetime | None,
-    until: datetime | None,
-    team_id: str | None,
-    enterprise_id: str | None,
-    agent: str | None,
-) -> Select[Any]:
-    t = _tasks
-    routed = case((t.c.latest_round_id.is_(None), False), else_=True)
-    bucket = func.coalesce(t.c.stats_bucket, UNFINISHED)
-    query = select(
-        routed.label("routed"),
-        t.c.latest_agent.label("agent"),
-        bucket.label("bucket"),
-        func.count().label("tasks"),
-        func.sum(case((t.c.latest_success.is_(True), 1), else_=0)).label("succeeded"),
-        func.sum(t.c.latest_confidence).label("confidence_sum"),
-        func.count(t.c.latest_confidence).label("confidence_count"),
-    ).group_by(routed, t.c.latest_agent, bucket)
-    if since is not None:
-        query = query.where(t.c.requested_at >= since)
-    if until is not None:
-        query = query.where(t.c.requested_at < until)
-    if team_id is not None:
-        query = query.where(t.c.team_id == team_id)
-    if enterprise_id is not None:
-        query = query.where(t.c.enterprise_id == enterprise_id)
-    if agent is not None:
-        query = query.where(t.c.latest_agent == agent)
-    return query
+def _as_date(value: date | str) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class _Where:
+    """The filters of a stats request, applied to rollup or task queries."""
+
+    team_id: str | None
+    enterprise_id: str | None
+    agent: str | None
+
+    def rollup(
+        self, query: Select[Any], table: Table, first_day: date | None, end_day: date | None, *, routed: bool = True
+    ) -> Select[Any]:
+        if first_day is not None:
+            query = query.where(table.c.day >= first_day)
+        if end_day is not None:
+            query = query.where(table.c.day < end_day)
+        if self.team_id is not None:
+            query = query.where(table.c.team_id == self.team_id)
+        if self.enterprise_id is not None:
+            query = query.where(table.c.enterprise_id == self.enterprise_id)
+        if self.agent is not None:
+            query = query.where(table.c.agent == self.agent)
+            if routed:
+                query = query.where(table.c.routed.is_(True))
+        return query
+
+    def tasks(self, query: Select[Any], since: datetime | None, until: datetime | None) -> Select[Any]:
+        t = _tasks
+        if since is not None:
+            query = query.where(t.c.requested_at >= since)
+        if until is not None:
+            query = query.where(t.c.requested_at < until)
+        if self.team_id is not None:
+            query = query.where(t.c.team_id == self.team_id)
+        if self.enterprise_id is not None:
+            query = query.where(t.c.enterprise_id == self.enterprise_id)
+        if self.agent is not None:
+            query = query.where(t.c.latest_agent == self.agent)
+        return query
 
 
 def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
 
 
-def _statements(
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    team_id: str | None,
-    enterprise_id: str | None,
-    agent: str | None,
-) -> list[Select[Any]]:
-    """The queries whose rows add up to the window: the rollup for the whole UTC days in it, the tasks for the rest."""
-    filters = (team_id, enterprise_id, agent)
-    # The whole days: from the first midnight at or after since, to the last midnight at or before until.
+def _pieces(
+    since: datetime | None, until: datetime | None
+) -> tuple[tuple[date | None, date | None] | None, list[tuple[datetime, datetime, date]]]:
+    """The window as whole UTC days (read from the rollups; None if there are none) and part-days (from the tasks,
+    each within one day): ``[since, until)`` is exactly their union."""
     first_day = None
     if since is not None:
         first_day = since.date() if since == _day_start(since.date()) else since.date() + timedelta(days=1)
     end_day = None if until is None else until.date()
-    if first_day is not None and end_day is not None and first_day >= end_day:
-        return [_tasks_query(since, until, *filters)]  # not one whole day: the tasks alone
-    statements = [_rollup_query(first_day, end_day, *filters)]
+    parts: list[tuple[datetime, datetime, date]] = []
+    if (
+        since is not None
+        and until is not None
+        and first_day is not None
+        and end_day is not None
+        and first_day >= end_day
+    ):
+        # Not one whole day: a part of one day, or the end of one and the start of the next.
+        cut = _day_start(first_day)
+        if since < min(cut, until):
+            parts.append((since, min(cut, until), since.date()))
+        if cut < until:
+            parts.append((cut, until, first_day))
+        return None, parts
     if since is not None and first_day is not None and since < _day_start(first_day):
-        statements.append(_tasks_query(since, _day_start(first_day), *filters))
+        parts.append((since, _day_start(first_day), since.date()))
     if until is not None and end_day is not None and _day_start(end_day) < until:
-        statements.append(_tasks_query(_day_start(end_day), until, *filters))
-    return statements
+        parts.append((_day_start(end_day), until, end_day))
+    return (first_day, end_day), parts
 
 
 def compute_stats(
@@ -232,12 +364,13 @@ def compute_stats(
     team_id: str | None = None,
     enterprise_id: str | None = None,
     agent: str | None = None,
+    bands: Sequence[tuple[int, int]] = DEFAULT_BANDS,
 ) -> Stats:
     """Statistics of the tasks requested in ``[since, until)`` (None: unbounded) in one workspace.
 
     ``team_id`` and ``enterprise_id`` (Enterprise Grid) restrict to one workspace — a Slack command always passes
-    its own; ``agent`` keeps the tasks whose latest round went to that agent. See the module docstring for exactly
-    what is counted.
+    its own; ``agent`` keeps the tasks whose latest round went to that agent; ``bands`` are the confidence bands of
+    the calibration (whole percents, both ends included). See the module docstring for exactly what is counted.
 
     Example::
 
@@ -246,24 +379,18 @@ def compute_stats(
         print(stats.tasks, stats.success_rate, [a.agent for a in stats.agents])
     """
     since_utc, until_utc = as_utc(since), as_utc(until)
-    groups: dict[tuple[bool, str], _Group] = {}
-    statements = _statements(
-        since=since_utc, until=until_utc, team_id=team_id, enterprise_id=enterprise_id, agent=agent
-    )
-    for statement in statements:
-        for row in conn.execute(statement):
-            key = (bool(row.routed), row.agent or "")
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _Group()
-            group.add(
-                int(row.bucket),
-                int(row.tasks or 0),
-                int(row.succeeded or 0),
-                float(row.confidence_sum or 0.0),
-                int(row.confidence_count or 0),
-            )
+    where = _Where(team_id, enterprise_id, agent)
+    tally = _Tally()
+    whole_days, parts = _pieces(since_utc, until_utc)
+    if whole_days is not None:
+        tally.add_rollup(conn, where, *whole_days)
+    for part_since, part_until, day in parts:
+        tally.add_tasks(conn, where, part_since, part_until, day)
+    return _stats_of(tally, since_utc, until_utc, bands)
 
+
+def _stats_of(tally: _Tally, since: datetime | None, until: datetime | None, bands: Sequence[tuple[int, int]]) -> Stats:
+    groups = tally.groups
     agents = []
     for (routed, name), group in groups.items():
         if not (routed and name) or group.tasks == 0:
@@ -282,15 +409,34 @@ def compute_stats(
             )
         )
     agents.sort(key=lambda stats: (-stats.tasks, stats.agent))
+    calibration: dict[str, list[Band]] = {}
+    for agent_stats in agents:
+        name = agent_stats.agent
+        found = []
+        for low, high in bands:
+            tasks = finished = succeeded = 0
+            for percent in range(max(low, 0), min(high, 100) + 1):
+                counts = tally.calibration.get((name, percent))
+                if counts is not None:
+                    tasks, finished, succeeded = tasks + counts[0], finished + counts[1], succeeded + counts[2]
+            found.append(Band(low, high, tasks, finished, succeeded))
+        calibration[name] = found
+    days = tuple(
+        Day(day, agent or None, tasks, finished, succeeded)
+        for (day, agent), (tasks, finished, succeeded) in sorted(tally.days.items())
+        if tasks
+    )
     unassigned = groups.get((True, ""), _Group())
     unrouted = groups.get((False, ""), _Group())
     return Stats(
-        since=since_utc,
-        until=until_utc,
+        since=since,
+        until=until,
         tasks=sum(group.tasks for group in groups.values()),
         finished=sum(group.finished for group in groups.values()),
         succeeded=sum(group.succeeded for group in groups.values()),
         unassigned=unassigned.tasks,
         unrouted=unrouted.tasks,
         agents=tuple(agents),
+        calibration={name: tuple(found) for name, found in calibration.items()},
+        days=days,
     )

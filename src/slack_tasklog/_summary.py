@@ -25,20 +25,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Connection, Dialect, String, Table, any_, delete, select, type_coerce, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import bindparam
 
 from ._bulk import Bulk
-from ._models import Assignment, DailyStats, Outcome, Task
+from ._models import Assignment, DailyCalibration, DailyStats, Outcome, Task
 
 __all__ = ["GAMMA", "bucket_of", "bucket_value", "lock", "rebuild", "refresh", "remove", "upsert_deltas"]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _daily: Table = DailyStats.__table__  # type: ignore[assignment]
+_calibration: Table = DailyCalibration.__table__  # type: ignore[assignment]
 
 #: Relative accuracy of the execution-time buckets: a bucket's value is within 1% of the times it holds.
 ALPHA = 0.01
@@ -52,9 +54,52 @@ _CHUNK = 500
 _KEYS = ("team_id", "enterprise_id", "day", "routed", "agent", "bucket")
 _COUNTS = ("tasks", "succeeded", "confidence_sum", "confidence_count")
 
-# (team_id, enterprise_id, day, routed, agent, bucket) -> [tasks, succeeded, confidence_sum, confidence_count]
-Key = tuple[str, str, date, bool, str, int]
-Deltas = dict[Key, list[float]]
+_CALIBRATION_KEYS = ("team_id", "enterprise_id", "day", "agent", "confidence")
+_CALIBRATION_COUNTS = ("tasks", "finished", "succeeded")
+
+
+class _State(NamedTuple):
+    routed: bool
+    agent: str | None
+    bucket: int
+    success: bool | None
+    confidence: float | None
+
+
+@dataclass
+class Deltas:
+    """What a refresh changes in the rollups, summed per row: added to them in one write (:func:`upsert_deltas`)."""
+
+    # (team_id, enterprise_id, day, routed, agent, bucket) -> [tasks, succeeded, confidence_sum, confidence_count]
+    daily: dict[tuple[str, str, date, bool, str, int], list[float]] = field(default_factory=dict)
+    # (team_id, enterprise_id, day, agent, confidence percent) -> [tasks, finished, succeeded]
+    calibration: dict[tuple[str, str, date, str, int], list[int]] = field(default_factory=dict)
+
+    def count(self, sign: int, team_id: str, enterprise_id: str, day: date, state: _State) -> None:
+        """Count one task (``sign`` 1) or stop counting it (-1), in the state its summary columns describe."""
+        routed, agent, bucket, success, confidence = state
+        key = (team_id, enterprise_id, day, routed, agent or "", bucket)
+        counts = self.daily.get(key)
+        if counts is None:
+            counts = self.daily[key] = [0, 0, 0.0, 0]
+        counts[0] += sign
+        if success:
+            counts[1] += sign
+        if confidence is not None:
+            counts[2] += sign * confidence
+            counts[3] += sign
+        # Every task, by its agent ("" for none) and whole confidence percent (-1 for none): calibration reads the
+        # rows with both, the daily series all of them (a far smaller table than daily_stats to group by day).
+        percent = -1 if confidence is None else min(100, max(0, math.floor(confidence)))
+        calibration_key = (team_id, enterprise_id, day, agent or "", percent)
+        tally = self.calibration.get(calibration_key)
+        if tally is None:
+            tally = self.calibration[calibration_key] = [0, 0, 0]
+        tally[0] += sign
+        if bucket != UNFINISHED:
+            tally[1] += sign
+        if success:
+            tally[2] += sign
 
 
 def bucket_of(execution_time: float | None) -> int:
@@ -194,7 +239,12 @@ class _Statements:
 
     def __init__(self, dialect: Dialect) -> None:
         self.update = Bulk(_UPDATE, dialect)
-        self.upsert = Bulk(_upsert_statement(dialect.name), dialect, _KEYS + _COUNTS)
+        self.upsert = Bulk(_upsert_statement(_daily, _KEYS, _COUNTS, dialect.name), dialect, _KEYS + _COUNTS)
+        self.upsert_calibration = Bulk(
+            _upsert_statement(_calibration, _CALIBRATION_KEYS, _CALIBRATION_COUNTS, dialect.name),
+            dialect,
+            _CALIBRATION_KEYS + _CALIBRATION_COUNTS,
+        )
 
 
 _compiled: dict[tuple[str, str], _Statements] = {}
@@ -209,18 +259,6 @@ def _statements(conn: Connection) -> _Statements:
     return statements
 
 
-def _add(deltas: Deltas, key: Key, sign: int, success: bool | None, confidence: float | None) -> None:
-    counts = deltas.get(key)
-    if counts is None:
-        counts = deltas[key] = [0, 0, 0.0, 0]
-    counts[0] += sign
-    if success:
-        counts[1] += sign
-    if confidence is not None:
-        counts[2] += sign * confidence
-        counts[3] += sign
-
-
 def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None = None) -> int:
     """Work out the latest round and outcome of these tasks again, store what changed, and move them in the rollup.
 
@@ -230,7 +268,7 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
     """
     ids = sorted(set(task_ids))
     own = deltas is None
-    collected: Deltas = {} if deltas is None else deltas
+    collected = Deltas() if deltas is None else deltas
     changed: list[dict[str, Any]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -261,10 +299,11 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
             day = _day(requested_at)
             enterprise = enterprise_id or ""
             if bucket is not None:
-                old_key = (team_id, enterprise, day, round_id is not None, agent or "", int(bucket))
-                _add(collected, old_key, -1, success, None if confidence is None else float(confidence))
-            new_key = (team_id, enterprise, day, new_round_id is not None, new_agent or "", new_bucket)
-            _add(collected, new_key, 1, new_success, new_confidence)
+                old_confidence = None if confidence is None else float(confidence)
+                old_state = _State(round_id is not None, agent, int(bucket), success, old_confidence)
+                collected.count(-1, team_id, enterprise, day, old_state)
+            new_state = _State(new_round_id is not None, new_agent, new_bucket, new_success, new_confidence)
+            collected.count(1, team_id, enterprise, day, new_state)
             changed.append(
                 {
                     "b_id": task_id,
@@ -286,7 +325,7 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
 
 def remove(conn: Connection, task_ids: Sequence[int]) -> None:
     """Take these tasks (about to be deleted) out of the rollup."""
-    collected: Deltas = {}
+    collected = Deltas()
     t = _tasks
     for start in range(0, len(task_ids), _CHUNK):
         chunk = task_ids[start : start + _CHUNK]
@@ -302,46 +341,60 @@ def remove(conn: Connection, task_ids: Sequence[int]) -> None:
             t.c.stats_bucket,
         ).where(_among(conn, t.c.id, chunk), t.c.stats_bucket.is_not(None))
         for team_id, enterprise_id, requested_at, round_id, agent, confidence, success, bucket in conn.execute(query):
-            key = (team_id, enterprise_id or "", _day(requested_at), round_id is not None, agent or "", int(bucket))
-            _add(collected, key, -1, success, None if confidence is None else float(confidence))
+            state = _State(
+                round_id is not None, agent, int(bucket), success, None if confidence is None else float(confidence)
+            )
+            collected.count(-1, team_id, enterprise_id or "", _day(requested_at), state)
     upsert_deltas(conn, collected)
 
 
-def _upsert_statement(dialect: str) -> Any:
+def _upsert_statement(table: Table, keys: Sequence[str], counts: Sequence[str], dialect: str) -> Any:
+    """Insert a row of counts, or add them to the row already there, in each backend's own words."""
     increments: Mapping[str, Any]
     if dialect in ("mysql", "mariadb"):
-        mysql_insert = mysql.insert(_daily)
-        increments = {name: _daily.c[name] + mysql_insert.inserted[name] for name in _COUNTS}
+        mysql_insert = mysql.insert(table)
+        increments = {name: table.c[name] + mysql_insert.inserted[name] for name in counts}
         return mysql_insert.on_duplicate_key_update(increments)
-    dialect_insert = postgresql.insert(_daily) if dialect == "postgresql" else sqlite.insert(_daily)
-    increments = {name: _daily.c[name] + dialect_insert.excluded[name] for name in _COUNTS}
-    return dialect_insert.on_conflict_do_update(index_elements=list(_KEYS), set_=increments)
+    dialect_insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    increments = {name: table.c[name] + dialect_insert.excluded[name] for name in counts}
+    return dialect_insert.on_conflict_do_update(index_elements=list(keys), set_=increments)
+
+
+def _rows(keys: Sequence[str], counts: Sequence[str], deltas: Mapping[Any, Sequence[float]]) -> list[dict[str, Any]]:
+    rows = [
+        dict(zip(keys, key, strict=True)) | dict(zip(counts, values, strict=True))
+        for key, values in deltas.items()
+        # A task that moved within one row (another confidence, same bucket) may leave nothing to add.
+        if any(values)
+    ]
+    rows.sort(key=lambda row: tuple(row[name] for name in keys))  # one lock order for every writer
+    return rows
 
 
 def upsert_deltas(conn: Connection, deltas: Deltas) -> None:
-    """Add ``deltas`` to the rollup rows (creating them as needed), in one executemany."""
-    rows = [
-        dict(zip(_KEYS, key, strict=True)) | dict(zip(_COUNTS, counts, strict=True))
-        for key, counts in deltas.items()
-        # A task that moved within one row (another confidence, same bucket) may leave nothing to add.
-        if counts[0] or counts[1] or counts[2] or counts[3]
-    ]
-    if rows:
-        rows.sort(key=lambda row: tuple(row[name] for name in _KEYS))  # one lock order for every writer
-        _statements(conn).upsert.execute(conn, rows)
+    """Add ``deltas`` to the rollup rows (creating them as needed), one executemany per rollup."""
+    statements = _statements(conn)
+    daily = _rows(_KEYS, _COUNTS, deltas.daily)
+    if daily:
+        statements.upsert.execute(conn, daily)
+    calibration = _rows(_CALIBRATION_KEYS, _CALIBRATION_COUNTS, deltas.calibration)
+    if calibration:
+        statements.upsert_calibration.execute(conn, calibration)
 
 
 def drop_empty(conn: Connection) -> None:
     """Delete rollup rows that no task is counted in any more (left behind as tasks finish or are purged)."""
     conn.execute(delete(_daily).where(_daily.c.tasks == 0))
+    conn.execute(delete(_calibration).where(_calibration.c.tasks == 0))
 
 
 def rebuild(conn: Connection, *, chunk: int = 5_000) -> int:
     """Recompute every task's summary and the whole rollup, in ``conn``'s transaction (the migration that adds them,
     or a repair). Returns the number of tasks."""
     conn.execute(delete(_daily))
+    conn.execute(delete(_calibration))
     conn.execute(update(_tasks).values(stats_bucket=None))
-    collected: Deltas = {}
+    collected = Deltas()
     last = 0
     count = 0
     while True:

@@ -1,4 +1,5 @@
-"""Each task's latest round on its row (``latest_*`` columns) and the daily rollup ``tasklog_daily_stats``.
+"""Each task's latest round on its row (``latest_*`` columns) and the daily rollups ``tasklog_daily_stats`` and
+``tasklog_daily_calibration``.
 
 Stats and exports read these instead of searching every task's rounds and outcomes (see ``slack_tasklog._summary``),
 so the three indexes by agent on rounds, evaluations and outcomes that nothing reads any more go: every write paid
@@ -73,6 +74,23 @@ def upgrade() -> None:
             mariadb_charset="utf8mb4",
         )
         op.create_index("ix_tasklog_daily_stats_day", "tasklog_daily_stats", ["day"])
+    if not (mysql_like and sa.inspect(op.get_bind()).has_table("tasklog_daily_calibration")):
+        op.create_table(
+            "tasklog_daily_calibration",
+            sa.Column("team_id", _exact(32), nullable=False),
+            sa.Column("enterprise_id", _exact(32), nullable=False),
+            sa.Column("day", sa.Date(), nullable=False),
+            sa.Column("agent", _exact(191), nullable=False),
+            sa.Column("confidence", sa.Integer(), autoincrement=False, nullable=False),
+            sa.Column("tasks", sa.BigInteger(), nullable=False),
+            sa.Column("finished", sa.BigInteger(), nullable=False),
+            sa.Column("succeeded", sa.BigInteger(), nullable=False),
+            sa.PrimaryKeyConstraint(
+                "team_id", "enterprise_id", "day", "agent", "confidence", name="pk_tasklog_daily_calibration"
+            ),
+            mysql_charset="utf8mb4",
+            mariadb_charset="utf8mb4",
+        )
     for table, index, _ in _AGENT_INDEXES:
         if not mysql_like or index in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(table)}:
             op.drop_index(index, table_name=table)
@@ -83,6 +101,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("tasklog_daily_calibration")
     for table, index, columns in _AGENT_INDEXES:
         op.create_index(index, table, columns)
     op.drop_index("ix_tasklog_daily_stats_day", table_name="tasklog_daily_stats")
