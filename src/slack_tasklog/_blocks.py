@@ -128,6 +128,8 @@ def help_message(command: str) -> Message:
             f"• `{c} stats [WINDOW] [--agent NAME] [--public]` — tasks, success rate, unassigned tasks and, per "
             "agent, tasks, success rate, median and 95th-percentile execution time and mean confidence. Only you "
             "see it unless you add `--public`.",
+            f"• `{c} stats chart [WINDOW] [--agent NAME]` — the same as a picture: tasks and success rate per day "
+            "and agent, and how often each agent succeeds at each confidence, uploaded into this conversation.",
             f"• `{c} export [WINDOW] [--since DATE] [--until DATE] [--agent NAME]` — the task log as CSV, uploaded "
             "into this conversation (workspace admins only: it holds everyone's requests).",
             f"• `{c} help` — this message.",
@@ -294,12 +296,44 @@ def empty_export_message(request: ExportRequest, since: datetime | None, until: 
     return _ephemeral(f"No tasks {which}, so there is no file to upload.")
 
 
-def dm_fallback_message(permalink: str | None, rows: int) -> Message:
-    """The file went to the user's DM because the bot cannot post where the command was typed."""
-    link = f"<{permalink}|the CSV>" if permalink else "the CSV"
+def dm_fallback_message(permalink: str | None, rows: int | None) -> Message:
+    """The file went to the user's DM because the bot cannot post where the command was typed. ``rows`` is None
+    for a chart."""
+    what = "the chart" if rows is None else "the CSV"
+    link = f"<{permalink}|{what}>" if permalink else what
+    count = "" if rows is None else f" ({_count(rows, 'task')})"
     return _ephemeral(
-        f"I can't post files in this conversation (I'm not a member, or can't see it), so I sent {link} "
-        f"({_count(rows, 'task')}) to you in a direct message."
+        f"I can't post files in this conversation (I'm not a member, or can't see it), so I sent {link}{count} "
+        "to you in a direct message."
+    )
+
+
+def chart_title(request: StatsRequest, *, for_slack: bool = True) -> str:
+    """The chart's title: in Slack (escaped), or drawn in the picture (as typed)."""
+    if for_slack:
+        return f"Task log: {_scope(request.time_filter, request.agent)}"
+    agent = "" if request.agent is None else f", agent {request.agent}"
+    return f"Task log: {request.time_filter.describe()}{agent}"
+
+
+def chart_filename(team_id: str, since: datetime | None, until: datetime | None) -> str:
+    """``tasklog-T111-20240108-20240115.png``."""
+    return export_filename(team_id, since, until).removesuffix(".csv") + ".png"
+
+
+def chart_comment(request: StatsRequest, *, user_id: str, elsewhere: str | None = None) -> str:
+    """The message posted with the chart."""
+    text = f"Task log chart for <@{escape(user_id)}>: {_scope(request.time_filter, request.agent)}."
+    if elsewhere is not None:
+        text += f"\nYou asked in {elsewhere}, where I can't post, so it's here instead."
+    return text
+
+
+def charts_unavailable_message() -> Message:
+    """The app was installed without the charts extra."""
+    return _ephemeral(
+        "Charts are not installed in this app (the `slack-tasklog[charts]` extra, matplotlib). "
+        "The figures are in `stats` without `chart`."
     )
 
 

@@ -367,6 +367,43 @@ def export(
         click.echo(f"Exported {written:,} tasks ({request.time_filter.describe()}) to {output}.", err=True)
 
 
+@_with_grammar(stats_params(), skip=("public",))
+@main.command()
+@database_url_option
+@_workspace_options
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("tasklog-chart.png"),
+    show_default=True, help="The PNG to write.",
+)  # fmt: skip
+def chart(*, database_url: str, team_id: str | None, enterprise_id: str | None, output: Path, **params: Any) -> None:
+    """Draw the stats as a PNG: tasks and success rate per day and agent, and each agent's calibration.
+
+    WINDOW defaults to 30d here. Needs the charts extra: pip install 'slack-tasklog[charts]'. Exit status 0, 1 if
+    the task log cannot be read or matplotlib is missing, 2 for a usage error.
+    """
+    from datetime import datetime, timezone
+
+    from ._blocks import chart_title
+    from ._chart import ChartsUnavailableError, render_png
+    from ._grammar import StatsRequest, Window
+    from ._stats import compute_stats
+
+    if params.get("window") is None:
+        params["window"] = Window.parse("30d")
+    request = StatsRequest.from_params(params)
+    since, until = request.time_filter.bounds(datetime.now(timezone.utc))
+    with _reading(database_url) as engine, engine.connect() as conn:
+        found = compute_stats(
+            conn, since=since, until=until, team_id=team_id, enterprise_id=enterprise_id, agent=request.agent
+        )
+    try:
+        png = render_png(found, chart_title(request, for_slack=False))
+    except ChartsUnavailableError as error:
+        raise click.ClickException(str(error)) from None
+    output.write_bytes(png)
+    click.echo(f"Wrote {output} ({found.tasks:,} tasks, {request.time_filter.describe()}).")
+
+
 # -- db: the schema ----------------------------------------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from slack_sdk.errors import SlackApiError
 
-from . import _blocks
+from . import _blocks, _chart
 from ._grammar import CommandSyntaxError, ExportRequest, HelpRequest, StatsRequest, parse_command
 from ._internal import logger
 from ._stats import Stats, compute_stats
@@ -407,7 +407,28 @@ class CommandFlow:
         stats: Stats = yield RunBlocking(
             partial(self._read_stats, since=since, until=until, who=who, agent=request.agent)
         )
-        yield from self._reply(who, _blocks.stats_message(stats, request, user_id=who.user_id))
+        if not request.chart:
+            yield from self._reply(who, _blocks.stats_message(stats, request, user_id=who.user_id))
+            return
+        if stats.tasks == 0:
+            yield from self._reply(who, _blocks.stats_message(stats, request, user_id=who.user_id))
+            return
+        try:
+            title = _blocks.chart_title(request, for_slack=False)
+            png: bytes = yield RunBlocking(partial(_chart.render_png, stats, title))
+        except _chart.ChartsUnavailableError as error:
+            logger.warning("slack_tasklog: %s", error)
+            yield from self._reply(who, _blocks.charts_unavailable_message())
+            return
+        with tempfile.TemporaryFile() as spool:
+            spool.write(png)
+            spool.seek(0)
+            upload = {
+                "filename": _blocks.chart_filename(who.team_id, since, until),
+                "title": _blocks.chart_title(request),
+            }
+            comment = partial(_blocks.chart_comment, request, user_id=who.user_id)
+            yield from self._deliver(who, spool, upload, comment, what="chart")
 
     def _read_stats(
         self, *, since: datetime | None, until: datetime | None, who: Invocation, agent: str | None
@@ -441,30 +462,45 @@ class CommandFlow:
                 "title": _blocks.export_title(request),
             }
             comment = partial(_blocks.export_comment, request, rows=rows, since=since, until=until, user_id=who.user_id)
-            try:
-                yield from self._upload(spool, channel=who.channel_id, initial_comment=comment(), **upload)
-            except Exception as error:
-                if slack_error(error) not in _FALLBACK_ERRORS:
-                    yield from self._upload_failed(who, error, "the conversation")
-                    return
-                logger.info(
-                    "slack_tasklog: cannot post in %s (%s); sending the export to user %s's DM",
-                    who.channel_id,
-                    slack_error(error),
-                    who.user_id,
-                )
-            else:
+            yield from self._deliver(who, spool, upload, comment, what="export", rows=rows)
+
+    def _deliver(
+        self,
+        who: Invocation,
+        spool: IO[bytes],
+        upload: Mapping[str, Any],
+        comment: Callable[..., str],
+        *,
+        what: str,
+        rows: int | None = None,
+    ) -> Flow[None]:
+        """Upload a file into the conversation the command came from; where the bot cannot post, into the user's
+        DM with the bot, telling them where it went."""
+        try:
+            yield from self._upload(spool, channel=who.channel_id, initial_comment=comment(), **upload)
+        except Exception as error:
+            if slack_error(error) not in _FALLBACK_ERRORS:
+                yield from self._upload_failed(who, error, "the conversation", what)
                 return
-            try:
-                opened = yield from self._call("conversations_open", {"users": who.user_id})
-                dm = str(opened["channel"]["id"])
-                where = f"<#{who.channel_id}>" if who.channel_id[:1] in ("C", "G") else "a conversation"
-                sent = yield from self._upload(spool, channel=dm, initial_comment=comment(elsewhere=where), **upload)
-            except Exception as error:
-                yield from self._upload_failed(who, error, "your DM")
-                return
-            permalink = (sent.get("file") or {}).get("permalink")
-            yield from self._reply(who, _blocks.dm_fallback_message(permalink, rows))
+            logger.info(
+                "slack_tasklog: cannot post in %s (%s); sending the %s to user %s's DM",
+                who.channel_id,
+                slack_error(error),
+                what,
+                who.user_id,
+            )
+        else:
+            return
+        try:
+            opened = yield from self._call("conversations_open", {"users": who.user_id})
+            dm = str(opened["channel"]["id"])
+            where = f"<#{who.channel_id}>" if who.channel_id[:1] in ("C", "G") else "a conversation"
+            sent = yield from self._upload(spool, channel=dm, initial_comment=comment(elsewhere=where), **upload)
+        except Exception as error:
+            yield from self._upload_failed(who, error, "your DM", what)
+            return
+        permalink = (sent.get("file") or {}).get("permalink")
+        yield from self._reply(who, _blocks.dm_fallback_message(permalink, rows))
 
     def _write_csv(
         self,
@@ -488,10 +524,10 @@ class CommandFlow:
         data: dict[str, Any] = yield from self._call("files_upload_v2", {"file": spool, **arguments}, rewind=spool)
         return data
 
-    def _upload_failed(self, who: Invocation, error: Exception, where: str) -> Flow[None]:
+    def _upload_failed(self, who: Invocation, error: Exception, where: str, what: str) -> Flow[None]:
         code = slack_error(error)
         wait = retry_after(error)
-        logger.warning("slack_tasklog: could not upload the export for user %s to %s: %s", who.user_id, where, code)
+        logger.warning("slack_tasklog: could not upload the %s for user %s to %s: %s", what, who.user_id, where, code)
         yield from self._reply(who, _blocks.failure_message(code, retry_after=wait))
 
     # -- talking to Slack -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ into dates only when a command runs (:meth:`TimeFilter.bounds`).
 
 Grammar::
 
-    stats  [WINDOW] [--agent NAME] [--public]
+    stats  [chart] [WINDOW] [--agent NAME] [--public]
     export [WINDOW] [--since DATE] [--until DATE] [--agent NAME]
     help
 
@@ -27,7 +27,7 @@ import html
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -136,11 +136,12 @@ class TimeFilter:
 
 @dataclass(frozen=True)
 class StatsRequest:
-    """``stats [WINDOW] [--agent NAME] [--public]``."""
+    """``stats [chart] [WINDOW] [--agent NAME] [--public]``; ``chart``: the figures as a picture."""
 
     window: Window = DEFAULT_WINDOW
     agent: str | None = None
     public: bool = False
+    chart: bool = False
 
     @property
     def time_filter(self) -> TimeFilter:
@@ -318,6 +319,9 @@ def parse_command(text: str) -> ParsedCommand:
     if not words or words[0].lower() in _HELP_WORDS:
         return HelpRequest()
     name, args = words[0].lower(), _join_windows(words[1:])
+    chart = name == "stats" and bool(args) and args[0].lower() == "chart"
+    if chart:
+        args = args[1:]
     command = _SUBCOMMANDS.get(name)
     if command is None:
         raise CommandSyntaxError(f"I don't know the command {words[0]!r}")
@@ -331,4 +335,6 @@ def parse_command(text: str) -> ParsedCommand:
         raise CommandSyntaxError(error.format_message().rstrip(".")) from error
     if not isinstance(parsed, StatsRequest | ExportRequest):  # pragma: no cover - the callbacks above
         raise CommandSyntaxError(f"{name} gave nothing to do")
+    if chart and isinstance(parsed, StatsRequest):
+        return replace(parsed, chart=True)
     return parsed
