@@ -168,6 +168,8 @@ class TaskLog(Tracking):
             # A previous process died with events only in its journal: write them now, not at the next event.
             self._writer.start()
         self._middleware = TaskLogMiddleware(lambda: self)
+        #: Called with every event the decorators record (slack_tasklog.prometheus adds one).
+        self._observers: tuple[Callable[[Event], None], ...] = ()
         register_async()  # the AsyncApp fast path, if Bolt's async side is loaded by now
         # Weakly: a TaskLog the program has let go of should not live on until exit.
         ref = weakref.ref(self)
@@ -190,6 +192,8 @@ class TaskLog(Tracking):
 
     def _record(self, event: Event) -> None:
         self._writer.submit(event)
+        for observe in self._observers:  # e.g. slack_tasklog.prometheus; each catches its own errors
+            observe(event)
 
     def _record_message(self, event: TaskRequested | MessageInThread | MessageDeleted) -> None:
         """Record what the middleware captured, after the text policy (``store_text``, ``redact``)."""
