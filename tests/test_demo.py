@@ -27,7 +27,7 @@ SCOPES = {
 }
 # What the orchestrator and the GitHub bot said, and the channel chatter: never in the log.
 NOT_TASKS = ("is on it", "could not finish", "no agent is confident", "Draft ready", "PR #482", "Deploy of", "lunch")
-BOT_EVENTS = {"app_mention", "message.channels", "message.groups", "message.im"}
+BOT_EVENTS = {"app_mention", "app_home_opened", "message.channels", "message.groups", "message.im"}
 
 # The script's requests, by their first words: (user, assigned agent, success, follow-ups, attempts).
 EXPECTED = {
@@ -184,7 +184,8 @@ def test_manifest_parses() -> None:
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/tasklog"
     assert command["description"] == "Task log stats and CSV export"
-    assert command["usage_hint"] == "stats [7d] | export [30d] | help"
+    assert command["usage_hint"] == "stats [7d] | stats chart [30d] | export [30d] | help"
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == SCOPES
     assert len(manifest["oauth_config"]["scopes"]["bot"]) == len(SCOPES)
     settings = manifest["settings"]

@@ -7,10 +7,10 @@ I/O, so every wording and every Block Kit limit is tested without Slack.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ._grammar import ExportRequest, StatsRequest, TimeFilter
+from ._grammar import ExportRequest, StatsRequest, TimeFilter, Window
 from ._stats import AgentStats, Stats
 
 __all__ = [
@@ -246,6 +246,31 @@ def stats_message(stats: Stats, request: StatsRequest, *, user_id: str) -> Messa
         f"{stats.unassigned:,} with no agent confident enough."
     )
     return {"response_type": "in_channel" if request.public else "ephemeral", "text": text, "blocks": blocks}
+
+
+def home_view(stats: Stats, *, days: int, updated: datetime) -> dict[str, Any]:
+    """The App Home tab: the last ``days`` days in the viewer's workspace, the same sections as ``stats``."""
+    request = StatsRequest(window=Window(f"{days}d", timedelta(days=days)))
+    message = stats_message(stats, request, user_id="")
+    blocks = message["blocks"][:-1]  # the footer speaks of "only you": a Home tab says it its own way
+    blocks.append(
+        _context(
+            f"Tasks requested {_span(stats.since, stats.until)}; updated {_instant(updated)} UTC, each time you open "
+            "this tab. Each task counts once, by its latest round; success rate is over finished tasks. "
+            "`/tasklog stats 30d` and `/tasklog stats chart` show more."
+        )
+    )
+    return {"type": "home", "blocks": blocks}
+
+
+def home_restricted_view() -> dict[str, Any]:
+    """The App Home tab of someone who may not see the stats (``stats_access="admins"``)."""
+    return {
+        "type": "home",
+        "blocks": [
+            _section("The task log's figures are for this workspace's admins (and the people the app names)."),
+        ],
+    }
 
 
 # -- export --------------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -349,6 +349,31 @@ class CommandFlow:
             )
             yield from self._reply(who, _blocks.internal_error_message(verb))
 
+    def home(self, user_id: str, team_id: str, enterprise_id: str | None, *, days: int = 7) -> Flow[None]:
+        """Publish the App Home tab of ``user_id``: the last ``days`` days of their workspace. Never raises."""
+        who = Invocation(text="", user_id=user_id, team_id=team_id, enterprise_id=enterprise_id, channel_id="")
+        try:
+            allowed = self.stats_access == "everyone" or user_id in self.admins
+            if not allowed and self.workspace_admins:
+                try:
+                    allowed = yield from self._is_workspace_admin(who)
+                except _RoleUnknownError as error:
+                    logger.warning("slack_tasklog: users.info failed for user %s (%s); App Home restricted", user_id,
+                                   error)  # fmt: skip
+            if allowed:
+                now = self._clock()
+                stats: Stats = yield RunBlocking(
+                    partial(self._read_stats, since=now - timedelta(days=days), until=now, who=who, agent=None)
+                )
+                view = _blocks.home_view(stats, days=days, updated=now)
+            else:
+                view = _blocks.home_restricted_view()
+            yield from self._call("views_publish", {"user_id": user_id, "view": view})
+        except Exception:
+            logger.warning(
+                "slack_tasklog: could not publish the App Home of user %s in team %s", user_id, team_id, exc_info=True
+            )
+
     # -- access -----------------------------------------------------------------------------------------------
 
     def _allowed(self, who: Invocation, verb: str) -> Flow[bool]:
@@ -619,6 +644,34 @@ def _register_async(app: Any, flow: CommandFlow) -> None:
         await run_flow_async(flow.run(Invocation.from_body(body)), client, respond)
 
     app.command(flow.command)(ack=tasklog_command_ack, lazy=[tasklog_command_work])
+
+
+def register_app_home(app: Any, flow: CommandFlow, *, days: int = 7) -> None:
+    """Publish the App Home tab (``app_home_opened``, the Home tab only) of whoever opens it."""
+
+    def viewer(body: Mapping[str, Any], event: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            return None
+        team = str(body.get("team_id") or event.get("view", {}).get("team_id") or "")
+        enterprise = body.get("enterprise_id")
+        return str(event["user"]), team, str(enterprise) if enterprise else None
+
+    if hasattr(app, "async_dispatch"):
+
+        async def tasklog_app_home_async(body: dict[str, Any], event: dict[str, Any], client: Any) -> None:
+            who = viewer(body, event)
+            if who is not None:
+                await run_flow_async(flow.home(*who, days=days), client, None)
+
+        app.event("app_home_opened")(tasklog_app_home_async)
+        return
+
+    def tasklog_app_home(body: dict[str, Any], event: dict[str, Any], client: Any) -> None:
+        who = viewer(body, event)
+        if who is not None:
+            run_flow(flow.home(*who, days=days), client, None)
+
+    app.event("app_home_opened")(tasklog_app_home)
 
 
 def admins_from(value: Iterable[str] | str | None, environ: Mapping[str, str]) -> frozenset[str]:

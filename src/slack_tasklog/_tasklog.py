@@ -15,6 +15,7 @@ from typing import IO, Any, Literal
 from sqlalchemy import URL, Engine
 
 from ._commands import DEFAULT_COMMAND, CommandFlow, RoleCache, admins_from
+from ._commands import register_app_home as _register_app_home
 from ._commands import register_commands as _register_commands
 from ._decorators import Tracking
 from ._durations import parse_duration
@@ -236,6 +237,26 @@ class TaskLog(Tracking):
             roles=self._roles,
         )
         _register_commands(app, flow)
+
+    def register_app_home(self, app: Any, *, days: int = 7) -> None:
+        """Show the last ``days`` days' figures per agent in the app's Home tab, for the viewer's workspace.
+
+        Example::
+
+            tasklog.register_app_home(app)   # App or AsyncApp
+
+        Needs the ``app_home_opened`` event subscription and the Home tab enabled (see ``manifest.yml``). The view
+        is published (``views.publish``) each time someone opens the tab. ``stats_access="admins"`` applies: others
+        see a short note instead.
+        """
+        flow = CommandFlow(
+            self,
+            admins=self.admins,
+            workspace_admins=self.workspace_admins,
+            stats_access=self.stats_access,
+            roles=self._roles,
+        )
+        _register_app_home(app, flow, days=days)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
