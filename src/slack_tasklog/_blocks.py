@@ -207,19 +207,24 @@ def _agent_line(agent: AgentStats) -> str:
 def stats_message(stats: Stats, request: StatsRequest, *, user_id: str) -> Message:
     """The stats reply in Block Kit: totals, then one section per agent (the busiest first)."""
     scope = _scope(request.time_filter, request.agent)
-    header = {"type": "header", "text": {"type": "plain_text", "text": f"Task log: {scope}"[:150], "emoji": False}}
     footer = _context(
         f"Tasks requested {_span(stats.since, stats.until)}. Each task counts once, by its latest round (as in the "
         "CSV); success rate is over finished tasks. "
         + (f"Posted by <@{escape(user_id)}>." if request.public else "Only you can see this.")
     )
+    blocks, text = _stats_blocks(stats, scope, f"No tasks {_which(request.time_filter, request.agent)}.")
+    return {
+        "response_type": "in_channel" if request.public else "ephemeral",
+        "text": text,
+        "blocks": [*blocks, footer],
+    }
+
+
+def _stats_blocks(stats: Stats, scope: str, nothing: str) -> tuple[list[dict[str, Any]], str]:
+    """A header, the totals and a section per agent (or ``nothing``), and the message's plain-text summary."""
+    header = {"type": "header", "text": {"type": "plain_text", "text": f"Task log: {scope}"[:150], "emoji": False}}
     if stats.tasks == 0:
-        text = f"No tasks {_which(request.time_filter, request.agent)}."
-        return {
-            "response_type": "in_channel" if request.public else "ephemeral",
-            "text": text,
-            "blocks": [header, _section(text), footer],
-        }
+        return [header, _section(nothing)], nothing
     totals = {
         "type": "section",
         "fields": [
@@ -240,12 +245,22 @@ def stats_message(stats: Stats, request: StatsRequest, *, user_id: str) -> Messa
     hidden = len(stats.agents) - len(shown)
     if hidden:
         blocks.append(_context(f"…and {_count(hidden, 'more agent')}: add `--agent NAME` to see one."))
-    blocks.append(footer)
     text = (
         f"Task log, {scope}: {_count(stats.tasks, 'task')}, {_percent(stats.success_rate)} success, "
         f"{stats.unassigned:,} with no agent confident enough."
     )
-    return {"response_type": "in_channel" if request.public else "ephemeral", "text": text, "blocks": blocks}
+    return blocks, text
+
+
+def digest_message(stats: Stats, since: datetime, until: datetime) -> Message:
+    """The scheduled digest of one period, posted in a channel."""
+    scope = f"{_instant(since)} to {_instant(until)} UTC"
+    blocks, text = _stats_blocks(stats, scope, "No tasks were requested in this period.")
+    footer = _context(
+        "Scheduled digest. Each task counts once, by its latest round (as in the CSV); success rate is over finished "
+        "tasks. `/tasklog stats` and `/tasklog stats chart` show any window."
+    )
+    return {"text": text, "blocks": [*blocks, footer]}
 
 
 def home_view(stats: Stats, *, days: int, updated: datetime) -> dict[str, Any]:

@@ -46,6 +46,7 @@ __all__ = [
     "Base",
     "DailyCalibration",
     "DailyStats",
+    "DigestPost",
     "Evaluation",
     "FollowUp",
     "Outcome",
@@ -313,5 +314,24 @@ class DailyCalibration(Base):
     tasks: Mapped[int] = mapped_column(BigInteger)
     finished: Mapped[int] = mapped_column(BigInteger)
     succeeded: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (TABLE_OPTIONS,)
+
+
+class DigestPost(Base):
+    """One scheduled digest: which process claimed the period's post, and when it was posted.
+
+    The primary key is what makes several bot processes post once: each tries to insert the period's row, and the
+    one whose insert took posts. A claim not posted after a while (its process died) is taken over.
+    """
+
+    __tablename__ = "tasklog_digests"
+
+    channel_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (TABLE_OPTIONS,)

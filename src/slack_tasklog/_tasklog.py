@@ -18,6 +18,7 @@ from ._commands import DEFAULT_COMMAND, CommandFlow, RoleCache, admins_from
 from ._commands import register_app_home as _register_app_home
 from ._commands import register_commands as _register_commands
 from ._decorators import Tracking
+from ._digest import Digests, DigestSchedule
 from ._durations import parse_duration
 from ._events import Event, MessageDeleted, MessageInThread, TaskRequested
 from ._export import ExportFilter, write_csv
@@ -112,6 +113,13 @@ class TaskLog(Tracking):
             ``stats_access="admins"``); default ``$TASKLOG_ADMINS`` (comma-separated).
         workspace_admins: also let the workspace's admins and owners export (``users.info``, cached 10 minutes).
         stats_access: who may run ``/tasklog stats``: ``"everyone"`` or ``"admins"`` (the people who may export).
+        digest_channel: post each period's stats in this channel (``C…``), once per period however many bot
+            processes run (the database decides which posts), catching up after downtime.
+        digest_every: ``"1d"`` (UTC days) or ``"7d"`` (weeks from Monday 00:00 UTC).
+        digest_team: only this workspace's tasks in the digest (default: every task in the database).
+        digest_csv: attach the period's CSV (it holds every request's text: post it where that is fine).
+        digest_chart: attach the period's chart (the ``charts`` extra).
+        digest_client: the ``slack_sdk.WebClient`` to post with (default: one with ``$SLACK_BOT_TOKEN``).
 
     Recording never raises into the bot and never waits on the database: events go to a background writer. Call
     :meth:`flush` to wait for them, :meth:`close` when done (it is also called at interpreter exit).
@@ -135,6 +143,12 @@ class TaskLog(Tracking):
         admins: Iterable[str] | None = None,
         workspace_admins: bool = True,
         stats_access: Literal["everyone", "admins"] = "everyone",
+        digest_channel: str | None = None,
+        digest_every: str = "1d",
+        digest_team: str | None = None,
+        digest_csv: bool = False,
+        digest_chart: bool = False,
+        digest_client: Any = None,
     ) -> None:
         if migrate is not None and migrate not in MIGRATE_MODES:
             raise ValueError(f"migrate must be one of {', '.join(MIGRATE_MODES)}, not {migrate!r}")
@@ -172,6 +186,17 @@ class TaskLog(Tracking):
         #: Called with every event the decorators record (slack_tasklog.prometheus adds one).
         self._observers: tuple[Callable[[Event], None], ...] = ()
         register_async()  # the AsyncApp fast path, if Bolt's async side is loaded by now
+        self._digests: Digests | None = None
+        if digest_channel is not None:
+            schedule = DigestSchedule(
+                digest_channel, parse_duration(digest_every), digest_team, digest_csv, digest_chart
+            )
+            client = digest_client if digest_client is not None else _default_slack_client()
+            if client is None:
+                logger.warning("slack_tasklog: digests need digest_client= or $SLACK_BOT_TOKEN; none will be posted")
+            else:
+                self._digests = Digests(self, schedule, client)
+                self._digests.start()
         # Weakly: a TaskLog the program has let go of should not live on until exit.
         ref = weakref.ref(self)
 
@@ -269,6 +294,8 @@ class TaskLog(Tracking):
 
         Also called at interpreter exit. True if nothing was left unwritten.
         """
+        if self._digests is not None:
+            self._digests.stop()
         complete = self._writer.close(self.shutdown_timeout if timeout is None else timeout)
         if self._owns_engine:
             # Release pooled connections (and with them SQLite's file handles); reading later reconnects.
@@ -347,3 +374,12 @@ class TaskLog(Tracking):
             return count
         with self.engine.connect() as conn:
             return write_csv(conn, dest, where, neutralize_formulas=neutralize_formulas)
+
+
+def _default_slack_client() -> Any:
+    token = os.environ.get("SLACK_BOT_TOKEN")
+    if not token:
+        return None
+    from slack_sdk import WebClient
+
+    return WebClient(token=token)

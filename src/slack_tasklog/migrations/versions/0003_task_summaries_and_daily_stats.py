@@ -1,5 +1,5 @@
 """Each task's latest round on its row (``latest_*`` columns) and the daily rollups ``tasklog_daily_stats`` and
-``tasklog_daily_calibration``.
+``tasklog_daily_calibration``; ``tasklog_digests``, which decides which process posts a scheduled digest.
 
 Stats and exports read these instead of searching every task's rounds and outcomes (see ``slack_tasklog._summary``),
 so the three indexes by agent on rounds, evaluations and outcomes that nothing reads any more go: every write paid
@@ -28,6 +28,7 @@ def _exact(length: int) -> sa.types.TypeEngine[str]:
     return sa.String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
+_UTC = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 _NUMBER = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
 # (table, index, columns): no query reads them since stats come from the rollup.
 _AGENT_INDEXES = (
@@ -94,6 +95,19 @@ def upgrade() -> None:
     for table, index, _ in _AGENT_INDEXES:
         if not mysql_like or index in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(table)}:
             op.drop_index(index, table_name=table)
+    if not (mysql_like and sa.inspect(op.get_bind()).has_table("tasklog_digests")):
+        op.create_table(
+            "tasklog_digests",
+            sa.Column("channel_id", _exact(32), nullable=False),
+            sa.Column("period_start", _UTC, nullable=False),
+            sa.Column("period_end", _UTC, nullable=False),
+            sa.Column("claimed_by", sa.String(64), nullable=False),
+            sa.Column("claimed_at", _UTC, nullable=False),
+            sa.Column("posted_at", _UTC, nullable=True),
+            sa.PrimaryKeyConstraint("channel_id", "period_start", name="pk_tasklog_digests"),
+            mysql_charset="utf8mb4",
+            mariadb_charset="utf8mb4",
+        )
     # The writer's own code, so that what the upgrade fills in is exactly what the writer would have kept.
     from slack_tasklog import _summary
 
@@ -101,6 +115,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("tasklog_digests")
     op.drop_table("tasklog_daily_calibration")
     for table, index, columns in _AGENT_INDEXES:
         op.create_index(index, table, columns)
