@@ -130,7 +130,7 @@ def mysql_collations(engine: Engine) -> dict[tuple[str, str], str | None]:
                 "WHERE table_schema = DATABASE() AND table_name LIKE 'tasklog\\_%' AND data_type = 'varchar'"
             )
         )
-        summaries = ("tasklog_daily_stats", "tasklog_daily_calibration")
+        summaries = ("tasklog_daily_stats", "tasklog_daily_calibration", "tasklog_daily_failures")
         return {(table, column): collation for table, column, collation in rows if table in (*TABLES, *summaries)}
 
 
@@ -167,7 +167,7 @@ def test_models_and_migrations_agree(engine: Engine, backend: str) -> None:
         created = mysql_collations(engine)
         assert created == migrated
         assert set(created.values()) == {MYSQL_BINARY_COLLATION}
-        assert len(created) == 31  # every id, ts and agent column
+        assert len(created) == 36  # every id, ts and agent column
 
 
 def test_check_finds_a_schema_that_drifted(engine: Engine) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from slack_tasklog import TaskLog
-from slack_tasklog._stats import Band, Day, Stats, _Group, compute_stats
+from slack_tasklog._stats import Band, Day, Failure, Stats, _Group, compute_stats
 from slack_tasklog._summary import ALPHA, bucket_of, bucket_value
 
 from .seeding import Round, SeedTask, random_tasks, seed
@@ -259,3 +259,29 @@ def test_calibration_bands_and_the_daily_series(tasklog: TaskLog) -> None:
     assert (around.calibration, around.days) == (everything.calibration, everything.days)
     within = stats_of(tasklog, since=T0, until=T0 + timedelta(minutes=3))
     assert within.days == (Day(date(2024, 1, 15), "Grok", 3, 3, 2),)
+
+
+def test_the_top_failures(tasklog: TaskLog) -> None:
+    def failing(minutes: int, agent: str | None, error: str) -> SeedTask:
+        return task(minutes, Round(agent, 80, runs=[(False, 1.0, timedelta(seconds=1), None)]), text=error)
+
+    seed(
+        tasklog,
+        [
+            task(0, Round("Grok", 80, runs=[failed(1)])),
+            task(1, Round("Grok", 80, runs=[failed(2)])),
+            task(2, Round("Writer", 80, runs=[failed(3)])),
+            task(3, Round(None)),
+            task(60 * 24, Round("Grok", 80, runs=[ok(1)])),
+            # Re-routed after a failure: the latest round succeeded, so this task is no failure.
+            task(5, Round("Builder", 70, runs=[failed(9.0)]),
+                 Round("Writer", 75, after=timedelta(minutes=5), runs=[ok(6.0)])),
+        ],
+    )  # fmt: skip
+    everything = stats_of(tasklog)
+    assert everything.failures == (Failure("RuntimeError: boom", 3), Failure("No agent confident enough", 1))
+    assert stats_of(tasklog, agent="Writer").failures == (Failure("RuntimeError: boom", 1),)
+    # From part-days (the tasks) as from whole days (the rollup).
+    around = stats_of(tasklog, since=T0 - timedelta(hours=1), until=T0 + timedelta(days=1, hours=1))
+    assert around.failures == everything.failures
+    assert stats_of(tasklog, top_failures=1).failures == (Failure("RuntimeError: boom", 3),)

@@ -12,12 +12,13 @@ from sqlalchemy import select
 from slack_tasklog import TaskLog, _summary
 from slack_tasklog._events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
 from slack_tasklog._export import latest_round_join
-from slack_tasklog._models import DailyCalibration, DailyStats, Task
+from slack_tasklog._models import DailyCalibration, DailyFailures, DailyStats, Task
 from slack_tasklog._stats import Stats, compute_stats
 
 UTC = timezone.utc
 START = datetime(2024, 3, 10, tzinfo=UTC)
 AGENTS = ("Grok", "Writer", "Builder")
+ERRORS = ("TimeoutError: the agent took too long", "ValueError: bad plan\nTraceback (most recent call last): ...", None)
 
 
 def lifecycle_events(rng: random.Random, n: int, team: str) -> list[Event]:
@@ -40,17 +41,18 @@ def lifecycle_events(rng: random.Random, n: int, team: str) -> list[Event]:
             continue
         for k in range(rng.choice((0, 1, 1, 2))):
             started = at + rng.uniform(0, 30)
+            success = rng.random() < 0.8
             took = round(rng.lognormvariate(1.0, 1.0), 3)
             events.append(
                 OutcomeRecorded(
-                    f"{team}{n:06d}r{r}o{k}", ts, "C1", team, agent, rng.random() < 0.8, took, None, started,
-                    started + took,
+                    f"{team}{n:06d}r{r}o{k}", ts, "C1", team, agent, success, took,
+                    None if success else rng.choice(ERRORS), started, started + took,
                 )
             )  # fmt: skip
     return events
 
 
-def snapshot(tasklog: TaskLog) -> tuple[list[Any], list[Any], list[Any]]:
+def snapshot(tasklog: TaskLog) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     t = Task.__table__.c  # type: ignore[attr-defined]
     d = DailyStats.__table__.c  # type: ignore[attr-defined]
     with tasklog.engine.connect() as conn:
@@ -70,11 +72,18 @@ def snapshot(tasklog: TaskLog) -> tuple[list[Any], list[Any], list[Any]]:
             .where(c.tasks != 0)
             .order_by(c.team_id, c.day, c.agent, c.confidence)
         ).all()
+        f = DailyFailures.__table__.c  # type: ignore[attr-defined]
+        failures = conn.execute(
+            select(f.team_id, f.day, f.agent, f.error_key, f.error_message, f.tasks)
+            .where(f.tasks != 0)
+            .order_by(f.team_id, f.day, f.agent, f.error_key)
+        ).all()
     # Sums of confidences added and taken away in another order differ in the last bits.
     return (
         [tuple(row) for row in tasks],
         [(*row[:8], round(row[8], 6), row[9]) for row in rollup],
         [tuple(row) for row in calibration],
+        [tuple(row) for row in failures],
     )
 
 
@@ -98,6 +107,7 @@ def test_events_in_any_order_leave_what_a_rebuild_finds(tasklog: TaskLog, seed_v
     kept = snapshot(tasklog)
     assert kept[1], "nothing was counted"
     assert kept[2], "no calibration was counted"
+    assert kept[3], "no failure was counted"
 
     with tasklog.engine.begin() as conn:
         tasks = _summary.rebuild(conn)

@@ -42,6 +42,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _code(text: str) -> str:
+    """For inside backticks: escaped, without backticks of its own, and short."""
+    shown = text if len(text) <= 120 else text[:119] + "…"
+    return escape(shown.replace("`", "'"))
+
+
 def _name(agent: str) -> str:
     shown = agent if len(agent) <= _MAX_NAME else agent[: _MAX_NAME - 1] + "…"
     return escape(shown)
@@ -245,6 +251,9 @@ def _stats_blocks(stats: Stats, scope: str, nothing: str) -> tuple[list[dict[str
     hidden = len(stats.agents) - len(shown)
     if hidden:
         blocks.append(_context(f"…and {_count(hidden, 'more agent')}: add `--agent NAME` to see one."))
+    if stats.failures:
+        lines = "\n".join(f"• `{_code(f.message)}`: {_count(f.tasks, 'task')}" for f in stats.failures[:3])
+        blocks.append(_section(f"*Most frequent failures*\n{lines}"))
     text = (
         f"Task log, {scope}: {_count(stats.tasks, 'task')}, {_percent(stats.success_rate)} success, "
         f"{stats.unassigned:,} with no agent confident enough."

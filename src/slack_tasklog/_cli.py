@@ -294,6 +294,9 @@ def _stats_text(found: Any, window: str) -> str:
         rows = [["success by confidence"] + [f"{band.low}-{band.high}" for band in bands]]
         rows += [[agent] + [_band(band) for band in found.calibration[agent]] for agent in found.calibration]
         lines += ["", _columns(rows)]
+    if found.failures:
+        lines += ["", "most frequent failures:"]
+        lines += [f"  {failure.tasks:>8,}  {failure.message}" for failure in found.failures]
     return "\n".join(lines)
 
 

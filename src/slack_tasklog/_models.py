@@ -45,6 +45,7 @@ __all__ = [
     "Assignment",
     "Base",
     "DailyCalibration",
+    "DailyFailures",
     "DailyStats",
     "DigestPost",
     "Evaluation",
@@ -161,6 +162,8 @@ class Task(Base):
     # The execution-time bucket this task is counted under in ``tasklog_daily_stats`` (-1: no outcome yet); NULL
     # while it is not counted there yet.
     stats_bucket: Mapped[int | None] = mapped_column(Integer)
+    # The failure it is counted under in ``tasklog_daily_failures`` (``_summary.failure_of``), if it failed.
+    latest_error_key: Mapped[str | None] = mapped_column(EventId)
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "thread_ts"),
@@ -314,6 +317,23 @@ class DailyCalibration(Base):
     tasks: Mapped[int] = mapped_column(BigInteger)
     finished: Mapped[int] = mapped_column(BigInteger)
     succeeded: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (TABLE_OPTIONS,)
+
+
+class DailyFailures(Base):
+    """What failed, per (workspace, day, agent): failed tasks by their latest outcome's error, the first line of its
+    message (``_summary.failure_of``: ``error_key`` is its hash). Kept by the writer like :class:`DailyStats`."""
+
+    __tablename__ = "tasklog_daily_failures"
+
+    team_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    agent: Mapped[str] = mapped_column(AgentName, primary_key=True)
+    error_key: Mapped[str] = mapped_column(EventId, primary_key=True)
+    error_message: Mapped[str] = mapped_column(LongText)
+    tasks: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (TABLE_OPTIONS,)
 

@@ -34,17 +34,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, func, select
+from sqlalchemy import Connection, Select, Table, and_, func, select
 
 from ._export import as_utc
-from ._models import DailyCalibration, DailyStats, Task
-from ._summary import UNFINISHED, bucket_value
+from ._models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
+from ._summary import UNFINISHED, bucket_value, failure_of
 
-__all__ = ["DEFAULT_BANDS", "AgentStats", "Band", "Day", "Stats", "compute_stats"]
+__all__ = ["DEFAULT_BANDS", "AgentStats", "Band", "Day", "Failure", "Stats", "compute_stats"]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _daily: Table = DailyStats.__table__  # type: ignore[assignment]
 _calibration: Table = DailyCalibration.__table__  # type: ignore[assignment]
+_failures: Table = DailyFailures.__table__  # type: ignore[assignment]
+_outcomes: Table = Outcome.__table__  # type: ignore[assignment]
+_FAILURES_READ = 100
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,14 @@ class Band:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """A failure and how many tasks' latest outcome it was: the first line of the error message."""
+
+    message: str
+    tasks: int
+
+
+@dataclass(frozen=True)
 class Day:
     """One UTC day of the window for one agent (``agent`` None: tasks with no agent, unrouted or unassigned)."""
 
@@ -116,6 +127,8 @@ class Stats:
     agents: tuple[AgentStats, ...] = ()
     calibration: Mapping[str, tuple[Band, ...]] = field(default_factory=dict)
     days: tuple[Day, ...] = ()
+    #: The most frequent failures, most first (at most ``compute_stats(top_failures=...)``).
+    failures: tuple[Failure, ...] = ()
 
     @property
     def unassigned_rate(self) -> float | None:
@@ -199,6 +212,13 @@ class _Tally:
     calibration: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     # (day, agent or "") -> [tasks, finished, succeeded]
     days: dict[tuple[date, str], list[int]] = field(default_factory=dict)
+    # error key -> [failed tasks], and the key's message
+    failures: dict[str, list[int]] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
+
+    def add_failures(self, error_key: str, message: str, tasks: int) -> None:
+        self._add(self.failures, error_key, tasks, 0, 0)
+        self.messages.setdefault(error_key, message)
 
     def group(self, routed: bool, agent: str | None) -> _Group:
         key = (bool(routed), agent or "")
@@ -232,6 +252,16 @@ class _Tally:
             .where(c.c.agent != "", c.c.confidence >= 0)
             .group_by(c.c.agent, c.c.confidence)
         )
+        f = _failures
+        failed = func.sum(f.c.tasks)
+        failures = (
+            select(f.c.error_key, func.max(f.c.error_message), failed)
+            .group_by(f.c.error_key)
+            .order_by(failed.desc())
+            # The window's part-days may add to these: a wider cut than the top few keeps the order right.
+            .limit(_FAILURES_READ)
+        )
+        failures = where.rollup(failures, f, first_day, end_day, routed=False)
         stats = where.rollup(stats, d, first_day, end_day)
         days = where.rollup(days, c, first_day, end_day, routed=False)
         calibration = where.rollup(calibration, c, first_day, end_day, routed=False)
@@ -250,11 +280,15 @@ class _Tally:
         for row in conn.execute(calibration):
             name, percent, tasks, done, succeeded = row
             self._add(self.calibration, (name, int(percent)), int(tasks or 0), int(done or 0), int(succeeded or 0))
+        for row in conn.execute(failures):
+            error_key, message, tasks = row
+            if tasks:
+                self.add_failures(error_key, message or "", int(tasks))
 
     def add_tasks(self, conn: Connection, where: _Where, since: datetime | None, until: datetime | None, day: date
                   ) -> None:  # fmt: skip
         """A part of one day, ``[since, until)``, from the tasks' own summary columns: a day's tasks at most."""
-        t = _tasks
+        t, o = _tasks, _outcomes
         query = where.tasks(
             select(
                 t.c.latest_round_id.is_not(None),
@@ -262,11 +296,12 @@ class _Tally:
                 func.coalesce(t.c.stats_bucket, UNFINISHED),
                 t.c.latest_success,
                 t.c.latest_confidence,
-            ),
+                o.c.error_message,
+            ).select_from(t.outerjoin(o, and_(o.c.id == t.c.latest_outcome_id, t.c.latest_success.is_(False)))),
             since,
             until,
         )
-        for routed, agent, bucket, success, raw_confidence in conn.execute(query):
+        for routed, agent, bucket, success, raw_confidence, error in conn.execute(query):
             finished = int(bucket != UNFINISHED)
             succeeded = int(bool(success))
             confidence = None if raw_confidence is None else float(raw_confidence)
@@ -275,6 +310,8 @@ class _Tally:
             if agent and confidence is not None:
                 percent = min(100, max(0, math.floor(confidence)))
                 self._add(self.calibration, (agent, percent), 1, finished, succeeded)
+            if finished and not succeeded:
+                self.add_failures(*failure_of(error), 1)
 
 
 def _as_date(value: date | str) -> date:
@@ -365,6 +402,7 @@ def compute_stats(
     enterprise_id: str | None = None,
     agent: str | None = None,
     bands: Sequence[tuple[int, int]] = DEFAULT_BANDS,
+    top_failures: int = 5,
 ) -> Stats:
     """Statistics of the tasks requested in ``[since, until)`` (None: unbounded) in one workspace.
 
@@ -386,10 +424,12 @@ def compute_stats(
         tally.add_rollup(conn, where, *whole_days)
     for part_since, part_until, day in parts:
         tally.add_tasks(conn, where, part_since, part_until, day)
-    return _stats_of(tally, since_utc, until_utc, bands)
+    return _stats_of(tally, since_utc, until_utc, bands, top_failures)
 
 
-def _stats_of(tally: _Tally, since: datetime | None, until: datetime | None, bands: Sequence[tuple[int, int]]) -> Stats:
+def _stats_of(
+    tally: _Tally, since: datetime | None, until: datetime | None, bands: Sequence[tuple[int, int]], top: int
+) -> Stats:
     groups = tally.groups
     agents = []
     for (routed, name), group in groups.items():
@@ -439,4 +479,13 @@ def _stats_of(tally: _Tally, since: datetime | None, until: datetime | None, ban
         agents=tuple(agents),
         calibration={name: tuple(found) for name, found in calibration.items()},
         days=days,
+        failures=_top_failures(tally, top),
     )
+
+
+def _top_failures(tally: _Tally, top: int) -> tuple[Failure, ...]:
+    ranked = sorted(
+        ((counts[0], tally.messages[key]) for key, counts in tally.failures.items() if counts[0] > 0),
+        key=lambda item: (-item[0], item[1]),
+    )
+    return tuple(Failure(message, tasks) for tasks, message in ranked[:top])

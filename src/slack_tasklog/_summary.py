@@ -23,6 +23,7 @@ become exclusive would deadlock.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,13 +35,14 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import bindparam
 
 from ._bulk import Bulk
-from ._models import Assignment, DailyCalibration, DailyStats, Outcome, Task
+from ._models import Assignment, DailyCalibration, DailyFailures, DailyStats, Outcome, Task
 
 __all__ = ["GAMMA", "bucket_of", "bucket_value", "lock", "rebuild", "refresh", "remove", "upsert_deltas"]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _daily: Table = DailyStats.__table__  # type: ignore[assignment]
 _calibration: Table = DailyCalibration.__table__  # type: ignore[assignment]
+_failures: Table = DailyFailures.__table__  # type: ignore[assignment]
 
 #: Relative accuracy of the execution-time buckets: a bucket's value is within 1% of the times it holds.
 ALPHA = 0.01
@@ -58,12 +60,24 @@ _CALIBRATION_KEYS = ("team_id", "enterprise_id", "day", "agent", "confidence")
 _CALIBRATION_COUNTS = ("tasks", "finished", "succeeded")
 
 
+_FAILURE_KEYS = ("team_id", "enterprise_id", "day", "agent", "error_key")
+_MAX_FAILURE = 200  # characters of an error's first line kept to tell failures apart
+
+
+def failure_of(message: str | None) -> tuple[str, str]:
+    """``(key, text)`` of a failure: the first line of its message (at most 200 characters), and a hash of it."""
+    text = (message or "").strip().split("\n", 1)[0].strip()[:_MAX_FAILURE] or "(no error message)"
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:32], text
+
+
 class _State(NamedTuple):
     routed: bool
     agent: str | None
     bucket: int
     success: bool | None
     confidence: float | None
+    # A failed task's failure (failure_of); only the key when taking a task out of the rollup.
+    failure: tuple[str, str] | None = None
 
 
 @dataclass
@@ -74,10 +88,13 @@ class Deltas:
     daily: dict[tuple[str, str, date, bool, str, int], list[float]] = field(default_factory=dict)
     # (team_id, enterprise_id, day, agent, confidence percent) -> [tasks, finished, succeeded]
     calibration: dict[tuple[str, str, date, str, int], list[int]] = field(default_factory=dict)
+    # (team_id, enterprise_id, day, agent, error key) -> [failed tasks]; and each key's message
+    failures: dict[tuple[str, str, date, str, str], list[int]] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
 
     def count(self, sign: int, team_id: str, enterprise_id: str, day: date, state: _State) -> None:
         """Count one task (``sign`` 1) or stop counting it (-1), in the state its summary columns describe."""
-        routed, agent, bucket, success, confidence = state
+        routed, agent, bucket, success, confidence, failure = state
         key = (team_id, enterprise_id, day, routed, agent or "", bucket)
         counts = self.daily.get(key)
         if counts is None:
@@ -100,6 +117,15 @@ class Deltas:
             tally[1] += sign
         if success:
             tally[2] += sign
+        if failure is not None:
+            error_key, message = failure
+            failed = self.failures.get((team_id, enterprise_id, day, agent or "", error_key))
+            if failed is None:
+                self.failures[(team_id, enterprise_id, day, agent or "", error_key)] = [sign]
+            else:
+                failed[0] += sign
+            if message:
+                self.messages[error_key] = message
 
 
 def bucket_of(execution_time: float | None) -> int:
@@ -159,17 +185,19 @@ _CURRENT = select(
     _t.c.latest_success,
     _t.c.latest_execution_time,
     _t.c.stats_bucket,
+    _t.c.latest_error_key,
 )
 _ROUNDS = select(_a.task_id, _raw(_a.recorded_at), _a.id, _a.agent, _a.confidence)
 _OUTCOMES = select(
-    _o.task_id, _raw(_o.finished_at), _o.id, _o.agent, _o.success, _o.execution_time, _raw(_o.started_at)
-)
+    _o.task_id, _raw(_o.finished_at), _o.id, _o.agent, _o.success, _o.execution_time, _raw(_o.started_at),
+    _o.error_message,
+)  # fmt: skip
 
 
 def _latest(conn: Connection, chunk: Sequence[int]) -> dict[int, tuple[Any, ...]]:
     """Each task's latest round and that round's outcome, by the rule of :func:`~slack_tasklog._export.
     latest_round_join` (tests check the two agree): task id -> (round id, agent, confidence, outcome id, success,
-    execution time); tasks with no round are missing.
+    execution time, error message); tasks with no round are missing.
 
     Three plain indexed reads and the rule in Python: the rule's correlated subqueries cost PostgreSQL several
     times more per task."""
@@ -198,13 +226,13 @@ def _latest(conn: Connection, chunk: Sequence[int]) -> dict[int, tuple[Any, ...]
     for task_id, (_, _, round_id, agent, confidence) in newest_round.items():
         outcome = newest_outcome.get(task_id)
         if outcome is None:
-            latest[task_id] = (round_id, agent, confidence, None, None, None)
+            latest[task_id] = (round_id, agent, confidence, None, None, None, None)
         else:
-            latest[task_id] = (round_id, agent, confidence, outcome[2], outcome[4], outcome[5])
+            latest[task_id] = (round_id, agent, confidence, outcome[2], outcome[4], outcome[5], outcome[7])
     return latest
 
 
-_NOT_ROUTED = (None, None, None, None, None, None)
+_NOT_ROUTED = (None, None, None, None, None, None, None)
 
 _UPDATE = (
     update(_tasks)
@@ -220,6 +248,7 @@ _UPDATE = (
                 "latest_success",
                 "latest_execution_time",
                 "stats_bucket",
+                "latest_error_key",
             )
         }
     )
@@ -240,6 +269,11 @@ class _Statements:
     def __init__(self, dialect: Dialect) -> None:
         self.update = Bulk(_UPDATE, dialect)
         self.upsert = Bulk(_upsert_statement(_daily, _KEYS, _COUNTS, dialect.name), dialect, _KEYS + _COUNTS)
+        self.upsert_failures = Bulk(
+            _upsert_statement(_failures, _FAILURE_KEYS, ("tasks",), dialect.name),
+            dialect,
+            (*_FAILURE_KEYS, "error_message", "tasks"),
+        )
         self.upsert_calibration = Bulk(
             _upsert_statement(_calibration, _CALIBRATION_KEYS, _CALIBRATION_COUNTS, dialect.name),
             dialect,
@@ -276,9 +310,9 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
         latest = _latest(conn, chunk)
         for (
             task_id, team_id, enterprise_id, requested_at,
-            round_id, outcome_id, agent, confidence, success, execution_time, bucket,
+            round_id, outcome_id, agent, confidence, success, execution_time, bucket, error_key,
         ) in conn.execute(_CURRENT.where(_among(conn, _tasks.c.id, chunk))).all():  # fmt: skip
-            new_round_id, new_agent, raw_confidence, new_outcome_id, raw_success, raw_time = latest.get(
+            new_round_id, new_agent, raw_confidence, new_outcome_id, raw_success, raw_time, error = latest.get(
                 task_id, _NOT_ROUTED
             )
             finished = new_outcome_id is not None
@@ -286,6 +320,8 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
             new_execution_time = float(raw_time) if finished else None
             new_bucket = bucket_of(new_execution_time)
             new_confidence = None if raw_confidence is None else float(raw_confidence)
+            new_failure = failure_of(error) if finished and not new_success else None
+            new_error_key = None if new_failure is None else new_failure[0]
             if (
                 bucket == new_bucket
                 and round_id == new_round_id
@@ -294,15 +330,19 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
                 and confidence == new_confidence
                 and success == new_success
                 and execution_time == new_execution_time
+                and error_key == new_error_key
             ):
                 continue
             day = _day(requested_at)
             enterprise = enterprise_id or ""
             if bucket is not None:
                 old_confidence = None if confidence is None else float(confidence)
-                old_state = _State(round_id is not None, agent, int(bucket), success, old_confidence)
+                old_failure = None if error_key is None else (error_key, "")
+                old_state = _State(round_id is not None, agent, int(bucket), success, old_confidence, old_failure)
                 collected.count(-1, team_id, enterprise, day, old_state)
-            new_state = _State(new_round_id is not None, new_agent, new_bucket, new_success, new_confidence)
+            new_state = _State(
+                new_round_id is not None, new_agent, new_bucket, new_success, new_confidence, new_failure
+            )
             collected.count(1, team_id, enterprise, day, new_state)
             changed.append(
                 {
@@ -314,6 +354,7 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
                     "b_latest_success": new_success,
                     "b_latest_execution_time": new_execution_time,
                     "b_stats_bucket": new_bucket,
+                    "b_latest_error_key": new_error_key,
                 }
             )
     if changed:
@@ -339,10 +380,18 @@ def remove(conn: Connection, task_ids: Sequence[int]) -> None:
             t.c.latest_confidence,
             t.c.latest_success,
             t.c.stats_bucket,
+            t.c.latest_error_key,
         ).where(_among(conn, t.c.id, chunk), t.c.stats_bucket.is_not(None))
-        for team_id, enterprise_id, requested_at, round_id, agent, confidence, success, bucket in conn.execute(query):
+        row: Any
+        for row in conn.execute(query):
+            team_id, enterprise_id, requested_at, round_id, agent, confidence, success, bucket, error_key = row
             state = _State(
-                round_id is not None, agent, int(bucket), success, None if confidence is None else float(confidence)
+                round_id is not None,
+                agent,
+                int(bucket),
+                success,
+                None if confidence is None else float(confidence),
+                None if error_key is None else (error_key, ""),
             )
             collected.count(-1, team_id, enterprise_id or "", _day(requested_at), state)
     upsert_deltas(conn, collected)
@@ -380,12 +429,19 @@ def upsert_deltas(conn: Connection, deltas: Deltas) -> None:
     calibration = _rows(_CALIBRATION_KEYS, _CALIBRATION_COUNTS, deltas.calibration)
     if calibration:
         statements.upsert_calibration.execute(conn, calibration)
+    failures = _rows(_FAILURE_KEYS, ("tasks",), deltas.failures)
+    if failures:
+        for row in failures:
+            # Only a new row takes the message: the increment of an existing one leaves it as it is.
+            row["error_message"] = deltas.messages.get(row["error_key"], "")
+        statements.upsert_failures.execute(conn, failures)
 
 
 def drop_empty(conn: Connection) -> None:
     """Delete rollup rows that no task is counted in any more (left behind as tasks finish or are purged)."""
     conn.execute(delete(_daily).where(_daily.c.tasks == 0))
     conn.execute(delete(_calibration).where(_calibration.c.tasks == 0))
+    conn.execute(delete(_failures).where(_failures.c.tasks == 0))
 
 
 def rebuild(conn: Connection, *, chunk: int = 5_000) -> int:
@@ -393,7 +449,8 @@ def rebuild(conn: Connection, *, chunk: int = 5_000) -> int:
     or a repair). Returns the number of tasks."""
     conn.execute(delete(_daily))
     conn.execute(delete(_calibration))
-    conn.execute(update(_tasks).values(stats_bucket=None))
+    conn.execute(delete(_failures))
+    conn.execute(update(_tasks).values(stats_bucket=None, latest_error_key=None))
     collected = Deltas()
     last = 0
     count = 0

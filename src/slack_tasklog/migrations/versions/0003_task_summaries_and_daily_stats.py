@@ -1,5 +1,5 @@
-"""Each task's latest round on its row (``latest_*`` columns) and the daily rollups ``tasklog_daily_stats`` and
-``tasklog_daily_calibration``; ``tasklog_digests``, which decides which process posts a scheduled digest.
+"""Each task's latest round on its row (``latest_*`` columns), the daily rollups (``tasklog_daily_stats``,
+``tasklog_daily_calibration``, ``tasklog_daily_failures``) and ``tasklog_digests`` (which process posts a digest).
 
 Stats and exports read these instead of searching every task's rounds and outcomes (see ``slack_tasklog._summary``),
 so the three indexes by agent on rounds, evaluations and outcomes that nothing reads any more go: every write paid
@@ -44,6 +44,7 @@ _TASK_COLUMNS = (
     ("latest_success", sa.Boolean()),
     ("latest_execution_time", _NUMBER),
     ("stats_bucket", sa.Integer()),
+    ("latest_error_key", _exact(32)),
 )
 
 
@@ -95,6 +96,22 @@ def upgrade() -> None:
     for table, index, _ in _AGENT_INDEXES:
         if not mysql_like or index in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(table)}:
             op.drop_index(index, table_name=table)
+    if not (mysql_like and sa.inspect(op.get_bind()).has_table("tasklog_daily_failures")):
+        op.create_table(
+            "tasklog_daily_failures",
+            sa.Column("team_id", _exact(32), nullable=False),
+            sa.Column("enterprise_id", _exact(32), nullable=False),
+            sa.Column("day", sa.Date(), nullable=False),
+            sa.Column("agent", _exact(191), nullable=False),
+            sa.Column("error_key", _exact(32), nullable=False),
+            sa.Column("error_message", sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=False),
+            sa.Column("tasks", sa.BigInteger(), nullable=False),
+            sa.PrimaryKeyConstraint(
+                "team_id", "enterprise_id", "day", "agent", "error_key", name="pk_tasklog_daily_failures"
+            ),
+            mysql_charset="utf8mb4",
+            mariadb_charset="utf8mb4",
+        )
     if not (mysql_like and sa.inspect(op.get_bind()).has_table("tasklog_digests")):
         op.create_table(
             "tasklog_digests",
@@ -115,6 +132,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("tasklog_daily_failures")
     op.drop_table("tasklog_digests")
     op.drop_table("tasklog_daily_calibration")
     for table, index, columns in _AGENT_INDEXES:
