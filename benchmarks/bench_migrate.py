@@ -6,7 +6,8 @@ no version table) and filled with Core ``executemany`` in realistic proportions:
 (every tenth round assigned nobody), request texts of 40-160 characters. The file is checkpointed and closed, then
 copied afresh for each repetition, and each copy is upgraded by the real command, in a subprocess, timed from
 start to exit: it adopts the tables (checks them against the first schema's, stamps ``0001``) and runs ``0002``
-(two nullable columns, two indexes on SQLite). ``slack-tasklog db current`` on the upgraded copy is timed the same
+(two nullable columns, two indexes on SQLite) and ``0003`` (each task's latest-round columns and the daily rollups,
+filled from every task's rounds and outcomes: most of the time). ``slack-tasklog db current`` on the upgraded copy is timed the same
 way, for the command's start-up cost alone.
 
 Afterwards every copy must hold the same number of rows per table as before, with the same sums over a few
