@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from sqlalchemy import Connection, Join, Row, Select, Table, and_, func, or_, select
 from sqlalchemy.sql.selectable import NamedFromClause
@@ -214,19 +214,31 @@ def _evaluations_of(conn: Connection, round_ids: Sequence[str]) -> dict[str, lis
     if not round_ids:
         return found
     e = _evaluations
-    for assignment_id, agent, confidence in conn.execute(
-        select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(round_ids))
-    ):
-        found.setdefault(assignment_id, []).append((agent, confidence))
+    query = select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(round_ids))
+    for assignment_id, agent, confidence in conn.execute(query).all():
+        held = found.get(assignment_id)
+        if held is None:
+            found[assignment_id] = [(agent, confidence)]
+        else:
+            held.append((agent, confidence))
     return found
+
+
+def _others(evaluations: list[tuple[str, Any]], assigned: str | None) -> str:
+    """``Writer:8;Builder:6``: the other agents' confidences, most confident first (ties by name)."""
+    others = [(agent, confidence) for agent, confidence in evaluations if agent != assigned]
+    if len(others) > 1:
+        others.sort(key=lambda pair: (-(pair[1] if pair[1] is not None else float("-inf")), pair[0]))
+    return ";".join(f"{agent}:{_number(confidence)}" for agent, confidence in others)
 
 
 def _number(value: float | None) -> str:
     if value is None:
         return ""
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
+    number = float(value)
+    if number.is_integer():
+        return str(int(number))
+    return repr(number)
 
 
 def _seconds(value: float | None) -> str:
@@ -236,7 +248,9 @@ def _seconds(value: float | None) -> str:
 
 
 def _timestamp(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.utcoffset():  # UTCDateTime reads UTC already; anything else is converted
+        value = value.astimezone(timezone.utc)
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
 
 
 def write_csv(
@@ -253,35 +267,35 @@ def write_csv(
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
-    for row, evaluations in iter_task_rows(conn, where):
-        others = sorted(
-            ((agent, confidence) for agent, confidence in evaluations if agent != row.agent),
-            key=lambda pair: (-(pair[1] if pair[1] is not None else float("-inf")), pair[0]),
-        )
-        success = "" if row.success is None else ("true" if row.success else "false")
-        writer.writerow(
+    no_evaluations: list[tuple[str, Any]] = []
+    for rows in iter_pages(conn, where):
+        evaluations = _evaluations_of(conn, [row.round_id for row in rows if row.round_id is not None])
+        # A page at a time, each row unpacked once: attribute access on a Row costs more than the CSV itself.
+        writer.writerows(
             (
-                _timestamp(row.requested_at),
-                safe(row.user_id),
-                safe(row.request_text or ""),
-                safe(row.agent or ""),
-                _number(row.confidence),
-                safe(";".join(f"{agent}:{_number(confidence)}" for agent, confidence in others)),
-                success,
-                _seconds(row.execution_time),
-                safe(row.error_message or ""),
-                row.follow_ups,
-                row.attempts,
-                safe(row.team_id),
-                safe(row.channel_id),
-                row.thread_ts,
+                _timestamp(requested_at),
+                safe(user_id),
+                safe(request_text or ""),
+                safe(agent or ""),
+                _number(confidence),
+                safe(_others(evaluations.get(round_id, no_evaluations), agent)) if round_id is not None else "",
+                "" if success is None else ("true" if success else "false"),
+                _seconds(execution_time),
+                safe(error_message or ""),
+                follow_ups,
+                attempts,
+                safe(team_id),
+                safe(channel_id),
+                thread_ts,
             )
-        )
-        count += 1
-        if progress is not None and count % _PAGE == 0:
-            progress(_PAGE)
-    if progress is not None and count % _PAGE:
-        progress(count % _PAGE)
+            for (
+                _, requested_at, user_id, request_text, team_id, channel_id, thread_ts, round_id, agent,
+                confidence, success, execution_time, error_message, follow_ups, attempts,
+            ) in cast(Any, rows)
+        )  # fmt: skip
+        count += len(rows)
+        if progress is not None:
+            progress(len(rows))
     return count
 
 
