@@ -7,8 +7,8 @@ no version table) and filled with Core ``executemany`` in realistic proportions:
 copied afresh for each repetition, and each copy is upgraded by the real command, in a subprocess, timed from
 start to exit: it adopts the tables (checks them against the first schema's, stamps ``0001``) and runs ``0002``
 (two nullable columns, two indexes on SQLite) and ``0003`` (each task's latest-round columns and the daily rollups,
-filled from every task's rounds and outcomes: most of the time). ``slack-tasklog db current`` on the upgraded copy is timed the same
-way, for the command's start-up cost alone.
+filled from every task's rounds and outcomes: most of the time). ``slack-tasklog db current`` on the upgraded copy
+is timed the same way, for the command's start-up cost alone.
 
 Afterwards every copy must hold the same number of rows per table as before, with the same sums over a few
 columns, be at head, and pass ``db check`` (Alembic's comparison with the models); the script exits 1 otherwise.
