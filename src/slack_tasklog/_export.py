@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 from sqlalchemy import Connection, Join, Row, Select, Table, and_, func, or_, select
 from sqlalchemy.sql.selectable import NamedFromClause
@@ -23,6 +23,7 @@ __all__ = [
     "CSV_COLUMNS",
     "ExportFilter",
     "count_tasks",
+    "filter_tasks",
     "iter_pages",
     "iter_task_rows",
     "latest_round_join",
@@ -56,6 +57,7 @@ CSV_COLUMNS = (
 )
 
 _PAGE = 2_000
+SelectT = TypeVar("SelectT", bound=Select[Any])
 # OWASP "CSV injection": a cell starting with one of these may run as a formula in a spreadsheet.
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -162,18 +164,40 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
         .order_by(t.c.requested_at, t.c.id)
         .limit(_PAGE)
     )
-    since, until = as_utc(where.since), as_utc(where.until)
+    query = filter_tasks(
+        query,
+        since=as_utc(where.since),
+        until=as_utc(where.until),
+        team_id=where.team_id,
+        enterprise_id=where.enterprise_id,
+        agent=where.agent,
+    )
+    return query, t.c.requested_at, t.c.id
+
+
+def filter_tasks(
+    query: SelectT,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    team_id: str | None,
+    enterprise_id: str | None,
+    agent: str | None,
+) -> SelectT:
+    """``query`` on ``tasklog_tasks`` kept to tasks requested in ``[since, until)`` (None: unbounded), in one
+    workspace, whose latest round went to ``agent``: the filters that exports and stats share."""
+    t = _tasks
     if since is not None:
         query = query.where(t.c.requested_at >= since)
     if until is not None:
         query = query.where(t.c.requested_at < until)
-    if where.team_id is not None:
-        query = query.where(t.c.team_id == where.team_id)
-    if where.enterprise_id is not None:
-        query = query.where(t.c.enterprise_id == where.enterprise_id)
-    if where.agent is not None:
-        query = query.where(t.c.latest_agent == where.agent)
-    return query, t.c.requested_at, t.c.id
+    if team_id is not None:
+        query = query.where(t.c.team_id == team_id)
+    if enterprise_id is not None:
+        query = query.where(t.c.enterprise_id == enterprise_id)
+    if agent is not None:
+        query = query.where(t.c.latest_agent == agent)
+    return query
 
 
 def iter_pages(conn: Connection, where: ExportFilter) -> Iterator[Sequence[Row[Any]]]:

@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, Table, and_, func, select
 
-from ._export import as_utc
+from ._export import as_utc, filter_tasks
 from ._models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
 from ._summary import UNFINISHED, bucket_value, failure_of
 
@@ -73,8 +73,20 @@ class AgentStats:
 DEFAULT_BANDS: tuple[tuple[int, int], ...] = ((0, 49), (50, 69), (70, 84), (85, 100))
 
 
+class _Rate:
+    """``success_rate`` for the figures that count finished and succeeded tasks."""
+
+    finished: int
+    succeeded: int
+
+    @property
+    def success_rate(self) -> float | None:
+        """``succeeded / finished``, None while nothing has finished."""
+        return self.succeeded / self.finished if self.finished else None
+
+
 @dataclass(frozen=True)
-class Band:
+class Band(_Rate):
     """Tasks an agent was given at a confidence from ``low`` to ``high`` percent (floored), and how they turned out:
     the calibration question (does 90% confident mean 90% successful?)."""
 
@@ -83,10 +95,6 @@ class Band:
     tasks: int
     finished: int
     succeeded: int
-
-    @property
-    def success_rate(self) -> float | None:
-        return self.succeeded / self.finished if self.finished else None
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,7 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class Day:
+class Day(_Rate):
     """One UTC day of the window for one agent (``agent`` None: tasks with no agent, unrouted or unassigned)."""
 
     day: date
@@ -106,10 +114,6 @@ class Day:
     tasks: int
     finished: int
     succeeded: int
-
-    @property
-    def success_rate(self) -> float | None:
-        return self.succeeded / self.finished if self.finished else None
 
 
 @dataclass(frozen=True)
@@ -344,18 +348,9 @@ class _Where:
         return query
 
     def tasks(self, query: Select[Any], since: datetime | None, until: datetime | None) -> Select[Any]:
-        t = _tasks
-        if since is not None:
-            query = query.where(t.c.requested_at >= since)
-        if until is not None:
-            query = query.where(t.c.requested_at < until)
-        if self.team_id is not None:
-            query = query.where(t.c.team_id == self.team_id)
-        if self.enterprise_id is not None:
-            query = query.where(t.c.enterprise_id == self.enterprise_id)
-        if self.agent is not None:
-            query = query.where(t.c.latest_agent == self.agent)
-        return query
+        return filter_tasks(
+            query, since=since, until=until, team_id=self.team_id, enterprise_id=self.enterprise_id, agent=self.agent
+        )
 
 
 def _day_start(day: date) -> datetime:
