@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import Connection, Join, Row, Select, Table, and_, func, or_, select
 from sqlalchemy.sql.selectable import NamedFromClause
@@ -219,6 +219,68 @@ def iter_pages(conn: Connection, where: ExportFilter) -> Iterator[Sequence[Row[A
         after = (rows[-1].requested_at, rows[-1].id)
 
 
+def _raw_pages(conn: Connection, where: ExportFilter) -> Iterator[Sequence[Any]]:
+    """As :func:`iter_pages`, but each row as the driver returned it (``_query``'s columns, in order).
+
+    SQLAlchemy still compiles each page's statement and binds its parameters; only building a ``Row`` per task is
+    skipped, which costs more than formatting the CSV line. The values are then the driver's own: a datetime is text
+    on SQLite (the ``UTCDateTime`` format) and naive UTC on MySQL, a boolean 0 or 1 outside PostgreSQL.
+    """
+    base, requested_at, task_id = _query(where)
+    after: tuple[datetime, int] | None = None
+    while True:
+        query = base
+        if after is not None:
+            query = query.where(requested_at >= after[0], or_(requested_at > after[0], task_id > after[1]))
+        result = conn.execute(query)
+        try:
+            rows: Sequence[Any] = result.cursor.fetchall()
+        finally:
+            result.close()
+        if not rows:
+            return
+        yield rows
+        if len(rows) < _PAGE:
+            return
+        after = (_raw_datetime(rows[-1][1]), rows[-1][0])
+
+
+def _raw_datetime(value: str | datetime) -> datetime:
+    """A ``UTCDateTime`` as a driver returns it, as the aware UTC datetime SQLAlchemy would have made of it."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _raw_timestamp(value: str | datetime) -> str:
+    """The CSV's ``timestamp`` (second precision, UTC) of a ``UTCDateTime`` as a driver returns it."""
+    if isinstance(value, str):  # SQLite: "2024-01-15 10:30:00.000000", UTC
+        return f"{value[:10]}T{value[11:19]}Z"
+    return _timestamp(value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc))
+
+
+def _raw_evaluations(conn: Connection, round_ids: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+    """:func:`_evaluations_of`, the rows as the driver returned them."""
+    found: dict[str, list[tuple[str, Any]]] = {}
+    if not round_ids:
+        return found
+    e = _evaluations
+    result = conn.execute(select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(round_ids)))
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    for assignment_id, agent, confidence in rows:
+        held = found.get(assignment_id)
+        if held is None:
+            found[assignment_id] = [(agent, confidence)]
+        else:
+            held.append((agent, confidence))
+    return found
+
+
 def iter_task_rows(conn: Connection, where: ExportFilter) -> Iterator[tuple[Row[Any], list[tuple[str, Any]]]]:
     """Each task with its latest round's evaluations, oldest first, a page at a time."""
     for rows in iter_pages(conn, where):
@@ -292,12 +354,13 @@ def write_csv(
     writer.writerow(CSV_COLUMNS)
     count = 0
     no_evaluations: list[tuple[str, Any]] = []
-    for rows in iter_pages(conn, where):
-        evaluations = _evaluations_of(conn, [row.round_id for row in rows if row.round_id is not None])
-        # A page at a time, each row unpacked once: attribute access on a Row costs more than the CSV itself.
+    for rows in _raw_pages(conn, where):
+        evaluations = _raw_evaluations(conn, [row[7] for row in rows if row[7] is not None])
+        # A page at a time, each row unpacked once: building Rows and reading their attributes cost more than the
+        # CSV itself.
         writer.writerows(
             (
-                _timestamp(requested_at),
+                _raw_timestamp(requested_at),
                 safe(user_id),
                 safe(request_text or ""),
                 safe(agent or ""),
@@ -315,7 +378,7 @@ def write_csv(
             for (
                 _, requested_at, user_id, request_text, team_id, channel_id, thread_ts, round_id, agent,
                 confidence, success, execution_time, error_message, follow_ups, attempts,
-            ) in cast(Any, rows)
+            ) in rows
         )  # fmt: skip
         count += len(rows)
         if progress is not None:
