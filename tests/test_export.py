@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from slack_bolt import App
+from sqlalchemy import text as sql
 
 from slack_tasklog import CSV_COLUMNS, TaskLog
-from slack_tasklog._events import AssignmentRecorded, OutcomeRecorded, TaskRequested
+from slack_tasklog._events import AssignmentRecorded, MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog._export import neutralize
 from slack_tasklog.testing import app_mention, event_body, message, signed_request
 
@@ -208,3 +209,42 @@ def test_export_streams_with_flat_memory(tasklog: TaskLog) -> None:
     assert full[2] > 20_000 * 200
     # Four times the rows, about the same peak: memory does not grow with the row count.
     assert full[1] < small[1] * 1.5, (small, full)
+
+
+def test_what_the_writer_keeps_and_what_the_export_counts_agree(tasklog: TaskLog) -> None:
+    """Rounds' ``others`` and the tasks' round and follow-up counts are kept at write time; rows from before they
+    existed (NULL) are worked out when exporting: the CSV is the same either way."""
+    events: list[Any] = []
+    for n in range(30):
+        ts = f"{1_700_000_000 + n * 60}.000100"
+        events.append(TaskRequested("T111", None, "C111", ts, ts, "U1", f"task {n}"))
+        for k in range(n % 3):  # 0-2 follow-ups, the last one delivered twice (a Slack retry)
+            events.append(MessageInThread("T111", "C111", ts, f"{1_700_000_000 + n * 60 + k + 1}.000200", "U2", "+"))
+        if k := n % 3:
+            events.append(events[-1])
+        for r in range(n % 4):  # 0-3 rounds
+            agent = None if r == 2 else ("Grok", "Writer")[r % 2]
+            scores = (("Grok", 90.0 - r), ("Writer", 40.5 + r), ("Builder", float(n)))
+            at = 1_700_000_000 + n * 60 + 10 + r
+            events.append(AssignmentRecorded(f"a{n:03d}{r}", ts, "C111", "T111", agent, 70.0, scores, at, "nobody"))
+            if agent is not None and (n + r) % 2:
+                events.append(OutcomeRecorded(f"o{n:03d}{r}", ts, "C111", "T111", agent, n % 5 != 0, 1.25, "boom",
+                                              at + 1, at + 2.25))  # fmt: skip
+    for event in events:
+        tasklog._record(event)
+    assert tasklog.flush(10)
+    kept = csv_text(tasklog)
+    rows = list(csv.DictReader(io.StringIO(kept, newline="")))
+    assert [row["follow_ups"] for row in rows[:3]] == ["0", "1", "2"]
+    assert [row["attempts"] for row in rows[:4]] == ["0", "1", "2", "3"]
+    assert rows[1]["other_agents_confidence"] == "Writer:40.5;Builder:1"
+    with tasklog.engine.begin() as conn:
+        conn.execute(sql("UPDATE tasklog_assignments SET others = NULL"))
+        conn.execute(sql("UPDATE tasklog_tasks SET latest_others = NULL, rounds = NULL, follow_ups = NULL"))
+    assert csv_text(tasklog) == kept
+
+
+def csv_text(tasklog: TaskLog) -> str:
+    out = io.StringIO(newline="")
+    tasklog.export_csv(out)
+    return out.getvalue()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import IO, Any, TypeVar
 
-from sqlalchemy import Connection, Join, Row, Select, Table, and_, func, or_, select
+from sqlalchemy import Connection, Join, Row, Select, Table, and_, case, func, or_, select
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from ._models import Assignment, Evaluation, FollowUp, Outcome, Task
@@ -25,9 +25,9 @@ __all__ = [
     "count_tasks",
     "filter_tasks",
     "iter_pages",
-    "iter_task_rows",
     "latest_round_join",
     "neutralize",
+    "other_agents",
     "write_csv",
     "write_jsonl",
 ]
@@ -138,11 +138,22 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
     t, a, o = _tasks, _assignments, _outcomes
     # The latest round and its outcome as the writer keeps them on the task (``_summary``: the rule of
     # latest_round_join, worked out once when they were written); the outcome's error message by its key.
-    follow_up_count = (
-        select(func.count()).select_from(_follow_ups).where(_follow_ups.c.task_id == t.c.id).scalar_subquery()
+    # Counted by the writer; counted here only for tasks written before it kept the counts.
+    follow_up_count = func.coalesce(
+        t.c.follow_ups,
+        select(func.count()).select_from(_follow_ups).where(_follow_ups.c.task_id == t.c.id).scalar_subquery(),
     )
-    attempts = select(func.count()).select_from(a).where(a.c.task_id == t.c.id).scalar_subquery()
-    error_message = select(o.c.error_message).where(o.c.id == t.c.latest_outcome_id).scalar_subquery()
+    attempts = func.coalesce(
+        t.c.rounds, select(func.count()).select_from(a).where(a.c.task_id == t.c.id).scalar_subquery()
+    )
+    # Only a failure has a message worth the lookup.
+    error_message = case(
+        (
+            t.c.latest_success.is_(False),
+            select(o.c.error_message).where(o.c.id == t.c.latest_outcome_id).scalar_subquery(),
+        ),
+        else_=None,
+    )
     query = (
         select(
             t.c.id,
@@ -160,6 +171,7 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
             error_message.label("error_message"),
             follow_up_count.label("follow_ups"),
             attempts.label("attempts"),
+            t.c.latest_others.label("others"),
         )
         .order_by(t.c.requested_at, t.c.id)
         .limit(_PAGE)
@@ -262,7 +274,7 @@ def _raw_timestamp(value: str | datetime) -> str:
 
 
 def _raw_evaluations(conn: Connection, round_ids: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
-    """:func:`_evaluations_of`, the rows as the driver returned them."""
+    """Each round's evaluations, ``(agent, confidence)``, the rows as the driver returned them."""
     found: dict[str, list[tuple[str, Any]]] = {}
     if not round_ids:
         return found
@@ -281,37 +293,16 @@ def _raw_evaluations(conn: Connection, round_ids: Sequence[str]) -> dict[str, li
     return found
 
 
-def iter_task_rows(conn: Connection, where: ExportFilter) -> Iterator[tuple[Row[Any], list[tuple[str, Any]]]]:
-    """Each task with its latest round's evaluations, oldest first, a page at a time."""
-    for rows in iter_pages(conn, where):
-        evaluations = _evaluations_of(conn, [row.round_id for row in rows if row.round_id is not None])
-        for row in rows:
-            yield row, evaluations.get(row.round_id, [])
-
-
 def count_tasks(conn: Connection, where: ExportFilter) -> int:
     """How many tasks an export with ``where`` writes (for a progress bar)."""
     query, _, _ = _query(where)
     return int(conn.execute(select(func.count()).select_from(query.limit(None).order_by(None).subquery())).scalar_one())
 
 
-def _evaluations_of(conn: Connection, round_ids: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
-    found: dict[str, list[tuple[str, Any]]] = {}
-    if not round_ids:
-        return found
-    e = _evaluations
-    query = select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(round_ids))
-    for assignment_id, agent, confidence in conn.execute(query).all():
-        held = found.get(assignment_id)
-        if held is None:
-            found[assignment_id] = [(agent, confidence)]
-        else:
-            held.append((agent, confidence))
-    return found
-
-
-def _others(evaluations: list[tuple[str, Any]], assigned: str | None) -> str:
-    """``Writer:8;Builder:6``: the other agents' confidences, most confident first (ties by name)."""
+def other_agents(evaluations: Iterable[tuple[str, Any]], assigned: str | None) -> str:
+    """The CSV's ``other_agents_confidence``, ``Writer:8;Builder:6``: the agents not assigned, most confident first
+    (ties by name). Made when a round is written (``tasklog_assignments.others``) and, for rounds written before
+    that column existed, when exporting."""
     others = [(agent, confidence) for agent, confidence in evaluations if agent != assigned]
     if len(others) > 1:
         others.sort(key=lambda pair: (-(pair[1] if pair[1] is not None else float("-inf")), pair[0]))
@@ -355,7 +346,8 @@ def write_csv(
     count = 0
     no_evaluations: list[tuple[str, Any]] = []
     for rows in _raw_pages(conn, where):
-        evaluations = _raw_evaluations(conn, [row[7] for row in rows if row[7] is not None])
+        # Rounds written before the writer kept their ``others``: from their evaluations.
+        evaluations = _raw_evaluations(conn, [row[7] for row in rows if row[7] is not None and row[15] is None])
         # A page at a time, each row unpacked once: building Rows and reading their attributes cost more than the
         # CSV itself.
         writer.writerows(
@@ -365,7 +357,9 @@ def write_csv(
                 safe(request_text or ""),
                 safe(agent or ""),
                 _number(confidence),
-                safe(_others(evaluations.get(round_id, no_evaluations), agent)) if round_id is not None else "",
+                safe(others if others is not None else other_agents(evaluations.get(round_id, no_evaluations), agent))
+                if round_id is not None
+                else "",
                 "" if success is None else ("true" if success else "false"),
                 _seconds(execution_time),
                 safe(error_message or ""),
@@ -377,7 +371,7 @@ def write_csv(
             )
             for (
                 _, requested_at, user_id, request_text, team_id, channel_id, thread_ts, round_id, agent,
-                confidence, success, execution_time, error_message, follow_ups, attempts,
+                confidence, success, execution_time, error_message, follow_ups, attempts, others,
             ) in rows
         )  # fmt: skip
         count += len(rows)

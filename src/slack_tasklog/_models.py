@@ -164,6 +164,11 @@ class Task(Base):
     stats_bucket: Mapped[int | None] = mapped_column(Integer)
     # The failure it is counted under in ``tasklog_daily_failures`` (``_summary.failure_of``), if it failed.
     latest_error_key: Mapped[str | None] = mapped_column(EventId)
+    # What the CSV shows, kept so an export reads one row per task: the latest round's ``others`` (below), how many
+    # rounds, how many follow-ups. NULL where not known (rows from before they existed): the export counts then.
+    latest_others: Mapped[str | None] = mapped_column(LongText)
+    rounds: Mapped[int | None] = mapped_column(Integer)
+    follow_ups: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "thread_ts"),
@@ -216,6 +221,8 @@ class Assignment(Base):
     confidence: Mapped[float | None] = mapped_column(Number)
     # When check_and_assign was called: an outcome that started after this belongs to this round.
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The CSV's other_agents_confidence ("Writer:8;Builder:6"), made once when the round is written.
+    others: Mapped[str | None] = mapped_column(LongText)
 
     __table_args__ = (
         Index("ix_tasklog_assignments_task_id_recorded_at", "task_id", "recorded_at"),

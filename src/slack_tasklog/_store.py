@@ -50,6 +50,7 @@ from ._events import (
     SlackEvent,
     TaskRequested,
 )
+from ._export import other_agents
 from ._internal import logger
 from ._migrate import MigrateMode, SchemaNotReadyError, prepare_schema
 from ._models import Assignment, Evaluation, FollowUp, Outcome, Task
@@ -180,7 +181,7 @@ class Store:
         self._insert_task = _bulk_insert(
             _tasks,
             ("team_id", "enterprise_id", "channel_id", "thread_ts", "request_ts", "user_id", "request_text",
-             "requested_at", "recorded_at"),
+             "requested_at", "recorded_at", "follow_ups"),
             engine.dialect,
         )  # fmt: skip
         self._insert_follow_up = _bulk_insert(
@@ -188,7 +189,7 @@ class Store:
         )
         self._insert_assignment = _bulk_insert(
             _assignments,
-            ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "confidence", "recorded_at"),
+            ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "confidence", "recorded_at", "others"),
             engine.dialect,
         )
         self._insert_evaluation = _bulk_insert(_evaluations, ("assignment_id", "agent", "confidence"), engine.dialect)
@@ -249,12 +250,16 @@ class Store:
                 follow_up_rows.extend(self._follow_up_rows(messages, learned, now))
             if follow_up_rows:
                 self._insert_follow_up.execute(conn, follow_up_rows)
+                counted = {row["task_id"] for row in follow_up_rows}
+                touched.update(counted)  # locked in order with the others before they are counted again
             if assignments or outcomes:
                 threads = {a.thread_ts for a in assignments} | {o.thread_ts for o in outcomes}
                 self._load_threads(conn, threads, learned)
                 orphans = self._write_rounds(conn, assignments, outcomes, learned, touched)
             if touched:
                 _summary.refresh(conn, touched)
+            if follow_up_rows:
+                _summary.count_follow_ups(conn, sorted(counted))
             if deletions:
                 # Last: a message deleted right after it was written, in the same batch, is erased too.
                 self._erase_deleted(conn, deletions, now)
@@ -391,6 +396,7 @@ class Store:
                 "request_text": r.stored_text(),
                 "requested_at": _ts_to_utc(r.ts, now),
                 "recorded_at": now,
+                "follow_ups": 0,
             }
         self._insert_task.execute(conn, list(rows.values()))
         # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
@@ -476,6 +482,7 @@ class Store:
                     "agent": a.agent,
                     "confidence": a.confidence,
                     "recorded_at": recorded_at,
+                    "others": other_agents(a.evaluations, a.agent),
                 }
             )
             evaluation_rows.extend(

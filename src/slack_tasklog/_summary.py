@@ -30,18 +30,31 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Connection, Dialect, String, Table, any_, delete, select, type_coerce, update
+from sqlalchemy import BigInteger, Connection, Dialect, String, Table, any_, delete, func, select, type_coerce, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import bindparam
 
 from ._bulk import Bulk
-from ._models import Assignment, DailyCalibration, DailyFailures, DailyStats, Outcome, Task
+from ._export import other_agents
+from ._models import Assignment, DailyCalibration, DailyFailures, DailyStats, Evaluation, FollowUp, Outcome, Task
 
-__all__ = ["GAMMA", "bucket_of", "bucket_value", "lock", "rebuild", "refresh", "remove", "upsert_deltas"]
+__all__ = [
+    "GAMMA",
+    "bucket_of",
+    "bucket_value",
+    "count_follow_ups",
+    "fill_others",
+    "lock",
+    "rebuild",
+    "refresh",
+    "remove",
+    "upsert_deltas",
+]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _daily: Table = DailyStats.__table__  # type: ignore[assignment]
 _calibration: Table = DailyCalibration.__table__  # type: ignore[assignment]
+_assignments: Table = Assignment.__table__  # type: ignore[assignment]
 _failures: Table = DailyFailures.__table__  # type: ignore[assignment]
 
 #: Relative accuracy of the execution-time buckets: a bucket's value is within 1% of the times it holds.
@@ -186,8 +199,10 @@ _CURRENT = select(
     _t.c.latest_execution_time,
     _t.c.stats_bucket,
     _t.c.latest_error_key,
+    _t.c.latest_others,
+    _t.c.rounds,
 )
-_ROUNDS = select(_a.task_id, _raw(_a.recorded_at), _a.id, _a.agent, _a.confidence)
+_ROUNDS = select(_a.task_id, _raw(_a.recorded_at), _a.id, _a.agent, _a.confidence, _a.others)
 _OUTCOMES = select(
     _o.task_id, _raw(_o.finished_at), _o.id, _o.agent, _o.success, _o.execution_time, _raw(_o.started_at),
     _o.error_message,
@@ -197,14 +212,17 @@ _OUTCOMES = select(
 def _latest(conn: Connection, chunk: Sequence[int]) -> dict[int, tuple[Any, ...]]:
     """Each task's latest round and that round's outcome, by the rule of :func:`~slack_tasklog._export.
     latest_round_join` (tests check the two agree): task id -> (round id, agent, confidence, outcome id, success,
-    execution time, error message); tasks with no round are missing.
+    execution time, error message, the round's ``others``, how many rounds); tasks with no round are missing.
 
     Three plain indexed reads and the rule in Python: the rule's correlated subqueries cost PostgreSQL several
     times more per task."""
     newest_round: dict[int, tuple[Any, ...]] = {}
+    rounds: dict[int, int] = {}
     round_row: Any
     for round_row in conn.execute(_ROUNDS.where(_a.task_id.in_(chunk))).all():
-        row = tuple(round_row)  # (task_id, recorded_at, id, agent, confidence): the newest by (recorded_at, id)
+        # (task_id, recorded_at, id, agent, confidence, others): the newest by (recorded_at, id)
+        row = tuple(round_row)
+        rounds[row[0]] = rounds.get(row[0], 0) + 1
         held = newest_round.get(row[0])
         if held is None or row[1:3] > held[1:3]:
             newest_round[row[0]] = row
@@ -223,16 +241,26 @@ def _latest(conn: Connection, chunk: Sequence[int]) -> dict[int, tuple[Any, ...]
         if held is None or row[1:3] > held[1:3]:
             newest_outcome[row[0]] = row
     latest: dict[int, tuple[Any, ...]] = {}
-    for task_id, (_, _, round_id, agent, confidence) in newest_round.items():
+    for task_id, (_, _, round_id, agent, confidence, others) in newest_round.items():
         outcome = newest_outcome.get(task_id)
         if outcome is None:
-            latest[task_id] = (round_id, agent, confidence, None, None, None, None)
+            latest[task_id] = (round_id, agent, confidence, None, None, None, None, others, rounds[task_id])
         else:
-            latest[task_id] = (round_id, agent, confidence, outcome[2], outcome[4], outcome[5], outcome[7])
+            latest[task_id] = (
+                round_id,
+                agent,
+                confidence,
+                outcome[2],
+                outcome[4],
+                outcome[5],
+                outcome[7],
+                others,
+                rounds[task_id],
+            )
     return latest
 
 
-_NOT_ROUTED = (None, None, None, None, None, None, None)
+_NOT_ROUTED = (None, None, None, None, None, None, None, None, 0)
 
 _UPDATE = (
     update(_tasks)
@@ -249,6 +277,8 @@ _UPDATE = (
                 "latest_execution_time",
                 "stats_bucket",
                 "latest_error_key",
+                "latest_others",
+                "rounds",
             )
         }
     )
@@ -310,11 +340,12 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
         latest = _latest(conn, chunk)
         for (
             task_id, team_id, enterprise_id, requested_at,
-            round_id, outcome_id, agent, confidence, success, execution_time, bucket, error_key,
+            round_id, outcome_id, agent, confidence, success, execution_time, bucket, error_key, others, rounds,
         ) in conn.execute(_CURRENT.where(_among(conn, _tasks.c.id, chunk))).all():  # fmt: skip
-            new_round_id, new_agent, raw_confidence, new_outcome_id, raw_success, raw_time, error = latest.get(
-                task_id, _NOT_ROUTED
-            )
+            (
+                new_round_id, new_agent, raw_confidence, new_outcome_id, raw_success, raw_time, error, new_others,
+                new_rounds,
+            ) = latest.get(task_id, _NOT_ROUTED)  # fmt: skip
             finished = new_outcome_id is not None
             new_success = bool(raw_success) if finished else None
             new_execution_time = float(raw_time) if finished else None
@@ -331,6 +362,8 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
                 and success == new_success
                 and execution_time == new_execution_time
                 and error_key == new_error_key
+                and others == new_others
+                and rounds == new_rounds
             ):
                 continue
             day = _day(requested_at)
@@ -355,6 +388,8 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
                     "b_latest_execution_time": new_execution_time,
                     "b_stats_bucket": new_bucket,
                     "b_latest_error_key": new_error_key,
+                    "b_latest_others": new_others,
+                    "b_rounds": new_rounds,
                 }
             )
     if changed:
@@ -362,6 +397,41 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
     if own:
         upsert_deltas(conn, collected)
     return len(changed)
+
+
+def count_follow_ups(conn: Connection, task_ids: Sequence[int] | None = None) -> None:
+    """Count these tasks' follow-ups again (None: every task's) and keep the count on the task row. Counting, not
+    adding one, so a follow-up written twice (a Slack retry) is counted once."""
+    f = FollowUp.__table__.c
+    counted = select(func.count()).where(f.task_id == _tasks.c.id).scalar_subquery()
+    if task_ids is None:
+        conn.execute(update(_tasks).values(follow_ups=counted))
+        return
+    for start in range(0, len(task_ids), _CHUNK):
+        chunk = task_ids[start : start + _CHUNK]
+        conn.execute(update(_tasks).where(_among(conn, _tasks.c.id, chunk)).values(follow_ups=counted))
+
+
+def fill_others(conn: Connection, *, chunk: int = 5_000) -> int:
+    """Work out ``others`` for rounds written before the writer kept it (from their evaluations). Returns how many."""
+    e = Evaluation.__table__.c
+    statement = update(_assignments).where(_assignments.c.id == bindparam("b_id")).values(others=bindparam("b_others"))
+    filled = 0
+    while True:
+        missing = conn.execute(select(_a.id, _a.agent).where(_a.others.is_(None)).order_by(_a.id).limit(chunk)).all()
+        if not missing:
+            return filled
+        evaluations: dict[str, list[tuple[str, Any]]] = {}
+        ids = [row[0] for row in missing]
+        for start in range(0, len(ids), _CHUNK):
+            for assignment_id, agent, confidence in conn.execute(
+                select(e.assignment_id, e.agent, e.confidence).where(e.assignment_id.in_(ids[start : start + _CHUNK]))
+            ):
+                evaluations.setdefault(assignment_id, []).append((agent, confidence))
+        conn.execute(
+            statement, [{"b_id": i, "b_others": other_agents(evaluations.get(i, ()), agent)} for i, agent in missing]
+        )
+        filled += len(missing)
 
 
 def remove(conn: Connection, task_ids: Sequence[int]) -> None:
@@ -447,6 +517,7 @@ def drop_empty(conn: Connection) -> None:
 def rebuild(conn: Connection, *, chunk: int = 5_000) -> int:
     """Recompute every task's summary and the whole rollup, in ``conn``'s transaction (the migration that adds them,
     or a repair). Returns the number of tasks."""
+    fill_others(conn)
     conn.execute(delete(_daily))
     conn.execute(delete(_calibration))
     conn.execute(delete(_failures))
@@ -464,4 +535,5 @@ def rebuild(conn: Connection, *, chunk: int = 5_000) -> int:
         last = ids[-1]
         count += len(ids)
     upsert_deltas(conn, collected)
+    count_follow_ups(conn)
     return count

@@ -29,6 +29,7 @@ def _exact(length: int) -> sa.types.TypeEngine[str]:
 
 
 _UTC = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+_LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 _NUMBER = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
 # (table, index, columns): no query reads them since stats come from the rollup.
 _AGENT_INDEXES = (
@@ -45,6 +46,9 @@ _TASK_COLUMNS = (
     ("latest_execution_time", _NUMBER),
     ("stats_bucket", sa.Integer()),
     ("latest_error_key", _exact(32)),
+    ("latest_others", _LONG_TEXT),
+    ("rounds", sa.Integer()),
+    ("follow_ups", sa.Integer()),
 )
 
 
@@ -56,6 +60,10 @@ def upgrade() -> None:
             # MySQL commits each DDL statement: a rerun after an interruption skips what is there.
             if not (mysql_like and name in present):
                 batch.add_column(sa.Column(name, type_, nullable=True))
+    rounds_present = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("tasklog_assignments")}
+    if not (mysql_like and "others" in rounds_present):
+        with op.batch_alter_table("tasklog_assignments") as batch:
+            batch.add_column(sa.Column("others", _LONG_TEXT, nullable=True))
     if not (mysql_like and sa.inspect(op.get_bind()).has_table("tasklog_daily_stats")):
         op.create_table(
             "tasklog_daily_stats",
@@ -132,6 +140,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tasklog_assignments") as batch:
+        batch.drop_column("others")
     op.drop_table("tasklog_daily_failures")
     op.drop_table("tasklog_digests")
     op.drop_table("tasklog_daily_calibration")
