@@ -285,3 +285,24 @@ def test_the_top_failures(tasklog: TaskLog) -> None:
     around = stats_of(tasklog, since=T0 - timedelta(hours=1), until=T0 + timedelta(days=1, hours=1))
     assert around.failures == everything.failures
     assert stats_of(tasklog, top_failures=1).failures == (Failure("RuntimeError: boom", 3),)
+
+
+def test_by_channel_and_by_user_from_the_tasks(tasklog: TaskLog) -> None:
+    seed(
+        tasklog,
+        [
+            task(0, Round("Grok", 90, runs=[ok(1)]), channel_id="C1", user_id="U1"),
+            task(1, Round("Grok", 60, runs=[failed(2)]), channel_id="C1", user_id="U2"),
+            task(60 * 24, Round("Writer", 80, runs=[ok(3)]), channel_id="C2", user_id="U1"),
+        ],
+    )
+    in_c1 = stats_of(tasklog, channel_id="C1")
+    assert (in_c1.tasks, in_c1.succeeded, [a.agent for a in in_c1.agents]) == (2, 1, ["Grok"])
+    assert in_c1.failures == (Failure("RuntimeError: boom", 1),)
+    by_u1 = stats_of(tasklog, user_id="U1")
+    assert [(d.day, d.agent, d.tasks) for d in by_u1.days] == [
+        (date(2024, 1, 15), "Grok", 1),
+        (date(2024, 1, 16), "Writer", 1),
+    ]
+    assert by_u1.calibration["Writer"][-1] == Band(85, 100, 0, 0, 0)
+    assert stats_of(tasklog, user_id="U1", channel_id="C2", since=T0 + timedelta(hours=1)).tasks == 1

@@ -185,6 +185,11 @@ def _with_grammar(
     return decorate
 
 
+def _who_options(func: F) -> F:
+    func = click.option("--user", "user_id", metavar="USER_ID", help="Only tasks this person asked (U…).")(func)
+    return click.option("--channel", "channel_id", metavar="CHANNEL_ID", help="Only tasks asked in this channel.")(func)
+
+
 def _workspace_options(func: F) -> F:
     func = click.option(
         "--enterprise", "enterprise_id", metavar="ENTERPRISE_ID", help="Only this Enterprise Grid organisation (E…)."
@@ -230,8 +235,18 @@ def _columns(rows: list[list[str]]) -> str:
 @main.command()
 @database_url_option
 @_workspace_options
+@_who_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, for scripts.")
-def stats(database_url: str, team_id: str | None, enterprise_id: str | None, as_json: bool, **params: Any) -> None:
+def stats(
+    *,
+    database_url: str,
+    team_id: str | None,
+    enterprise_id: str | None,
+    channel_id: str | None,
+    user_id: str | None,
+    as_json: bool,
+    **params: Any,
+) -> None:
     """Tasks, success rate, unassigned tasks, per-agent figures, calibration and the daily series.
 
     WINDOW is how far back from now: 24h, 7d (the default), 30d, 2w, all. Percentiles are within 1%. Exit status 0,
@@ -247,7 +262,14 @@ def stats(database_url: str, team_id: str | None, enterprise_id: str | None, as_
     since, until = request.time_filter.bounds(datetime.now(timezone.utc))
     with _reading(database_url) as engine, engine.connect() as conn:
         found = compute_stats(
-            conn, since=since, until=until, team_id=team_id, enterprise_id=enterprise_id, agent=request.agent
+            conn,
+            since=since,
+            until=until,
+            team_id=team_id,
+            enterprise_id=enterprise_id,
+            agent=request.agent,
+            channel_id=channel_id,
+            user_id=user_id,
         )
     if as_json:
         click.echo(_stats_json(found, request.time_filter.describe()))
@@ -271,7 +293,8 @@ def _stats_json(found: Any, window: str) -> str:
 
 def _stats_text(found: Any, window: str) -> str:
     lines = [
-        f"Task log, {window}: {found.tasks:,} tasks, {_percent(found.success_rate)} success "
+        f"Task log, {window}: {found.tasks:,} {'task' if found.tasks == 1 else 'tasks'}, "
+        f"{_percent(found.success_rate)} success "
         f"({found.succeeded:,} of {found.finished:,} finished), {found.unassigned:,} with no agent confident enough, "
         f"{found.in_progress:,} in progress",
     ]
@@ -378,7 +401,17 @@ def export(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("tasklog-chart.png"),
     show_default=True, help="The PNG to write.",
 )  # fmt: skip
-def chart(*, database_url: str, team_id: str | None, enterprise_id: str | None, output: Path, **params: Any) -> None:
+@_who_options
+def chart(
+    *,
+    database_url: str,
+    team_id: str | None,
+    enterprise_id: str | None,
+    channel_id: str | None,
+    user_id: str | None,
+    output: Path,
+    **params: Any,
+) -> None:
     """Draw the stats as a PNG: tasks and success rate per day and agent, and each agent's calibration.
 
     WINDOW defaults to 30d here. Needs the charts extra: pip install 'slack-tasklog[charts]'. Exit status 0, 1 if
@@ -397,7 +430,14 @@ def chart(*, database_url: str, team_id: str | None, enterprise_id: str | None, 
     since, until = request.time_filter.bounds(datetime.now(timezone.utc))
     with _reading(database_url) as engine, engine.connect() as conn:
         found = compute_stats(
-            conn, since=since, until=until, team_id=team_id, enterprise_id=enterprise_id, agent=request.agent
+            conn,
+            since=since,
+            until=until,
+            team_id=team_id,
+            enterprise_id=enterprise_id,
+            agent=request.agent,
+            channel_id=channel_id,
+            user_id=user_id,
         )
     try:
         png = render_png(found, chart_title(request, for_slack=False))

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, and_, func, select
+from sqlalchemy import Connection, Select, String, Table, and_, func, select, type_coerce
 
 from ._export import as_utc, filter_tasks
 from ._models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
-from ._summary import UNFINISHED, bucket_value, failure_of
+from ._summary import UNFINISHED, bucket_value, day_of, failure_of
 
 __all__ = ["DEFAULT_BANDS", "AgentStats", "Band", "Day", "Failure", "Stats", "compute_stats"]
 
@@ -289,12 +289,15 @@ class _Tally:
             if tasks:
                 self.add_failures(error_key, message or "", int(tasks))
 
-    def add_tasks(self, conn: Connection, where: _Where, since: datetime | None, until: datetime | None, day: date
-                  ) -> None:  # fmt: skip
-        """A part of one day, ``[since, until)``, from the tasks' own summary columns: a day's tasks at most."""
+    def add_tasks(
+        self, conn: Connection, where: _Where, since: datetime | None, until: datetime | None, day: date | None
+    ) -> None:
+        """``[since, until)`` from the tasks' own summary columns: a part of one ``day``, or (``day`` None) any
+        window, each task's day read from it (what a filter the rollups do not have, channel or user, needs)."""
         t, o = _tasks, _outcomes
         query = where.tasks(
             select(
+                type_coerce(t.c.requested_at, String),
                 t.c.latest_round_id.is_not(None),
                 t.c.latest_agent,
                 func.coalesce(t.c.stats_bucket, UNFINISHED),
@@ -305,12 +308,12 @@ class _Tally:
             since,
             until,
         )
-        for routed, agent, bucket, success, raw_confidence, error in conn.execute(query):
+        for requested_at, routed, agent, bucket, success, raw_confidence, error in conn.execute(query):
             finished = int(bucket != UNFINISHED)
             succeeded = int(bool(success))
             confidence = None if raw_confidence is None else float(raw_confidence)
             self.group(routed, agent).add(int(bucket), 1, succeeded, confidence or 0.0, int(confidence is not None))
-            self._add(self.days, (day, agent or ""), 1, finished, succeeded)
+            self._add(self.days, (day or day_of(requested_at), agent or ""), 1, finished, succeeded)
             if agent and confidence is not None:
                 percent = min(100, max(0, math.floor(confidence)))
                 self._add(self.calibration, (agent, percent), 1, finished, succeeded)
@@ -329,6 +332,8 @@ class _Where:
     team_id: str | None
     enterprise_id: str | None
     agent: str | None
+    channel_id: str | None = None
+    user_id: str | None = None
 
     def rollup(
         self, query: Select[Any], table: Table, first_day: date | None, end_day: date | None, *, routed: bool = True
@@ -348,9 +353,14 @@ class _Where:
         return query
 
     def tasks(self, query: Select[Any], since: datetime | None, until: datetime | None) -> Select[Any]:
-        return filter_tasks(
+        query = filter_tasks(
             query, since=since, until=until, team_id=self.team_id, enterprise_id=self.enterprise_id, agent=self.agent
         )
+        if self.channel_id is not None:
+            query = query.where(_tasks.c.channel_id == self.channel_id)
+        if self.user_id is not None:
+            query = query.where(_tasks.c.user_id == self.user_id)
+        return query
 
 
 def _day_start(day: date) -> datetime:
@@ -396,14 +406,18 @@ def compute_stats(
     team_id: str | None = None,
     enterprise_id: str | None = None,
     agent: str | None = None,
+    channel_id: str | None = None,
+    user_id: str | None = None,
     bands: Sequence[tuple[int, int]] = DEFAULT_BANDS,
     top_failures: int = 5,
 ) -> Stats:
     """Statistics of the tasks requested in ``[since, until)`` (None: unbounded) in one workspace.
 
     ``team_id`` and ``enterprise_id`` (Enterprise Grid) restrict to one workspace — a Slack command always passes
-    its own; ``agent`` keeps the tasks whose latest round went to that agent; ``bands`` are the confidence bands of
-    the calibration (whole percents, both ends included). See the module docstring for exactly what is counted.
+    its own; ``agent`` keeps the tasks whose latest round went to that agent; ``channel_id`` and ``user_id`` the tasks
+    asked in one channel or by one person (the rollups do not know these: the tasks are read instead, a scan of the
+    window); ``bands`` are the confidence bands of the calibration (whole percents, both ends included). See the
+    module docstring for exactly what is counted.
 
     Example::
 
@@ -412,8 +426,11 @@ def compute_stats(
         print(stats.tasks, stats.success_rate, [a.agent for a in stats.agents])
     """
     since_utc, until_utc = as_utc(since), as_utc(until)
-    where = _Where(team_id, enterprise_id, agent)
+    where = _Where(team_id, enterprise_id, agent, channel_id, user_id)
     tally = _Tally()
+    if channel_id is not None or user_id is not None:
+        tally.add_tasks(conn, where, since_utc, until_utc, None)
+        return _stats_of(tally, since_utc, until_utc, bands, top_failures)
     whole_days, parts = _pieces(since_utc, until_utc)
     if whole_days is not None:
         tally.add_rollup(conn, where, *whole_days)

@@ -43,6 +43,7 @@ __all__ = [
     "bucket_of",
     "bucket_value",
     "count_follow_ups",
+    "day_of",
     "fill_others",
     "lock",
     "rebuild",
@@ -285,7 +286,8 @@ _UPDATE = (
 )
 
 
-def _day(requested_at: str | datetime) -> date:
+def day_of(requested_at: str | datetime) -> date:
+    """The UTC day of a ``requested_at`` as the driver returns it (text on SQLite, naive UTC on MySQL)."""
     if isinstance(requested_at, str):  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
         return date.fromisoformat(requested_at[:10])
     if requested_at.tzinfo is not None:  # PostgreSQL: in the session's time zone
@@ -366,7 +368,7 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
                 and rounds == new_rounds
             ):
                 continue
-            day = _day(requested_at)
+            day = day_of(requested_at)
             enterprise = enterprise_id or ""
             if bucket is not None:
                 old_confidence = None if confidence is None else float(confidence)
@@ -463,7 +465,7 @@ def remove(conn: Connection, task_ids: Sequence[int]) -> None:
                 None if confidence is None else float(confidence),
                 None if error_key is None else (error_key, ""),
             )
-            collected.count(-1, team_id, enterprise_id or "", _day(requested_at), state)
+            collected.count(-1, team_id, enterprise_id or "", day_of(requested_at), state)
     upsert_deltas(conn, collected)
 
 
