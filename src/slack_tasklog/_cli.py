@@ -256,25 +256,42 @@ def stats(
     from datetime import datetime, timezone
 
     from ._grammar import StatsRequest
-    from ._stats import compute_stats
 
     request = StatsRequest.from_params(params)
     since, until = request.time_filter.bounds(datetime.now(timezone.utc))
-    with _reading(database_url) as engine, engine.connect() as conn:
-        found = compute_stats(
-            conn,
-            since=since,
-            until=until,
-            team_id=team_id,
-            enterprise_id=enterprise_id,
-            agent=request.agent,
-            channel_id=channel_id,
-            user_id=user_id,
-        )
+    found = _compute(database_url, since, until, agent=request.agent, team_id=team_id, enterprise_id=enterprise_id,
+                     channel_id=channel_id, user_id=user_id)  # fmt: skip
     if as_json:
         click.echo(_stats_json(found, request.time_filter.describe()))
         return
     click.echo(_stats_text(found, request.time_filter.describe()))
+
+
+def _compute(
+    database_url: str,
+    since: Any,
+    until: Any,
+    *,
+    agent: str | None,
+    team_id: str | None,
+    enterprise_id: str | None,
+    channel_id: str | None,
+    user_id: str | None,
+) -> Any:
+    """``compute_stats`` over the task log at ``database_url`` (read only)."""
+    from ._stats import compute_stats
+
+    with _reading(database_url) as engine, engine.connect() as conn:
+        return compute_stats(
+            conn,
+            since=since,
+            until=until,
+            agent=agent,
+            team_id=team_id,
+            enterprise_id=enterprise_id,
+            channel_id=channel_id,
+            user_id=user_id,
+        )
 
 
 def _stats_json(found: Any, window: str) -> str:
@@ -422,23 +439,13 @@ def chart(
     from ._blocks import chart_title
     from ._chart import ChartsUnavailableError, render_png
     from ._grammar import StatsRequest, Window
-    from ._stats import compute_stats
 
     if params.get("window") is None:
         params["window"] = Window.parse("30d")
     request = StatsRequest.from_params(params)
     since, until = request.time_filter.bounds(datetime.now(timezone.utc))
-    with _reading(database_url) as engine, engine.connect() as conn:
-        found = compute_stats(
-            conn,
-            since=since,
-            until=until,
-            team_id=team_id,
-            enterprise_id=enterprise_id,
-            agent=request.agent,
-            channel_id=channel_id,
-            user_id=user_id,
-        )
+    found = _compute(database_url, since, until, agent=request.agent, team_id=team_id, enterprise_id=enterprise_id,
+                     channel_id=channel_id, user_id=user_id)  # fmt: skip
     try:
         png = render_png(found, chart_title(request, for_slack=False))
     except ChartsUnavailableError as error:

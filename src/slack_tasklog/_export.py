@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import IO, Any, TypeVar
 
-from sqlalchemy import Connection, Join, Row, Select, Table, and_, case, func, or_, select
+from sqlalchemy import Connection, Join, Select, Table, and_, case, func, or_, select
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from ._models import Assignment, Evaluation, FollowUp, Outcome, Task
@@ -212,8 +212,14 @@ def filter_tasks(
     return query
 
 
-def iter_pages(conn: Connection, where: ExportFilter) -> Iterator[Sequence[Row[Any]]]:
-    """The tasks, oldest first, a page at a time (each row as ``_query`` selects it)."""
+def iter_pages(conn: Connection, where: ExportFilter, *, raw: bool = False) -> Iterator[Sequence[Any]]:
+    """The tasks, oldest first, a page at a time (each row as ``_query`` selects it).
+
+    ``raw``: each row as the driver returned it. SQLAlchemy still compiles each page's statement and binds its
+    parameters; only building a ``Row`` per task is skipped, which costs more than formatting the CSV line. The
+    values are then the driver's own: a datetime is text on SQLite (the ``UTCDateTime`` format) and naive UTC on
+    MySQL, a boolean 0 or 1 outside PostgreSQL.
+    """
     base, requested_at, task_id = _query(where)
     after: tuple[datetime, int] | None = None
     while True:
@@ -222,31 +228,9 @@ def iter_pages(conn: Connection, where: ExportFilter) -> Iterator[Sequence[Row[A
             # The leading ">=" lets every backend seek the requested_at index to the page's start; with the OR
             # alone SQLite scans from the first task again for every page (quadratic over a large log).
             query = query.where(requested_at >= after[0], or_(requested_at > after[0], task_id > after[1]))
-        rows = conn.execute(query).all()
-        if not rows:
-            return
-        yield rows
-        if len(rows) < _PAGE:
-            return
-        after = (rows[-1].requested_at, rows[-1].id)
-
-
-def _raw_pages(conn: Connection, where: ExportFilter) -> Iterator[Sequence[Any]]:
-    """As :func:`iter_pages`, but each row as the driver returned it (``_query``'s columns, in order).
-
-    SQLAlchemy still compiles each page's statement and binds its parameters; only building a ``Row`` per task is
-    skipped, which costs more than formatting the CSV line. The values are then the driver's own: a datetime is text
-    on SQLite (the ``UTCDateTime`` format) and naive UTC on MySQL, a boolean 0 or 1 outside PostgreSQL.
-    """
-    base, requested_at, task_id = _query(where)
-    after: tuple[datetime, int] | None = None
-    while True:
-        query = base
-        if after is not None:
-            query = query.where(requested_at >= after[0], or_(requested_at > after[0], task_id > after[1]))
         result = conn.execute(query)
         try:
-            rows: Sequence[Any] = result.cursor.fetchall()
+            rows: Sequence[Any] = result.cursor.fetchall() if raw else result.all()
         finally:
             result.close()
         if not rows:
@@ -258,7 +242,7 @@ def _raw_pages(conn: Connection, where: ExportFilter) -> Iterator[Sequence[Any]]
 
 
 def _raw_datetime(value: str | datetime) -> datetime:
-    """A ``UTCDateTime`` as a driver returns it, as the aware UTC datetime SQLAlchemy would have made of it."""
+    """A ``UTCDateTime`` as a driver returns it (or as SQLAlchemy did), as an aware UTC datetime."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
@@ -345,7 +329,7 @@ def write_csv(
     writer.writerow(CSV_COLUMNS)
     count = 0
     no_evaluations: list[tuple[str, Any]] = []
-    for rows in _raw_pages(conn, where):
+    for rows in iter_pages(conn, where, raw=True):
         # Rounds written before the writer kept their ``others``: from their evaluations.
         evaluations = _raw_evaluations(conn, [row[7] for row in rows if row[7] is not None and row[15] is None])
         # A page at a time, each row unpacked once: building Rows and reading their attributes cost more than the
