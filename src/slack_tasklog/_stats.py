@@ -28,7 +28,6 @@ whatever the window. ``_summary`` explains how the writer keeps both exact.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -38,7 +37,7 @@ from sqlalchemy import Connection, Select, String, Table, and_, func, select, ty
 
 from ._export import as_utc, filter_tasks
 from ._models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
-from ._summary import UNFINISHED, bucket_value, day_of, failure_of
+from ._summary import UNFINISHED, bucket_value, confidence_percent, day_of, failure_of
 
 __all__ = ["DEFAULT_BANDS", "AgentStats", "Band", "Day", "Failure", "Stats", "compute_stats"]
 
@@ -280,7 +279,7 @@ class _Tally:
         row: Any
         for row in conn.execute(days):
             day, name, tasks, done, succeeded = row
-            self._add(self.days, (_as_date(day), name), int(tasks or 0), int(done or 0), int(succeeded or 0))
+            self._add(self.days, (day, name), int(tasks or 0), int(done or 0), int(succeeded or 0))
         for row in conn.execute(calibration):
             name, percent, tasks, done, succeeded = row
             self._add(self.calibration, (name, int(percent)), int(tasks or 0), int(done or 0), int(succeeded or 0))
@@ -313,16 +312,12 @@ class _Tally:
             succeeded = int(bool(success))
             confidence = None if raw_confidence is None else float(raw_confidence)
             self.group(routed, agent).add(int(bucket), 1, succeeded, confidence or 0.0, int(confidence is not None))
+            # A part-day's tasks all fall on its day: reading it from each row would cost more than the rest here.
             self._add(self.days, (day or day_of(requested_at), agent or ""), 1, finished, succeeded)
             if agent and confidence is not None:
-                percent = min(100, max(0, math.floor(confidence)))
-                self._add(self.calibration, (agent, percent), 1, finished, succeeded)
+                self._add(self.calibration, (agent, confidence_percent(confidence)), 1, finished, succeeded)
             if finished and not succeeded:
                 self.add_failures(*failure_of(error), 1)
-
-
-def _as_date(value: date | str) -> date:
-    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ __all__ = [
     "GAMMA",
     "bucket_of",
     "bucket_value",
+    "confidence_percent",
     "count_follow_ups",
     "day_of",
     "fill_others",
@@ -121,7 +122,7 @@ class Deltas:
             counts[3] += sign
         # Every task, by its agent ("" for none) and whole confidence percent (-1 for none): calibration reads the
         # rows with both, the daily series all of them (a far smaller table than daily_stats to group by day).
-        percent = -1 if confidence is None else min(100, max(0, math.floor(confidence)))
+        percent = -1 if confidence is None else confidence_percent(confidence)
         calibration_key = (team_id, enterprise_id, day, agent or "", percent)
         tally = self.calibration.get(calibration_key)
         if tally is None:
@@ -140,6 +141,11 @@ class Deltas:
                 failed[0] += sign
             if message:
                 self.messages[error_key] = message
+
+
+def confidence_percent(confidence: float) -> int:
+    """The whole percent a confidence is counted under for calibration: floored, kept within 0-100."""
+    return min(100, max(0, math.floor(confidence)))
 
 
 def bucket_of(execution_time: float | None) -> int:
