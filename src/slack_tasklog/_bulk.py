@@ -8,27 +8,39 @@ SQLAlchemy would store them, and read back the same way).
 
 from __future__ import annotations
 
+import json
 import operator
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import BigInteger, Connection, Dialect, String, any_, bindparam, func, literal_column, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ._models import UTCDateTime
 
-__all__ = ["Bulk", "sqlite_utc"]
+__all__ = ["Bulk", "among", "sqlite_utc"]
 
 
 class Bulk:
-    """``statement`` for many rows at once: ``execute(conn, rows)`` with each row a mapping of bind names.
+    """``statement`` for many rows at once: ``execute(conn, rows)`` with each row a mapping of bind names, or
+    ``execute_tuples(conn, rows)`` with each row a tuple in the order of ``names`` (the writer's hot paths: no dict
+    per row).
 
     ``names``: the columns an INSERT's rows carry (its binds are named after them); other statements name their
     own ``bindparam``\\ s, whose types must be given (or come from the column they are compared with)."""
 
-    def __init__(self, statement: ClauseElement, dialect: Dialect, names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        statement: ClauseElement,
+        dialect: Dialect,
+        names: Sequence[str] | None = None,
+        *,
+        order: Sequence[str] | None = None,
+    ) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(names) if names is not None else None)
         assert isinstance(compiled, SQLCompiler)
         self._sql = str(compiled)
@@ -41,9 +53,23 @@ class Bulk:
             for index, key in enumerate(keys)
             if (processor := _bind_processor(compiled.binds[key].type, dialect)) is not None
         ]
+        # For execute_tuples: where each of the statement's parameters is in a row given in ``order`` (default:
+        # ``names``); an INSERT's parameters follow the table's column order, not the order the columns were named in.
+        given = list(order or names or keys)
+        positions = [given.index(key) for key in keys]
+        self._reorder: Callable[[Sequence[Any]], tuple[Any, ...]] | None = (
+            None if positions == list(range(len(given))) else _getter(positions)
+        )
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        params: list[Any] = [self._values(row) for row in rows]
+        self._run(conn, [self._values(row) for row in rows])
+
+    def execute_tuples(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Like :meth:`execute`, each row a tuple of values in the order of ``order`` or ``names``."""
+        reorder = self._reorder
+        self._run(conn, rows if reorder is None else [reorder(row) for row in rows])
+
+    def _run(self, conn: Connection, params: Sequence[Any]) -> None:
         if self._processors:
             processed = []
             for values in params:
@@ -55,6 +81,13 @@ class Bulk:
         if not self._positional:
             params = [dict(zip(self._names, values, strict=True)) for values in params]
         conn.exec_driver_sql(self._sql, params)
+
+
+def _getter(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    if len(indexes) == 1:  # itemgetter of one index returns the item, not a 1-tuple
+        (index,) = indexes
+        return lambda row: (row[index],)
+    return operator.itemgetter(*indexes)
 
 
 def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -71,11 +104,31 @@ def sqlite_utc(value: datetime | None) -> str | None:
     """An aware datetime as SQLAlchemy's SQLite dialect stores a UTC ``UTCDateTime`` (test_store checks they agree)."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("slack_tasklog stores timezone-aware datetimes only")
-    if value.utcoffset():
+    if value.tzinfo is not timezone.utc:
+        if value.tzinfo is None:
+            raise ValueError("slack_tasklog stores timezone-aware datetimes only")
         value = value.astimezone(timezone.utc)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
+    # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" without its offset: C code, several times faster than formatting fields.
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+# JSON functions are built into SQLite from 3.38 (2022); before that they may be missing.
+_JSON_EACH = sqlite3.sqlite_version_info >= (3, 38)
+
+
+def among(conn: Connection, column: Any, values: Sequence[Any], *, key: bool = False) -> Any:
+    """``column IN values``, in the form each backend reads fastest for the writer's lists of hundreds of ids.
+
+    SQLite: ``IN (SELECT value FROM json_each(?))``, one parameter: SQLAlchemy's expansion of an IN list into a
+    parameter per value cost more than the query (0.8 ms against 0.4 ms for 500 ids, measured). PostgreSQL, for a
+    primary key (``key=True``): ``= ANY(array)``, which the server parses and plans several times faster than an IN
+    list; not for other columns: with a prepared statement's generic plan PostgreSQL cannot see how many ids the
+    array holds, and on a table not analyzed yet it picked a sequential scan of the rounds for it (7 times slower).
+    """
+    dialect = conn.dialect.name
+    if dialect == "sqlite" and _JSON_EACH:
+        listed = bindparam(None, json.dumps(list(values)), type_=String)
+        return column.in_(select(literal_column("value")).select_from(func.json_each(listed)))
+    if dialect == "postgresql" and key:
+        return column == any_(bindparam("ids", list(values), type_=postgresql.ARRAY(BigInteger())))
+    return column.in_(values)

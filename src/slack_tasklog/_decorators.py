@@ -18,7 +18,7 @@ from numbers import Real
 from typing import Any, TypeVar, cast, overload
 
 from ._events import AssignmentRecorded, Event, OutcomeRecorded
-from ._internal import RateLimitedLog, swallow_internal_errors
+from ._internal import RateLimitedLog, internal_error
 
 __all__ = ["ArgumentGetter", "Tracking"]
 
@@ -43,6 +43,7 @@ def new_event_id() -> str:
 
 _misshapen = RateLimitedLog()
 _MISSING = object()
+_new = tuple.__new__
 
 
 class _Arguments(Mapping[str, Any]):
@@ -108,15 +109,25 @@ class _Recorder:
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Mapping[str, Any]:
         return _Arguments(self, args, kwargs)
 
-    def get(self, arguments: Mapping[str, Any], getter: ArgumentGetter | None, *fallbacks: str) -> Any:
+    def where(
+        self, getter: ArgumentGetter | None, *fallbacks: str
+    ) -> Callable[[Mapping[str, Any]], Any] | tuple[str, ...]:
+        """Where :meth:`get` looks for a value: the getter function, or the parameter names worth trying (worked out
+        once, at decoration: a name the function has no parameter for is never looked up)."""
         if callable(getter):
-            return getter(arguments)
-        for name in (getter, *fallbacks) if getter is not None else fallbacks:
-            if self._accepts is None or name in self._accepts:
+            return getter
+        names = (getter, *fallbacks) if getter is not None else fallbacks
+        return tuple(name for name in names if self._accepts is None or name in self._accepts)
+
+    @staticmethod
+    def get(arguments: Mapping[str, Any], where: Callable[[Mapping[str, Any]], Any] | tuple[str, ...]) -> Any:
+        if type(where) is tuple:
+            for name in where:
                 value = arguments.get(name, _MISSING)
                 if value is not _MISSING:
                     return value
-        return None
+            return None
+        return where(arguments)  # type: ignore[operator]
 
     def warn(self, what: str) -> None:
         _misshapen.warning(f"{self._name}:{what}", "slack_tasklog: %s: %s", self._name, what)
@@ -131,15 +142,20 @@ class _Recorder:
 def wrap(func: F, recorder: _Recorder) -> F:
     """Wrap ``func`` so that ``recorder`` sees every call; async functions stay async."""
 
+    # try/except rather than ``with swallow_internal_errors``: these run twice per call of the bot's function.
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        with swallow_internal_errors(recorder._name):
+        try:
             return recorder.start(args, kwargs)
-        return None
+        except Exception:
+            internal_error(recorder._name)
+            return None
 
     def finish(state: Any, result: Any, error: BaseException | None) -> None:
         if state is not None:
-            with swallow_internal_errors(recorder._name):
+            try:
                 recorder.finish(state, result, error)
+            except Exception:
+                internal_error(recorder._name)
 
     if inspect.iscoroutinefunction(func):
 
@@ -188,11 +204,11 @@ class AssignmentRecorder(_Recorder):
     ) -> None:
         super().__init__(func, submit)
         self._unassigned_error = unassigned_error
-        self._thread_ts = thread_ts
-        self._evaluations = evaluations
+        self._thread_ts = self.where(thread_ts, "thread_ts")
+        self._evaluations = self.where(evaluations, "evaluations")
         self._assigned = assigned
-        self._channel = channel
-        self._team = team
+        self._channel = self.where(channel, "channel", "channel_id")
+        self._team = self.where(team, "team_id", "team")
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return (self.bind(args, kwargs), time.time())
@@ -201,28 +217,32 @@ class AssignmentRecorder(_Recorder):
         if error is not None:
             return  # check_and_assign itself failed: there is no decision to record
         arguments, started = state
-        thread_ts = _text(self.get(arguments, self._thread_ts, "thread_ts"))
+        thread_ts = _text(self.get(arguments, self._thread_ts))
         if thread_ts is None:
             self.warn("no thread_ts argument, nothing recorded (pass thread_ts= to the decorator to say where it is)")
             return
-        evaluations = normalize_evaluations(self.get(arguments, self._evaluations, "evaluations"))
+        evaluations = normalize_evaluations(self.get(arguments, self._evaluations))
         if evaluations is None:
             self.warn("evaluations not understood, recorded without them (pass evaluations= to the decorator)")
             evaluations = ()
         agent, confidence = normalize_assigned(self._assigned(result) if self._assigned else result)
         if agent is not None and confidence is None:
             confidence = dict(evaluations).get(agent)
+        # Positional, in AssignmentRecorded's field order: a named tuple built from keywords costs twice as much.
         self._submit(
-            AssignmentRecorded(
-                id=new_event_id(),
-                thread_ts=thread_ts,
-                channel_id=_text(self.get(arguments, self._channel, "channel", "channel_id")),
-                team_id=_text(self.get(arguments, self._team, "team_id", "team")),
-                agent=agent,
-                confidence=confidence,
-                evaluations=evaluations,
-                recorded_at=started,
-                unassigned_error=self._unassigned_error(),
+            _new(
+                AssignmentRecorded,
+                (
+                    new_event_id(),
+                    thread_ts,
+                    _text(self.get(arguments, self._channel)),
+                    _text(self.get(arguments, self._team)),
+                    agent,
+                    confidence,
+                    evaluations,
+                    started,
+                    self._unassigned_error(),
+                ),
             )
         )
 
@@ -237,9 +257,15 @@ def normalize_evaluations(value: Any) -> tuple[tuple[str, float | None], ...] | 
     """
     if value is None:
         return ()
-    if type(value) is dict and all(type(v) in (int, float) for v in value.values()):
-        # The shape of the design document, {"Grok": 92, ...}: no need to look at each item twice.
-        return tuple((str(agent)[:_MAX_AGENT_NAME], float(confidence)) for agent, confidence in value.items())
+    if type(value) is dict:
+        # The shape of the design document, {"Grok": 92, ...}: one pass, for the common case only.
+        simple: list[tuple[str, float | None]] = []
+        for agent, confidence in value.items():
+            if type(confidence) is not int and type(confidence) is not float:
+                break
+            simple.append((str(agent)[:_MAX_AGENT_NAME], float(confidence)))
+        else:
+            return tuple(simple)
     if isinstance(value, Mapping):
         pairs: Iterable[Any] = value.items()
     elif isinstance(value, Iterable) and not isinstance(value, str | bytes):
@@ -335,9 +361,9 @@ class OutcomeRecorder(_Recorder):
     ) -> None:
         super().__init__(func, submit)
         self._agent = agent
-        self._thread_ts = thread_ts
-        self._channel = channel
-        self._team = team
+        self._thread_ts = self.where(thread_ts, "thread_ts")
+        self._channel = self.where(channel, "channel", "channel_id")
+        self._team = self.where(team, "team_id", "team")
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return (self.bind(args, kwargs), time.time(), time.perf_counter())
@@ -345,22 +371,25 @@ class OutcomeRecorder(_Recorder):
     def finish(self, state: Any, result: Any, error: BaseException | None) -> None:
         elapsed = time.perf_counter() - state[2]
         arguments, started, _ = state
-        thread_ts = _text(self.get(arguments, self._thread_ts, "thread_ts"))
+        thread_ts = _text(self.get(arguments, self._thread_ts))
         if thread_ts is None:
             self.warn("no thread_ts argument, nothing recorded (pass thread_ts= to the decorator to say where it is)")
             return
         self._submit(
-            OutcomeRecorded(
-                id=new_event_id(),
-                thread_ts=thread_ts,
-                channel_id=_text(self.get(arguments, self._channel, "channel", "channel_id")),
-                team_id=_text(self.get(arguments, self._team, "team_id", "team")),
-                agent=self._agent_of(arguments),
-                success=error is None,
-                execution_time=elapsed,
-                error_message=None if error is None else _describe(error),
-                started_at=started,
-                finished_at=started + elapsed,
+            _new(
+                OutcomeRecorded,
+                (
+                    new_event_id(),
+                    thread_ts,
+                    _text(self.get(arguments, self._channel)),
+                    _text(self.get(arguments, self._team)),
+                    self._agent_of(arguments),
+                    error is None,
+                    elapsed,
+                    None if error is None else _describe(error),
+                    started,
+                    started + elapsed,
+                ),
             )
         )
 

@@ -7,7 +7,7 @@ import threading
 import time
 from types import TracebackType
 
-__all__ = ["RateLimitedLog", "logger", "swallow_internal_errors"]
+__all__ = ["RateLimitedLog", "internal_error", "logger", "swallow_internal_errors"]
 
 logger = logging.getLogger("slack_tasklog")
 
@@ -62,7 +62,13 @@ class swallow_internal_errors:  # noqa: N801 - used like contextlib.suppress, an
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> bool:
         if kind is None or not issubclass(kind, Exception):
             return False
-        _internal_errors.warning(
-            self._where, "slack_tasklog: internal error in %s; the host app is unaffected", self._where, exc_info=True
-        )
+        internal_error(self._where)
         return True
+
+
+def internal_error(where: str) -> None:
+    """Log the exception being handled as the package's own (rate-limited); for hot paths that catch it with a
+    plain ``try``/``except Exception`` (cheaper than entering a :class:`swallow_internal_errors`)."""
+    _internal_errors.warning(
+        where, "slack_tasklog: internal error in %s; the host app is unaffected", where, exc_info=True
+    )

@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from . import _summary
-from ._bulk import Bulk
+from ._bulk import Bulk, among
 from ._capture import capture
 from ._events import (
     AssignmentRecorded,
@@ -428,7 +428,9 @@ class Store:
             for table in (_assignments, _outcomes):
                 found.update(
                     conn.execute(
-                        select(table.c.thread_ts).where(table.c.task_id.is_(None), table.c.thread_ts.in_(chunk))
+                        select(table.c.thread_ts).where(
+                            table.c.task_id.is_(None), among(conn, table.c.thread_ts, chunk)
+                        )
                     ).scalars()
                 )
         return found
@@ -465,75 +467,45 @@ class Store:
         """Insert rounds, evaluations and outcomes; adds the tasks they belong to to ``touched``; returns whether
         some belong to no known task yet."""
         orphans = False
-        assignment_rows: list[dict[str, Any]] = []
-        evaluation_rows: list[dict[str, Any]] = []
-        outcome_rows: list[dict[str, Any]] = []
+        # Tuples in the order the statements name their columns (see __init__): no dict per row.
+        assignment_rows: list[tuple[Any, ...]] = []
+        evaluation_rows: list[tuple[Any, ...]] = []
+        outcome_rows: list[tuple[Any, ...]] = []
+        resolve = self._resolve
         for a in assignments:
-            task_id = self._resolve(learned, a.thread_ts, a.channel_id, a.team_id)
+            task_id = resolve(learned, a.thread_ts, a.channel_id, a.team_id)
             orphans = orphans or task_id is None
             recorded_at = _utc(a.recorded_at)
+            assignment_id = a.id
             assignment_rows.append(
-                {
-                    "id": a.id,
-                    "task_id": task_id,
-                    "team_id": a.team_id,
-                    "channel_id": a.channel_id,
-                    "thread_ts": a.thread_ts,
-                    "agent": a.agent,
-                    "confidence": a.confidence,
-                    "recorded_at": recorded_at,
-                    "others": other_agents(a.evaluations, a.agent),
-                }
-            )
-            evaluation_rows.extend(
-                {"assignment_id": a.id, "agent": agent, "confidence": confidence} for agent, confidence in a.evaluations
-            )
+                (assignment_id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, a.confidence, recorded_at,
+                 other_agents(a.evaluations, a.agent))
+            )  # fmt: skip
+            evaluation_rows.extend((assignment_id, agent, confidence) for agent, confidence in a.evaluations)
             if a.agent is None:
                 # Nobody was confident enough: the round fails here and now, with no agent to run it.
                 outcome_rows.append(
-                    {
-                        "id": a.id,
-                        "task_id": task_id,
-                        "team_id": a.team_id,
-                        "channel_id": a.channel_id,
-                        "thread_ts": a.thread_ts,
-                        "agent": None,
-                        "success": False,
-                        "execution_time": 0.0,
-                        "error_message": a.unassigned_error,
-                        "started_at": recorded_at,
-                        "finished_at": recorded_at,
-                    }
-                )
+                    (assignment_id, task_id, a.team_id, a.channel_id, a.thread_ts, None, False, 0.0,
+                     a.unassigned_error, recorded_at, recorded_at)
+                )  # fmt: skip
         for o in outcomes:
-            task_id = self._resolve(learned, o.thread_ts, o.channel_id, o.team_id)
+            task_id = resolve(learned, o.thread_ts, o.channel_id, o.team_id)
             orphans = orphans or task_id is None
             outcome_rows.append(
-                {
-                    "id": o.id,
-                    "task_id": task_id,
-                    "team_id": o.team_id,
-                    "channel_id": o.channel_id,
-                    "thread_ts": o.thread_ts,
-                    "agent": o.agent,
-                    "success": o.success,
-                    "execution_time": o.execution_time,
-                    "error_message": o.error_message,
-                    "started_at": _utc(o.started_at),
-                    "finished_at": _utc(o.finished_at),
-                }
-            )
-        linked = {row["task_id"] for row in assignment_rows} | {row["task_id"] for row in outcome_rows}
+                (o.id, task_id, o.team_id, o.channel_id, o.thread_ts, o.agent, o.success, o.execution_time,
+                 o.error_message, _utc(o.started_at), _utc(o.finished_at))
+            )  # fmt: skip
+        linked = {row[1] for row in assignment_rows} | {row[1] for row in outcome_rows}
         linked.discard(None)
         # Before the inserts: see _summary on why the order of locks matters.
         _summary.lock(conn, linked)
         touched.update(linked)
         if assignment_rows:
-            self._insert_assignment.execute(conn, assignment_rows)
+            self._insert_assignment.execute_tuples(conn, assignment_rows)
         if evaluation_rows:
-            self._insert_evaluation.execute(conn, evaluation_rows)
+            self._insert_evaluation.execute_tuples(conn, evaluation_rows)
         if outcome_rows:
-            self._insert_outcome.execute(conn, outcome_rows)
+            self._insert_outcome.execute_tuples(conn, outcome_rows)
         return orphans
 
     # -- which task is a thread's ------------------------------------------------------------------------------
@@ -552,7 +524,7 @@ class Store:
             found: dict[str, list[_KnownTask]] = {}
             query = select(
                 _tasks.c.id, _tasks.c.team_id, _tasks.c.channel_id, _tasks.c.thread_ts, _tasks.c.request_ts
-            ).where(_tasks.c.thread_ts.in_(chunk))
+            ).where(among(conn, _tasks.c.thread_ts, chunk))
             for row in conn.execute(query):
                 found.setdefault(row.thread_ts, []).append(
                     _KnownTask(row.id, row.team_id, row.channel_id, row.request_ts)
@@ -568,6 +540,11 @@ class Store:
         team_id: str | None,
     ) -> int | None:
         known = learned.get(thread_ts) or self._threads.get(thread_ts, ())
+        if len(known) == 1:  # the common case: one task in the thread
+            (task,) = known
+            if (channel_id is None or task.channel_id == channel_id) and (team_id is None or task.team_id == team_id):
+                return task.id
+            return None
         matches = [
             task
             for task in known

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Connection, Dialect, String, Table, any_, delete, func, select, type_coerce, update
+from sqlalchemy import Connection, Dialect, String, Table, delete, func, select, type_coerce, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import bindparam
 
-from ._bulk import Bulk
+from ._bulk import Bulk, among
 from ._export import other_agents
 from ._models import Assignment, DailyCalibration, DailyFailures, DailyStats, Evaluation, FollowUp, Outcome, Task
 
@@ -165,13 +165,7 @@ def bucket_value(bucket: int) -> float:
 
 
 def _among(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
-    """``column IN ids``; on PostgreSQL ``column = ANY(array)``: one parameter instead of hundreds, which the
-    server parses and plans several times faster. For primary keys only: with a prepared statement's generic plan
-    PostgreSQL cannot see how many ids the array holds, and on a table not analyzed yet it picked a sequential scan
-    of the rounds for it (measured: 7 times slower than the IN list)."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam("ids", list(ids), type_=postgresql.ARRAY(BigInteger())))
-    return column.in_(ids)
+    return among(conn, column, ids, key=True)
 
 
 def lock(conn: Connection, task_ids: Iterable[int]) -> None:
@@ -226,7 +220,7 @@ def _latest(conn: Connection, chunk: Sequence[int]) -> dict[int, tuple[Any, ...]
     newest_round: dict[int, tuple[Any, ...]] = {}
     rounds: dict[int, int] = {}
     round_row: Any
-    for round_row in conn.execute(_ROUNDS.where(_a.task_id.in_(chunk))).all():
+    for round_row in conn.execute(_ROUNDS.where(among(conn, _a.task_id, chunk))).all():
         # (task_id, recorded_at, id, agent, confidence, others): the newest by (recorded_at, id)
         row = tuple(round_row)
         rounds[row[0]] = rounds.get(row[0], 0) + 1
@@ -237,7 +231,7 @@ def _latest(conn: Connection, chunk: Sequence[int]) -> dict[int, tuple[Any, ...]
         return {}
     newest_outcome: dict[int, tuple[Any, ...]] = {}
     outcome_row: Any
-    for outcome_row in conn.execute(_OUTCOMES.where(_o.task_id.in_(list(newest_round)))).all():
+    for outcome_row in conn.execute(_OUTCOMES.where(among(conn, _o.task_id, list(newest_round)))).all():
         # (task_id, finished_at, id, agent, success, execution_time, started_at): the newest run by the round's
         # agent (or the round's own "nobody" outcome) that started at or after the round.
         row = tuple(outcome_row)
@@ -269,27 +263,25 @@ def _latest(conn: Connection, chunk: Sequence[int]) -> dict[int, tuple[Any, ...]
 
 _NOT_ROUTED = (None, None, None, None, None, None, None, None, 0)
 
+_SUMMARY = (
+    "latest_round_id",
+    "latest_outcome_id",
+    "latest_agent",
+    "latest_confidence",
+    "latest_success",
+    "latest_execution_time",
+    "stats_bucket",
+    "latest_error_key",
+    "latest_others",
+    "rounds",
+)
 _UPDATE = (
     update(_tasks)
     .where(_tasks.c.id == bindparam("b_id", type_=_tasks.c.id.type))
-    .values(
-        {
-            name: bindparam(f"b_{name}", type_=_tasks.c[name].type)
-            for name in (
-                "latest_round_id",
-                "latest_outcome_id",
-                "latest_agent",
-                "latest_confidence",
-                "latest_success",
-                "latest_execution_time",
-                "stats_bucket",
-                "latest_error_key",
-                "latest_others",
-                "rounds",
-            )
-        }
-    )
+    .values({name: bindparam(f"b_{name}", type_=_tasks.c[name].type) for name in _SUMMARY})
 )
+# The order of the values :func:`refresh` gives each task's update in.
+_UPDATE_ORDER = ("b_id", *(f"b_{name}" for name in _SUMMARY))
 
 
 def day_of(requested_at: str | datetime) -> date:
@@ -305,7 +297,7 @@ class _Statements:
     """The writes of this module, compiled once per dialect for :class:`~slack_tasklog._bulk.Bulk`."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self.update = Bulk(_UPDATE, dialect)
+        self.update = Bulk(_UPDATE, dialect, order=_UPDATE_ORDER)
         self.upsert = Bulk(_upsert_statement(_daily, _KEYS, _COUNTS, dialect.name), dialect, _KEYS + _COUNTS)
         self.upsert_failures = Bulk(
             _upsert_statement(_failures, _FAILURE_KEYS, ("tasks",), dialect.name),
@@ -341,7 +333,7 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
     ids = sorted(set(task_ids))
     own = deltas is None
     collected = Deltas() if deltas is None else deltas
-    changed: list[dict[str, Any]] = []
+    changed: list[tuple[Any, ...]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         lock(conn, chunk)
@@ -386,22 +378,11 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
             )
             collected.count(1, team_id, enterprise, day, new_state)
             changed.append(
-                {
-                    "b_id": task_id,
-                    "b_latest_round_id": new_round_id,
-                    "b_latest_outcome_id": new_outcome_id,
-                    "b_latest_agent": new_agent,
-                    "b_latest_confidence": new_confidence,
-                    "b_latest_success": new_success,
-                    "b_latest_execution_time": new_execution_time,
-                    "b_stats_bucket": new_bucket,
-                    "b_latest_error_key": new_error_key,
-                    "b_latest_others": new_others,
-                    "b_rounds": new_rounds,
-                }
-            )
+                (task_id, new_round_id, new_outcome_id, new_agent, new_confidence, new_success, new_execution_time,
+                 new_bucket, new_error_key, new_others, new_rounds)
+            )  # fmt: skip
     if changed:
-        _statements(conn).update.execute(conn, changed)
+        _statements(conn).update.execute_tuples(conn, changed)
     if own:
         upsert_deltas(conn, collected)
     return len(changed)
@@ -487,32 +468,28 @@ def _upsert_statement(table: Table, keys: Sequence[str], counts: Sequence[str], 
     return dialect_insert.on_conflict_do_update(index_elements=list(keys), set_=increments)
 
 
-def _rows(keys: Sequence[str], counts: Sequence[str], deltas: Mapping[Any, Sequence[float]]) -> list[dict[str, Any]]:
-    rows = [
-        dict(zip(keys, key, strict=True)) | dict(zip(counts, values, strict=True))
-        for key, values in deltas.items()
-        # A task that moved within one row (another confidence, same bucket) may leave nothing to add.
-        if any(values)
-    ]
-    rows.sort(key=lambda row: tuple(row[name] for name in keys))  # one lock order for every writer
-    return rows
+def _rows(deltas: Mapping[tuple[Any, ...], Sequence[float]]) -> list[tuple[Any, ...]]:
+    """Key and counts of each row, in one tuple; sorted by key, so every writer takes the rows' locks in one order."""
+    # A task that moved within one row (another confidence, same bucket) may leave nothing to add.
+    return sorted((*key, *values) for key, values in deltas.items() if any(values))
 
 
 def upsert_deltas(conn: Connection, deltas: Deltas) -> None:
     """Add ``deltas`` to the rollup rows (creating them as needed), one executemany per rollup."""
     statements = _statements(conn)
-    daily = _rows(_KEYS, _COUNTS, deltas.daily)
+    daily = _rows(deltas.daily)
     if daily:
-        statements.upsert.execute(conn, daily)
-    calibration = _rows(_CALIBRATION_KEYS, _CALIBRATION_COUNTS, deltas.calibration)
+        statements.upsert.execute_tuples(conn, daily)
+    calibration = _rows(deltas.calibration)
     if calibration:
-        statements.upsert_calibration.execute(conn, calibration)
-    failures = _rows(_FAILURE_KEYS, ("tasks",), deltas.failures)
+        statements.upsert_calibration.execute_tuples(conn, calibration)
+    failures = _rows(deltas.failures)
     if failures:
-        for row in failures:
-            # Only a new row takes the message: the increment of an existing one leaves it as it is.
-            row["error_message"] = deltas.messages.get(row["error_key"], "")
-        statements.upsert_failures.execute(conn, failures)
+        # Only a new row takes the message: the increment of an existing one leaves it as it is.
+        messages = deltas.messages
+        statements.upsert_failures.execute_tuples(
+            conn, [(*row[:5], messages.get(row[4], ""), row[5]) for row in failures]
+        )
 
 
 def drop_empty(conn: Connection) -> None:
