@@ -94,6 +94,29 @@ def test_importing_twice_changes_nothing(tmp_path: Path, tasklog: TaskLog) -> No
     assert counts[0] == counts[1] == [(3, 3, 7, 3)]
 
 
+def test_imported_event_ids_do_not_change_between_versions() -> None:
+    # Importing a file again after an upgrade must land on the same ids: they are what makes the import idempotent.
+    import hashlib
+
+    from slack_tasklog._import import _identity
+
+    parts = ("evaluations", "1.000100", "2024-01-01T00:00:00", {"Writer": 8, "Grok": 92.5}, "Grok")
+    legacy = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    assert _identity(*parts) == legacy
+
+
+def test_a_utf8_bom_and_bytes_that_are_not_utf8_are_handled() -> None:
+    from slack_tasklog._import import parse_line
+
+    line = '{"event_type": "task_request", "timestamp": "2024-01-01T00:00:00", "user_id": "U1", "channel_id": "C1", '
+    line += '"thread_ts": "1.000100", "request": "hi"}'
+    event = parse_line(b"\xef\xbb\xbf" + line.encode())
+    assert event is not None
+    assert event.thread_ts == "1.000100"
+    with pytest.raises(ValueError, match="not JSON"):
+        parse_line(b"\xff\xfe{}")
+
+
 def test_bad_lines_are_reported_with_their_numbers_and_the_rest_imported(tasklog: TaskLog) -> None:
     lines = [
         b'{"timestamp": "2024-01-15T10:30:00", "event_type": "task_request", "user_id": "U1", "request": "ok", '
