@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -60,6 +61,8 @@ class Bulk:
         self._reorder: Callable[[Sequence[Any]], tuple[Any, ...]] | None = (
             None if positions == list(range(len(given))) else _getter(positions)
         )
+        # PostgreSQL: the whole batch as one statement over arrays, a column each (see _arrays).
+        self._arrays = _arrays(self._sql, {key: compiled.binds[key].type for key in keys}, dialect)
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         self._run(conn, [self._values(row) for row in rows])
@@ -78,9 +81,68 @@ class Bulk:
                     row[index] = processor(row[index])
                 processed.append(tuple(row))
             params = processed
+        if self._arrays is not None:
+            sql, floats = self._arrays
+            columns = [list(column) for column in zip(*params, strict=True)]
+            for index in floats:  # a list mixing ints and floats is not an array psycopg can send
+                columns[index] = [None if value is None else float(value) for value in columns[index]]
+            conn.exec_driver_sql(sql, dict(zip(self._names, columns, strict=True)))
+            return
         if not self._positional:
             params = [dict(zip(self._names, values, strict=True)) for values in params]
         conn.exec_driver_sql(self._sql, params)
+
+
+_INSERT = re.compile(r"^INSERT INTO (\S+) \(([^)]*)\) VALUES \(.*?\)( ON CONFLICT .*)?$", re.DOTALL)
+_UPDATE = re.compile(r"^UPDATE (\S+) SET (.*) WHERE (\S+) = %\((\w+)\)s(?:::[\w ()]+)?$", re.DOTALL)
+_ASSIGNMENT = re.compile(r"(\w+)=%\((\w+)\)s(?:::[\w ()]+)?")
+
+
+def _arrays(sql: str, types: Mapping[str, Any], dialect: Dialect) -> tuple[str, list[int]] | None:
+    """PostgreSQL only: ``sql`` (an INSERT of one row, or an UPDATE of one row by key) rewritten to take every row
+    at once, each parameter an array of a column's values: ``INSERT ... SELECT * FROM unnest(%(a)s::T[], ...)`` and
+    ``UPDATE ... FROM unnest(...) AS v(...) WHERE key = v.key``. One statement for the batch: psycopg's
+    ``executemany`` sends a statement per row and spent more of the writer's time than PostgreSQL itself (10 µs a
+    row, measured). Also returns the positions of floating-point columns. None if ``sql`` is not of those shapes.
+    """
+    if dialect.name != "postgresql":
+        return None
+
+    def array(name: str) -> str:
+        # Without a length: an explicit cast to VARCHAR(n) cuts a longer value down silently, where storing it in
+        # the column refuses it (a bad event must be refused, not stored altered).
+        element = re.sub(r"\(\d+(, *\d+)?\)", "", types[name].compile(dialect=dialect))
+        return f"%({name})s::{element}[]"
+
+    names = list(types)
+    floats = [index for index, name in enumerate(names) if _is_float(types[name], dialect)]
+    if match := _INSERT.match(sql):
+        table, columns, conflict = match.groups()
+        listed = [column.strip() for column in columns.split(",")]
+        if sorted(listed) != sorted(names):
+            return None
+        arrays = ", ".join(array(name) for name in listed)
+        return f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) AS v{conflict or ''}", floats
+    if match := _UPDATE.match(sql):
+        table, assignments, key, key_bind = match.groups()
+        pairs = _ASSIGNMENT.findall(assignments)
+        binds = [key_bind, *(bind for _, bind in pairs)]
+        if sorted(binds) != sorted(names) or len(pairs) != len(assignments.split(", ")):
+            return None
+        setting = ", ".join(f"{column}=v.{bind}" for column, bind in pairs)
+        arrays = ", ".join(array(bind) for bind in binds)
+        return (
+            f"UPDATE {table} SET {setting} FROM unnest({arrays}) AS v({', '.join(binds)}) WHERE {key} = v.{key_bind}",
+            floats,
+        )
+    return None
+
+
+def _is_float(type_: Any, dialect: Dialect) -> bool:
+    try:
+        return type_.dialect_impl(dialect).python_type is float
+    except NotImplementedError:
+        return False
 
 
 def _getter(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
