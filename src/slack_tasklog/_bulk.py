@@ -100,7 +100,7 @@ _ASSIGNMENT = re.compile(r"(\w+)=%\((\w+)\)s(?:::[\w ()]+)?")
 
 def _arrays(sql: str, types: Mapping[str, Any], dialect: Dialect) -> tuple[str, list[int]] | None:
     """PostgreSQL only: ``sql`` (an INSERT of one row, or an UPDATE of one row by key) rewritten to take every row
-    at once, each parameter an array of a column's values: ``INSERT ... SELECT * FROM unnest(%(a)s::T[], ...)`` and
+    at once, each parameter an array of a column's values: ``INSERT ... SELECT * FROM unnest(%(a)b::T[], ...)`` and
     ``UPDATE ... FROM unnest(...) AS v(...) WHERE key = v.key``. One statement for the batch: psycopg's
     ``executemany`` sends a statement per row and spent more of the writer's time than PostgreSQL itself (10 µs a
     row, measured). Also returns the positions of floating-point columns. None if ``sql`` is not of those shapes.
@@ -112,7 +112,8 @@ def _arrays(sql: str, types: Mapping[str, Any], dialect: Dialect) -> tuple[str, 
         # Without a length: an explicit cast to VARCHAR(n) cuts a longer value down silently, where storing it in
         # the column refuses it (a bad event must be refused, not stored altered).
         element = re.sub(r"\(\d+(, *\d+)?\)", "", types[name].compile(dialect=dialect))
-        return f"%({name})s::{element}[]"
+        # %b: psycopg sends the array in binary; in text it quotes element by element (2-8 times slower, measured).
+        return f"%({name})b::{element}[]"
 
     names = list(types)
     floats = [index for index, name in enumerate(names) if _is_float(types[name], dialect)]
