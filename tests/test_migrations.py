@@ -40,7 +40,7 @@ from slack_tasklog.migrations._baseline import baseline_metadata
 
 from .conftest import query
 
-HEAD = "0003"
+HEAD = "0004"
 TABLES = ("tasklog_tasks", "tasklog_follow_ups", "tasklog_assignments", "tasklog_evaluations", "tasklog_outcomes")
 START = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -145,8 +145,30 @@ def test_the_package_ships_its_migrations_as_resources() -> None:
         "0001_initial.py",
         "0002_exact_ids_and_erasure.py",
         "0003_task_summaries_and_daily_stats.py",
+        "0004_room_for_task_updates.py",
     }
     assert head() == HEAD
+
+
+def test_task_pages_leave_room_for_summary_updates_on_postgresql(engine: Engine, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("fillfactor is PostgreSQL's")
+
+    def fillfactor() -> list[str] | None:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT reloptions FROM pg_class WHERE oid = to_regclass('tasklog_tasks')")
+            ).scalar()
+
+    upgrade(engine, "0003")
+    assert fillfactor() is None
+    upgrade(engine)  # migrated
+    assert fillfactor() == ["fillfactor=75"]
+    downgrade(engine, "0003")
+    assert fillfactor() is None
+    downgrade(engine, "base")
+    upgrade(engine)  # made from the models
+    assert fillfactor() == ["fillfactor=75"]
 
 
 def test_models_and_migrations_agree(engine: Engine, backend: str) -> None:
