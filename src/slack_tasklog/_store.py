@@ -237,6 +237,7 @@ class Store:
         orphans = False
         # Tasks whose latest round may have changed (or that are new): their summaries are refreshed last.
         touched: set[int] = set()
+        locked: set[int] = set()  # of those, the tasks already locked by this transaction
         with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
             follow_up_rows: list[dict[str, Any]] = []
             if requests:
@@ -255,9 +256,11 @@ class Store:
             if assignments or outcomes:
                 threads = {a.thread_ts for a in assignments} | {o.thread_ts for o in outcomes}
                 self._load_threads(conn, threads, learned)
-                orphans = self._write_rounds(conn, assignments, outcomes, learned, touched)
+                orphans = self._write_rounds(
+                    conn, assignments, outcomes, learned=learned, touched=touched, locked=locked
+                )
             if touched:
-                _summary.refresh(conn, touched)
+                _summary.refresh(conn, touched, locked=locked)
             if follow_up_rows:
                 _summary.count_follow_ups(conn, sorted(counted))
             if deletions:
@@ -461,11 +464,13 @@ class Store:
         conn: Connection,
         assignments: list[AssignmentRecorded],
         outcomes: list[OutcomeRecorded],
+        *,
         learned: Mapping[str, tuple[_KnownTask, ...]],
         touched: set[int],
+        locked: set[int],
     ) -> bool:
-        """Insert rounds, evaluations and outcomes; adds the tasks they belong to to ``touched``; returns whether
-        some belong to no known task yet."""
+        """Insert rounds, evaluations and outcomes; adds the tasks they belong to to ``touched`` and ``locked``
+        (they are locked first); returns whether some belong to no known task yet."""
         orphans = False
         # Tuples in the order the statements name their columns (see __init__): no dict per row.
         assignment_rows: list[tuple[Any, ...]] = []
@@ -500,6 +505,7 @@ class Store:
         # Before the inserts: see _summary on why the order of locks matters.
         _summary.lock(conn, linked)
         touched.update(linked)
+        locked.update(linked)
         if assignment_rows:
             self._insert_assignment.execute_tuples(conn, assignment_rows)
         if evaluation_rows:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, NamedTuple
@@ -323,12 +324,15 @@ def _statements(conn: Connection) -> _Statements:
     return statements
 
 
-def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None = None) -> int:
+def refresh(
+    conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None = None, locked: AbstractSet[int] = frozenset()
+) -> int:
     """Work out the latest round and outcome of these tasks again, store what changed, and move them in the rollup.
 
     Idempotent: a task whose latest round did not change is left alone, so refreshing too many tasks only costs
     time. ``deltas``: collect the rollup changes there and leave them to the caller (:func:`upsert_deltas`), to
-    merge many calls into one write. Returns how many tasks changed.
+    merge many calls into one write. ``locked``: tasks this transaction has locked already (:func:`lock`), not
+    locked again (on PostgreSQL each lock is a write to the row). Returns how many tasks changed.
     """
     ids = sorted(set(task_ids))
     own = deltas is None
@@ -336,7 +340,7 @@ def refresh(conn: Connection, task_ids: Iterable[int], *, deltas: Deltas | None 
     changed: list[tuple[Any, ...]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        lock(conn, chunk)
+        lock(conn, [task_id for task_id in chunk if task_id not in locked] if locked else chunk)
         latest = _latest(conn, chunk)
         for (
             task_id, team_id, enterprise_id, requested_at,
