@@ -24,3 +24,32 @@ def test_sqlite_datetimes_are_stored_exactly_as_sqlalchemy_stores_them() -> None
     for value in values:
         assert sqlite_utc(value) == reference(value), value
     assert sqlite_utc(None) is None
+
+
+def test_every_batch_statement_goes_to_postgresql_as_one_statement_over_arrays() -> None:
+    """A statement whose shape the rewrite does not know falls back to psycopg's executemany, a statement per row
+    (2-3 times slower): none of the writer's may."""
+    from sqlalchemy import create_engine
+
+    from slack_tasklog import _summary
+    from slack_tasklog._store import Store
+
+    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connects
+    store = Store(engine)
+    statements = _summary._Statements(engine.dialect)
+    bulks = {
+        "tasks": store._insert_task,
+        "follow-ups": store._insert_follow_up,
+        "rounds": store._insert_assignment,
+        "evaluations": store._insert_evaluation,
+        "outcomes": store._insert_outcome,
+        "summary update": statements.update,
+        "daily stats": statements.upsert,
+        "calibration": statements.upsert_calibration,
+        "failures": statements.upsert_failures,
+    }
+    for name, bulk in bulks.items():
+        assert bulk._arrays is not None, name
+        sql, _ = bulk._arrays
+        assert "unnest(" in sql, name
+        assert "VARCHAR(" not in sql, name  # a cast with a length would cut long values instead of refusing them
