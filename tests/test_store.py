@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from sqlalchemy.dialects import sqlite
 
@@ -53,3 +54,32 @@ def test_every_batch_statement_goes_to_postgresql_as_one_statement_over_arrays()
         sql, _ = bulk._arrays
         assert "unnest(" in sql, name
         assert "VARCHAR(" not in sql, name  # a cast with a length would cut long values instead of refusing them
+
+
+def test_the_writer_stores_booleans_and_numbers_on_sqlite_as_sqlalchemy_does(tmp_path: Path) -> None:
+    """Bulk leaves booleans and floats to sqlite3 and the column's REAL affinity: the stored values and their
+    storage classes must be what SQLAlchemy's own processors would have stored."""
+    from sqlalchemy import create_engine, insert, text
+
+    from slack_tasklog._bulk import Bulk
+    from slack_tasklog._models import Base, Outcome
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'types.db'}")
+    Base.metadata.create_all(engine)
+    table = Outcome.__table__
+    names = ("id", "thread_ts", "agent", "success", "execution_time", "started_at", "finished_at")
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    rows = [("bulk-1", "1.1", "Grok", True, 2, when, when), ("bulk-2", "1.1", "Grok", False, 2.5, when, when)]
+    with engine.begin() as conn:
+        Bulk(insert(table), engine.dialect, names).execute_tuples(conn, rows)
+        conn.execute(insert(table), [dict(zip(names, ("core" + row[0][4:], *row[1:]), strict=True)) for row in rows])
+        stored = conn.execute(
+            text(
+                "SELECT id, typeof(success), success, typeof(execution_time), execution_time, started_at "
+                "FROM tasklog_outcomes ORDER BY id"
+            )
+        ).all()
+    by_writer = {row[0][-1]: row[1:] for row in stored if row[0].startswith("bulk")}
+    by_core = {row[0][-1]: row[1:] for row in stored if row[0].startswith("core")}
+    assert by_writer == by_core
+    assert by_writer["1"][:4] == ("integer", 1, "real", 2.0)

@@ -16,7 +16,19 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Dialect, String, any_, bindparam, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Dialect,
+    Float,
+    String,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -156,9 +168,14 @@ def _getter(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]
 def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     """How a value of ``type_`` goes to this dialect's driver: the type's own processor (``dialect_impl``: our
     TypeDecorator, then the dialect's), except for UTC datetimes on SQLite, where SQLAlchemy's generic formatting is
-    the costliest step of a write and :func:`sqlite_utc` produces the same text several times faster."""
-    if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
-        return sqlite_utc
+    the costliest step of a write and :func:`sqlite_utc` produces the same text several times faster, and for
+    booleans and floats on SQLite, which it stores as they come: ``sqlite3`` stores True as 1, and a column of
+    REAL affinity turns an integer into a real itself (a call per value saved; test_store checks the rows match)."""
+    if dialect.name == "sqlite":
+        if isinstance(type_, UTCDateTime):
+            return sqlite_utc
+        if isinstance(type_.dialect_impl(dialect), Boolean | Float):
+            return None
     processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
     return processor
 

@@ -287,15 +287,28 @@ def other_agents(evaluations: Iterable[tuple[str, Any]], assigned: str | None) -
     """The CSV's ``other_agents_confidence``, ``Writer:8;Builder:6``: the agents not assigned, most confident first
     (ties by name). Made when a round is written (``tasklog_assignments.others``) and, for rounds written before
     that column existed, when exporting."""
-    others = [(agent, confidence) for agent, confidence in evaluations if agent != assigned]
+    others = [pair for pair in evaluations if pair[0] != assigned]
     if len(others) > 1:
-        others.sort(key=lambda pair: (-(pair[1] if pair[1] is not None else float("-inf")), pair[0]))
-    return ";".join(f"{agent}:{_number(confidence)}" for agent, confidence in others)
+        others.sort(key=_most_confident_first)
+    return ";".join([f"{agent}:{_number(confidence)}" for agent, confidence in others])
+
+
+def _most_confident_first(pair: tuple[str, Any]) -> tuple[float, str]:
+    confidence = pair[1]
+    return (_INFINITY if confidence is None else -confidence, pair[0])
+
+
+_INFINITY = float("inf")
+# Whole percents, the usual confidences, formatted once (the writer formats three per round).
+_WHOLE = {float(number): str(number) for number in range(101)}
 
 
 def _number(value: float | None) -> str:
     if value is None:
         return ""
+    text = _WHOLE.get(value)
+    if text is not None:
+        return text
     number = float(value)
     if number.is_integer():
         return str(int(number))
