@@ -85,6 +85,8 @@ class Bulk:
         self._run(conn, rows if reorder is None else [reorder(row) for row in rows])
 
     def _run(self, conn: Connection, params: Sequence[Any]) -> None:
+        if not params:  # nothing to do; and an empty array statement would have no parameters to bind
+            return
         if self._processors:
             processed = []
             for values in params:
