@@ -142,7 +142,7 @@ class _Recorder:
 def wrap(func: F, recorder: _Recorder) -> F:
     """Wrap ``func`` so that ``recorder`` sees every call; async functions stay async."""
 
-    # try/except rather than ``with swallow_internal_errors``: these run twice per call of the bot's function.
+    # Plain try/except (no context manager to enter): these run twice per call of the bot's function.
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             return recorder.start(args, kwargs)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from types import TracebackType
 
-__all__ = ["RateLimitedLog", "internal_error", "logger", "swallow_internal_errors"]
+__all__ = ["RateLimitedLog", "internal_error", "logger"]
 
 logger = logging.getLogger("slack_tasklog")
 
@@ -48,27 +47,9 @@ class RateLimitedLog:
 _internal_errors = RateLimitedLog()
 
 
-class swallow_internal_errors:  # noqa: N801 - used like contextlib.suppress, and named like it
-    """Run our own code inside the host's: log what goes wrong (rate-limited), never raise it."""
-
-    __slots__ = ("_where",)
-
-    def __init__(self, where: str) -> None:
-        self._where = where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> bool:
-        if kind is None or not issubclass(kind, Exception):
-            return False
-        internal_error(self._where)
-        return True
-
-
 def internal_error(where: str) -> None:
-    """Log the exception being handled as the package's own (rate-limited); for hot paths that catch it with a
-    plain ``try``/``except Exception`` (cheaper than entering a :class:`swallow_internal_errors`)."""
+    """Our own code runs inside the host's: call this from ``except Exception`` around it, to log what went wrong
+    (rate-limited) instead of raising it into the bot."""
     _internal_errors.warning(
         where, "slack_tasklog: internal error in %s; the host app is unaffected", where, exc_info=True
     )
