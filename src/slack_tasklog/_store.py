@@ -241,7 +241,7 @@ class Store:
         with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
             follow_up_rows: list[dict[str, Any]] = []
             if requests:
-                touched.update(self._write_requests(conn, requests, now, learned))
+                touched.update(self._write_requests(conn, requests, now, learned, locked=locked))
                 # A mention in a thread that already held a task is one of its follow-ups.
                 follow_up_rows.extend(
                     self._follow_up_rows(requests, learned, now),
@@ -372,7 +372,7 @@ class Store:
                     .where(table.c.task_id.is_(None), exists(select(_tasks.c.id).where(matching)))
                     .values(task_id=newest)
                 )
-            _summary.refresh(conn, touched)
+            _summary.refresh(conn, touched, locked=touched)  # every one of them locked above
 
     # -- the parts of a write ---------------------------------------------------------------------------------
 
@@ -382,8 +382,11 @@ class Store:
         requests: list[TaskRequested],
         now: datetime,
         learned: dict[str, tuple[_KnownTask, ...]],
+        *,
+        locked: set[int],
     ) -> set[int]:
-        """Insert the tasks (each once), link what was waiting for them; returns the ids of the tasks."""
+        """Insert the tasks (each once), link what was waiting for them; returns the ids of the tasks, and adds
+        those it locked to ``locked``."""
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         for r in requests:
             key = (r.team_id, r.channel_id, r.thread_ts)
@@ -420,6 +423,7 @@ class Store:
                 linked.append(task.id)
         if links:
             _summary.lock(conn, linked)
+            locked.update(linked)
             conn.execute(self._link_assignments, links)
             conn.execute(self._link_outcomes, links)
         return ids
