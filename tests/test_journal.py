@@ -121,6 +121,55 @@ def test_the_writer_faults_pages_in_ahead_of_the_appends(tmp_path: Path) -> None
     journal.close(everything_committed=True)
 
 
+@pytest.mark.backends("sqlite")
+def test_every_kind_of_record_reads_back_as_it_was_written() -> None:
+    from slack_tasklog._events import SlackEvent, decode_event
+
+    body = {"type": "event_callback"}  # in memory only: never journaled
+    cases = [
+        SlackEvent('{"text": "héllo \U0001f600"}', "T1", None, "UBOT", True, body),
+        SlackEvent("{}", None, "E1", None, False),
+        # Written as marshal: a lone surrogate (not UTF-8), an id holding the text record's separator.
+        SlackEvent('{"text": "\udc80"}', "T1", None, None, True),
+        SlackEvent("{}", "T\x1f1", None, None, True),
+        request(1),
+    ]
+    for index, event in enumerate(cases, start=1):
+        record = encode_event(index, event)
+        expected = event._replace(body=None) if isinstance(event, SlackEvent) else event
+        assert decode_event(record) == (index, expected)
+    # The common case is the text record; the odd ones fall back to marshal.
+    assert [encode_event(1, event)[:1] == b"\x1e" for event in cases] == [True, True, False, False, False]
+    # A SlackEvent journaled by an earlier version (marshal) still reads.
+    import marshal
+
+    old = marshal.dumps((5, 5, "{}", "T1", None, "UBOT", True))
+    assert decode_event(old) == (5, SlackEvent("{}", "T1", None, "UBOT", True))
+    for bad in (b"\x1e", b"\x1e1\x1f2\x1f\x1f\x1f\x1f{}", b"\x1ex\x1f1\x1f\x1f\x1f\x1f{}", b"\x1e1\x1f1\xff"):
+        with pytest.raises(ValueError, match="not a journal record"):
+            decode_event(bad)
+
+
+@pytest.mark.backends("sqlite")
+def test_a_record_is_visible_only_once_its_length_is_written(tmp_path: Path) -> None:
+    """An append writes the bytes, the next end marker, then the length: a process killed before that last step
+    leaves the segment as it was, even where a reused segment still holds older bytes."""
+    journal = Journal(tmp_path / "journal")
+    first, second = request(1), request(2)
+    assert journal.append(encode_event(1, first), 1)
+    journal.committed(1, caught_up=True)  # reused from its start; the old record's bytes are still there
+    [segment] = journal._segments
+    record = encode_event(2, second)
+    start = segment.position
+    # What an append killed just before its last step leaves behind:
+    segment.map[start + 4 : start + 4 + len(record)] = record
+    segment.map[start + 4 + len(record) : start + 8 + len(record)] = b"\0\0\0\0"
+    assert read_segment(segment.path) == ([], 0)
+    assert journal.append(record, 2)
+    assert read_segment(segment.path) == ([second], 0)
+    journal.close(everything_committed=True)
+
+
 def test_journal_files_are_private(journaled: TaskLog) -> None:
     tasklog = journaled
     tasklog._record(request(1))

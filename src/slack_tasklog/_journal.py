@@ -18,7 +18,9 @@ journal grows, segment by segment, up to ``max_bytes``; segments are deleted as 
 
 Layout: a 16-byte header (``SLTJ``, a format byte, three spare bytes, then the byte offset up to which everything is
 known to be committed), then records: a 4-byte little-endian length and that many bytes of ``encode_event``
-output. A zero length ends the segment: each append writes its length, its bytes and the next end marker in one copy.
+output. A zero length ends the segment. An append writes the record's bytes, then the next end marker, and its
+length last: until that length is written the record is not there (a process killed earlier leaves the end marker
+it replaced, and nothing to replay).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ MAGIC = b"SLTJ\x01"
 _HEADER = 16
 _COMMITTED_AT = 8  # where in the header the committed offset is
 _LENGTH = struct.Struct("<I")
+_pack_length = _LENGTH.pack_into
 _OFFSET = struct.Struct("<Q")
 _END = b"\0\0\0\0"
 _SUFFIX = ".journal"
@@ -68,6 +71,8 @@ class _Segment:
     last_index: int = 0
     # Bytes from the start whose pages the writer thread has already faulted in (see Journal.prefault).
     populated: int = 0
+    # Where a record may end for Journal.append's fast path (room left for the end marker); -1: never (fsync).
+    limit: int = -1
 
     def mark_committed(self, offset: int) -> None:
         self.map[_COMMITTED_AT : _COMMITTED_AT + 8] = _OFFSET.pack(offset)
@@ -93,11 +98,35 @@ class Journal:
     _segments: list[_Segment] = field(default_factory=list)  # oldest first; the last one is live
     disabled: bool = not _LOCKS
     _populate: int | None = _POPULATE_WRITE
+    _live: _Segment | None = None  # the last of _segments, None when there is none or the journal is disabled
 
     # -- appending ------------------------------------------------------------------------------------------
 
     def append(self, record: bytes, index: int) -> bool:
-        """Append one event record; False if the journal could not take it (the event is then memory-only)."""
+        """Append one event record; False if the journal could not take it (the event is then memory-only).
+
+        On Bolt's request path: the common case (room in the live segment) is a few bytecodes and three copies into
+        the mapping, with no intermediate bytes object; everything else takes :meth:`_append_slowly`."""
+        segment = self._live
+        if segment is None:
+            return self._append_slowly(record, index)
+        start = segment.position
+        end = start + _LENGTH.size + len(record)
+        if end > segment.limit:
+            return self._append_slowly(record, index)
+        mapped = segment.map
+        try:
+            mapped[start + _LENGTH.size : end] = record
+            mapped[end : end + _LENGTH.size] = _END
+            _pack_length(mapped, start, len(record))  # last: this makes the record visible
+        except (OSError, ValueError) as error:  # the mapping was closed under us
+            return self._failed(error)
+        segment.position = end
+        segment.last_index = index
+        return True
+
+    def _append_slowly(self, record: bytes, index: int) -> bool:
+        """:meth:`append` when it needs a new segment, or an ``msync``, or the journal is disabled."""
         if self.disabled:
             return False
         size = _LENGTH.size + len(record)
@@ -108,22 +137,25 @@ class Journal:
                 segment = self._open_segment(size)
                 start = segment.position
             end = start + size
-            # One copy: length, record, end marker. A process killed in the middle of it leaves a record that
-            # does not decode (skipped on recovery); its record call never returned, so nothing is owed.
-            segment.map[start : end + _LENGTH.size] = _LENGTH.pack(len(record)) + record + _END
+            segment.map[start + _LENGTH.size : end] = record
+            segment.map[end : end + _LENGTH.size] = _END
+            _pack_length(segment.map, start, len(record))
             if self.fsync:
                 segment.map.flush()
         except (OSError, ValueError) as error:
-            _failures.warning(
-                "append",
-                "slack_tasklog: cannot write the journal in %s (%s); events are held in memory only",
-                self.directory,
-                error,
-            )
-            return False
+            return self._failed(error)
         segment.position = end
         segment.last_index = index
         return True
+
+    def _failed(self, error: Exception) -> bool:
+        _failures.warning(
+            "append",
+            "slack_tasklog: cannot write the journal in %s (%s); events are held in memory only",
+            self.directory,
+            error,
+        )
+        return False
 
     def _open_segment(self, record_size: int = 0) -> _Segment:
         if len(self._segments) * self.segment_bytes >= self.max_bytes:
@@ -147,6 +179,9 @@ class Journal:
         if self._segments:
             segment.last_index = self._segments[-1].last_index
         self._segments.append(segment)
+        if not self.fsync:  # with fsync every append takes the slow path, which flushes
+            segment.limit = len(mapped) - _LENGTH.size
+        self._live = segment
         return segment
 
     def prefault(self) -> None:
@@ -209,6 +244,7 @@ class Journal:
         (releasing the lock is what marks them orphaned) and return the directory."""
         segments, self._segments = self._segments, []
         self.disabled = True
+        self._live = None
         pending = not everything_committed and any(s.position > _HEADER for s in segments)
         for segment in segments:
             if pending:
@@ -224,6 +260,7 @@ class Journal:
         for segment in self._segments:
             self._close(segment)
         self._segments = []
+        self._live = None
 
     # -- reading spilled events back ------------------------------------------------------------------------
 
