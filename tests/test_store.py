@@ -6,9 +6,10 @@ import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy.dialects import sqlite
+import pytest
+from sqlalchemy.dialects import postgresql, sqlite
 
-from slack_tasklog._bulk import sqlite_utc
+from slack_tasklog._bulk import _bind_processor, sqlite_utc
 from slack_tasklog._models import Task
 
 
@@ -25,6 +26,29 @@ def test_sqlite_datetimes_are_stored_exactly_as_sqlalchemy_stores_them() -> None
     for value in values:
         assert sqlite_utc(value) == reference(value), value
     assert sqlite_utc(None) is None
+
+
+def test_seconds_since_the_epoch_are_stored_as_their_datetime() -> None:
+    """Events carry times as seconds: the writer's processors format them without a datetime of their own, and
+    must store exactly what the datetime would have stored (rounding to the microsecond included)."""
+    sqlite_dialect, postgres_dialect = sqlite.dialect(), postgresql.dialect()
+    column_type = Task.__table__.c.requested_at.type
+    reference = column_type.dialect_impl(sqlite_dialect).bind_processor(sqlite_dialect)
+    postgres = _bind_processor(column_type, postgres_dialect)
+    assert postgres is not None
+    generator = random.Random(11)
+    seconds = [0.0, 1.0000005, 1.0000015, 1_700_000_000.9999996, 1_764_115_200.0000004, 86_399.9999995]
+    seconds += [-1.5, -0.0000004]  # before 1970: the general way
+    seconds += [generator.uniform(0, 4_000_000_000) for _ in range(4_000)]
+    seconds += [round(generator.uniform(1e9, 2e9), 6) for _ in range(1_000)]
+    for value in seconds:
+        as_datetime = datetime.fromtimestamp(value, timezone.utc)
+        assert sqlite_utc(value) == reference(as_datetime), value
+        assert postgres(value) == postgres(as_datetime) == as_datetime, value
+    assert postgres(None) is None
+    for impossible in (float("nan"), float("inf"), 1e20):
+        with pytest.raises((ValueError, OverflowError)):
+            sqlite_utc(impossible)
 
 
 def test_every_batch_statement_goes_to_postgresql_as_one_statement_over_arrays() -> None:
@@ -83,3 +107,36 @@ def test_the_writer_stores_booleans_and_numbers_on_sqlite_as_sqlalchemy_does(tmp
     by_core = {row[0][-1]: row[1:] for row in stored if row[0].startswith("core")}
     assert by_writer == by_core
     assert by_writer["1"][:4] == ("integer", 1, "real", 2.0)
+
+
+def test_sqlite_adapters_store_what_sqlite3_stores_and_leave_an_apps_own() -> None:
+    import sqlite3
+
+    from slack_tasklog._bulk import register_sqlite_adapters
+
+    keys = [(type(None), sqlite3.PrepareProtocol), (bool, sqlite3.PrepareProtocol)]
+    saved = {key: sqlite3.adapters[key] for key in keys if key in sqlite3.adapters}  # process-wide: put back after
+    rows = [(None, True, False, 1.5)]
+
+    def stored() -> list[tuple[object, ...]]:
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE TABLE t (a, b, c, d)")
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+        found = conn.execute("SELECT a, typeof(a), b, typeof(b), c, d FROM t").fetchall()
+        conn.close()
+        return found
+
+    try:
+        for key in keys:
+            sqlite3.adapters.pop(key, None)
+        without = stored()
+        register_sqlite_adapters()
+        assert stored() == without == [(None, "null", 1, "integer", 0, 1.5)]
+        # An application's own adapter is left alone.
+        sqlite3.register_adapter(bool, lambda value: "yes" if value else "no")
+        register_sqlite_adapters()
+        assert stored()[0][2] == "yes"
+    finally:
+        for key in keys:
+            sqlite3.adapters.pop(key, None)
+        sqlite3.adapters.update(saved)

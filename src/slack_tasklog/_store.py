@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from . import _summary
-from ._bulk import Bulk, among
+from ._bulk import Bulk, among, register_sqlite_adapters
 from ._capture import capture
 from ._events import (
     AssignmentRecorded,
@@ -167,6 +167,8 @@ class Store:
 
     def __init__(self, engine: Engine, *, cache_size: int = _CACHE_SIZE, migrate: MigrateMode | None = None) -> None:
         self.engine = engine
+        if engine.dialect.name == "sqlite":
+            register_sqlite_adapters()
         # What ensure_schema may do to the schema (see _migrate.prepare_schema); None: the backend's default.
         self._migrate: MigrateMode | None = migrate
         self._cache_size = cache_size
@@ -484,7 +486,7 @@ class Store:
         for a in assignments:
             task_id = resolve(learned, a.thread_ts, a.channel_id, a.team_id)
             orphans = orphans or task_id is None
-            recorded_at = _utc(a.recorded_at)
+            recorded_at = a.recorded_at  # seconds: the statements' processors format them (see _bulk)
             assignment_id = a.id
             assignment_rows.append(
                 (assignment_id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, a.confidence, recorded_at,
@@ -502,7 +504,7 @@ class Store:
             orphans = orphans or task_id is None
             outcome_rows.append(
                 (o.id, task_id, o.team_id, o.channel_id, o.thread_ts, o.agent, o.success, o.execution_time,
-                 o.error_message, _utc(o.started_at), _utc(o.finished_at))
+                 o.error_message, o.started_at, o.finished_at)
             )  # fmt: skip
         linked = {row[1] for row in assignment_rows} | {row[1] for row in outcome_rows}
         linked.discard(None)
