@@ -135,7 +135,7 @@ _KINDS: tuple[type[Any], ...] = (
 _KIND_OF: dict[type[Any], int] = {cls: code for code, cls in enumerate(_KINDS)}
 _SLACK_EVENT = _KIND_OF[SlackEvent]
 _dumps = marshal.dumps
-_TEXT = 0x1E  # first byte of a SlackEvent's text record
+_TEXT = b"\x1e"  # first byte of a SlackEvent's text record (the f-string in encode_event starts with it)
 _SEPARATOR = "\x1f"
 
 
@@ -154,7 +154,7 @@ def encode_event(index: int, event: Event) -> bytes:
 
 def decode_event(record: bytes) -> tuple[int, Event]:
     """The inverse of :func:`encode_event`; raises ValueError for anything else."""
-    if record[:1] == b"\x1e":
+    if record[:1] == _TEXT:
         return _decode_text(record)
     try:
         index, kind, *values = marshal.loads(record)

@@ -71,8 +71,8 @@ class _Segment:
     last_index: int = 0
     # Bytes from the start whose pages the writer thread has already faulted in (see Journal.prefault).
     populated: int = 0
-    # Where a record may end for Journal.append's fast path (room left for the end marker); -1: never (fsync).
-    limit: int = -1
+    # Where a record may end at most: room is left for the end marker after it.
+    limit: int = 0
 
     def mark_committed(self, offset: int) -> None:
         self.map[_COMMITTED_AT : _COMMITTED_AT + 8] = _OFFSET.pack(offset)
@@ -105,48 +105,41 @@ class Journal:
     def append(self, record: bytes, index: int) -> bool:
         """Append one event record; False if the journal could not take it (the event is then memory-only).
 
-        On Bolt's request path: the common case (room in the live segment) is a few bytecodes and three copies into
-        the mapping, with no intermediate bytes object; everything else takes :meth:`_append_slowly`."""
+        On Bolt's request path: when the live segment has room (nearly always), a few bytecodes and three copies
+        into the mapping, with no intermediate bytes object."""
         segment = self._live
-        if segment is None:
-            return self._append_slowly(record, index)
+        if segment is None or segment.position + _LENGTH.size + len(record) > segment.limit:
+            segment = self._segment_with_room(len(record))
+            if segment is None:
+                return False
         start = segment.position
         end = start + _LENGTH.size + len(record)
-        if end > segment.limit:
-            return self._append_slowly(record, index)
         mapped = segment.map
         try:
             mapped[start + _LENGTH.size : end] = record
             mapped[end : end + _LENGTH.size] = _END
             _pack_length(mapped, start, len(record))  # last: this makes the record visible
-        except (OSError, ValueError) as error:  # the mapping was closed under us
+            if self.fsync:
+                mapped.flush()
+        except (OSError, ValueError) as error:  # ValueError: the mapping was closed under us
             return self._failed(error)
         segment.position = end
         segment.last_index = index
         return True
 
-    def _append_slowly(self, record: bytes, index: int) -> bool:
-        """:meth:`append` when it needs a new segment, or an ``msync``, or the journal is disabled."""
+    def _segment_with_room(self, record_size: int) -> _Segment | None:
+        """The live segment, or a new one if it has no room for the record (or there is none); None if the journal
+        is disabled or a segment cannot be opened."""
         if self.disabled:
-            return False
-        size = _LENGTH.size + len(record)
+            return None
         try:
-            segment = self._segments[-1] if self._segments else self._open_segment()
-            start = segment.position
-            if start + size + _LENGTH.size > len(segment.map):
-                segment = self._open_segment(size)
-                start = segment.position
-            end = start + size
-            segment.map[start + _LENGTH.size : end] = record
-            segment.map[end : end + _LENGTH.size] = _END
-            _pack_length(segment.map, start, len(record))
-            if self.fsync:
-                segment.map.flush()
-        except (OSError, ValueError) as error:
-            return self._failed(error)
-        segment.position = end
-        segment.last_index = index
-        return True
+            segment = self._live or self._open_segment()
+            if segment.position + _LENGTH.size + record_size > segment.limit:
+                segment = self._open_segment(record_size)
+        except OSError as error:
+            self._failed(error)
+            return None
+        return segment
 
     def _failed(self, error: Exception) -> bool:
         _failures.warning(
@@ -179,8 +172,7 @@ class Journal:
         if self._segments:
             segment.last_index = self._segments[-1].last_index
         self._segments.append(segment)
-        if not self.fsync:  # with fsync every append takes the slow path, which flushes
-            segment.limit = len(mapped) - _LENGTH.size
+        segment.limit = len(mapped) - _LENGTH.size
         self._live = segment
         return segment
 
