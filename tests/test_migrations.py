@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Column, Engine, String, Table, func, insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from slack_tasklog import TaskLog
 from slack_tasklog._cli import main
@@ -40,7 +41,7 @@ from slack_tasklog.migrations._baseline import baseline_metadata
 
 from .conftest import query
 
-HEAD = "0004"
+HEAD = "0005"
 TABLES = ("tasklog_tasks", "tasklog_follow_ups", "tasklog_assignments", "tasklog_evaluations", "tasklog_outcomes")
 START = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -146,6 +147,7 @@ def test_the_package_ships_its_migrations_as_resources() -> None:
         "0002_exact_ids_and_erasure.py",
         "0003_task_summaries_and_daily_stats.py",
         "0004_room_for_task_updates.py",
+        "0005_evaluations_without_rowid.py",
     }
     assert head() == HEAD
 
@@ -169,6 +171,51 @@ def test_task_pages_leave_room_for_summary_updates_on_postgresql(engine: Engine,
     downgrade(engine, "base")
     upgrade(engine)  # made from the models
     assert fillfactor() == ["fillfactor=75"]
+
+
+def test_evaluations_are_stored_by_their_key_on_sqlite(engine: Engine, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("WITHOUT ROWID is SQLite's")
+
+    def shape() -> tuple[bool, list[tuple[str, str, float]]]:
+        with engine.connect() as conn:
+            declared = conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'tasklog_evaluations'")
+            ).scalar_one()
+            rows = conn.execute(text("SELECT assignment_id, agent, confidence FROM tasklog_evaluations")).all()
+        return declared.rstrip().upper().endswith("WITHOUT ROWID"), sorted(tuple(row) for row in rows)
+
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tasklog_tasks (id, team_id, channel_id, thread_ts, request_ts, user_id, requested_at, "
+                "recorded_at, follow_ups, rounds) VALUES (1, 'T1', 'C1', '1.0', '1.0', 'U1', '2026-11-26 00:00:00', "
+                "'2026-11-26 00:00:00', 0, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO tasklog_assignments (id, task_id, thread_ts, recorded_at) "
+                "VALUES ('a1', 1, '1.0', '2026-11-26 00:00:01')"
+            )
+        )
+        conn.execute(text("INSERT INTO tasklog_evaluations VALUES ('a1', 'Grok', 90.0), ('a1', 'Writer', 30.5)"))
+    kept = [("a1", "Grok", 90.0), ("a1", "Writer", 30.5)]
+    assert shape() == (False, kept)
+    upgrade(engine)  # migrated: every row kept
+    assert shape() == (True, kept)
+    assert check(engine) == HEAD
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # the key still holds
+        conn.execute(text("INSERT INTO tasklog_evaluations VALUES ('a1', 'Grok', 1.0)"))
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tasklog_assignments WHERE id = 'a1'"))  # cascades
+    assert shape() == (True, [])
+    downgrade(engine, "0004")
+    assert shape() == (False, [])
+    downgrade(engine, "base")
+    upgrade(engine)  # made from the models
+    assert shape() == (True, [])
 
 
 def test_models_and_migrations_agree(engine: Engine, backend: str) -> None:

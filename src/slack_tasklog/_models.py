@@ -243,7 +243,8 @@ class Evaluation(Base):
     agent: Mapped[str] = mapped_column(AgentName, primary_key=True)
     confidence: Mapped[float | None] = mapped_column(Number)
 
-    __table_args__ = (TABLE_OPTIONS,)
+    # SQLite: clustered on its key, one B-tree instead of a rowid table and its key's index (migration 0005).
+    __table_args__ = ({**TABLE_OPTIONS, "sqlite_with_rowid": False},)
 
 
 class Outcome(Base):
