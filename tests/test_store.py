@@ -140,3 +140,13 @@ def test_sqlite_adapters_store_what_sqlite3_stores_and_leave_an_apps_own() -> No
         for key in keys:
             sqlite3.adapters.pop(key, None)
         sqlite3.adapters.update(saved)
+
+
+def test_a_slack_ts_that_is_no_time_falls_back() -> None:
+    # A task's request time comes from its ts; one a datetime cannot hold must not sink the writer's batch.
+    from slack_tasklog._store import _ts_seconds
+
+    assert _ts_seconds("1700000000.000100", 5.0) == 1700000000.0001
+    assert _ts_seconds("-86400", 5.0) == -86400.0
+    for garbage in ("nan", "inf", "-inf", "1e400", "1e20", "-1e20", "abc", ""):
+        assert _ts_seconds(garbage, 5.0) == 5.0, garbage

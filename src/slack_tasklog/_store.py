@@ -151,15 +151,20 @@ class _KnownTask:
     request_ts: str
 
 
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+# The seconds datetime.fromtimestamp takes: 0001-01-01 up to 9999-12-31 (UTC).
+_FIRST_SECOND = -62_135_596_800.0
+_PAST_LAST_SECOND = 253_402_300_800.0
 
 
-def _ts_to_utc(ts: str, fallback: datetime) -> datetime:
+def _ts_seconds(ts: str, fallback: float) -> float:
+    """A Slack ts as seconds since the epoch, or ``fallback`` if it is not a time a datetime can hold. Seconds, not a
+    datetime: the statements' processors format them without one (see _bulk.sqlite_utc)."""
     try:
-        return _utc(float(ts))
-    except (ValueError, OverflowError, OSError):
+        seconds = float(ts)
+    except ValueError:
         return fallback
+    # Not ``a <= seconds < b`` alone: also false for NaN, as it should be.
+    return seconds if _FIRST_SECOND <= seconds < _PAST_LAST_SECOND else fallback
 
 
 class Store:
@@ -234,6 +239,7 @@ class Store:
             self._threads.clear()
         requests, messages, assignments, outcomes, deletions = _partition(batch)
         now = datetime.now(timezone.utc)
+        now_seconds = now.timestamp()
         # What this transaction learns about tasks joins the cache only once it commits.
         learned: dict[str, tuple[_KnownTask, ...]] = {}
         orphans = False
@@ -243,14 +249,14 @@ class Store:
         with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
             follow_up_rows: list[dict[str, Any]] = []
             if requests:
-                touched.update(self._write_requests(conn, requests, now, learned, locked=locked))
+                touched.update(self._write_requests(conn, requests, now_seconds, learned, locked=locked))
                 # A mention in a thread that already held a task is one of its follow-ups.
                 follow_up_rows.extend(
-                    self._follow_up_rows(requests, learned, now),
+                    self._follow_up_rows(requests, learned, now_seconds),
                 )
             if messages:
                 self._load_threads(conn, {m.thread_ts for m in messages}, learned)
-                follow_up_rows.extend(self._follow_up_rows(messages, learned, now))
+                follow_up_rows.extend(self._follow_up_rows(messages, learned, now_seconds))
             if follow_up_rows:
                 self._insert_follow_up.execute(conn, follow_up_rows)
                 counted = {row["task_id"] for row in follow_up_rows}
@@ -382,7 +388,7 @@ class Store:
         self,
         conn: Connection,
         requests: list[TaskRequested],
-        now: datetime,
+        now: float,
         learned: dict[str, tuple[_KnownTask, ...]],
         *,
         locked: set[int],
@@ -402,7 +408,7 @@ class Store:
                 "request_ts": r.ts,
                 "user_id": r.user_id,
                 "request_text": r.stored_text(),
-                "requested_at": _ts_to_utc(r.ts, now),
+                "requested_at": _ts_seconds(r.ts, now),
                 "recorded_at": now,
                 "follow_ups": 0,
             }
@@ -448,7 +454,7 @@ class Store:
         self,
         messages: Iterable[TaskRequested | MessageInThread],
         learned: Mapping[str, tuple[_KnownTask, ...]],
-        now: datetime,
+        now: float,
     ) -> Iterable[dict[str, Any]]:
         for m in messages:
             task = _exact(learned.get(m.thread_ts) or self._threads.get(m.thread_ts, ()), m.team_id, m.channel_id)
@@ -462,7 +468,7 @@ class Store:
                 "ts": m.ts,
                 "user_id": m.user_id,
                 "text": m.stored_text() if type(m) is TaskRequested else m.text,
-                "posted_at": _ts_to_utc(m.ts, now),
+                "posted_at": _ts_seconds(m.ts, now),
             }
 
     def _write_rounds(
@@ -537,10 +543,9 @@ class Store:
             query = select(
                 _tasks.c.id, _tasks.c.team_id, _tasks.c.channel_id, _tasks.c.thread_ts, _tasks.c.request_ts
             ).where(among(conn, _tasks.c.thread_ts, chunk))
-            for row in conn.execute(query):
-                found.setdefault(row.thread_ts, []).append(
-                    _KnownTask(row.id, row.team_id, row.channel_id, row.request_ts)
-                )
+            # Rows unpacked as tuples: a Row's attribute first misses on its type, an AttributeError made and dropped.
+            for task_id, team_id, channel_id, thread_ts, request_ts in conn.execute(query):
+                found.setdefault(thread_ts, []).append(_KnownTask(task_id, team_id, channel_id, request_ts))
             for thread_ts, tasks in found.items():
                 learned[thread_ts] = tuple(tasks)
 
