@@ -2,11 +2,14 @@
 
 The log is written exactly as the design document's `log_task` sketch writes it (task_request, evaluations,
 task_complete per task; one task in ten unassigned, so it has no task_complete line), then imported with the same
-code path as the CLI (`import_jsonl` into a `Store`), into a fresh SQLite file. Peak memory is the child process's
-max RSS, measured at two sizes: flat means the larger import does not need more.
+code path as the CLI (`import_file` into a `Store`), into a fresh SQLite file, once in one process and once with the
+lines parsed by a second process (`parallel=True`, what the CLI does for files of 16 MB or more), alternating. Peak
+memory is the importing process's max RSS (and the parser's), measured at two sizes: flat means the larger import
+does not need more.
 
     .venv/bin/python benchmarks/bench_import.py            # 1,000,000 lines
-    .venv/bin/python benchmarks/bench_import.py --quick    # 100,000 lines
+    .venv/bin/python benchmarks/bench_import.py --quick    # 20,000 and 100,000 lines
+    .venv/bin/python benchmarks/bench_import.py --repeat 2 # each mode twice
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from _common import environment_lines
 
 
 def write_log(path: Path, lines: int) -> int:
@@ -50,47 +55,64 @@ def write_log(path: Path, lines: int) -> int:
     return written
 
 
-def run_import(log: str, database: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    from slack_tasklog._import import import_jsonl
+def run_import(log: str, database: str, parallel: bool, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from slack_tasklog._import import import_file
     from slack_tasklog._store import Store, create_tasklog_engine
 
     engine = create_tasklog_engine(f"sqlite:///{database}")
     store = Store(engine, cache_size=10_000)
     store.ensure_schema()
     started = time.perf_counter()
-    with open(log, "rb") as file:
-        report = import_jsonl(file, store)
+    report = import_file(Path(log), store, parallel=parallel)
     elapsed = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out.put((report.lines, report.events, report.skipped, elapsed, peak_kb))
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if parallel else 0
+    out.put((report.lines, report.events, report.skipped, elapsed, peak_kb, child_kb))
 
 
-def measure(lines: int, directory: Path) -> tuple[int, int, int, float, int]:
-    log = directory / f"task_logs-{lines}.jsonl"
-    write_log(log, lines)
+def measure(log: Path, database: Path, parallel: bool) -> tuple[int, int, int, float, int, int]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=run_import, args=(str(log), str(directory / f"import-{lines}.db"), queue))
+    process = context.Process(target=run_import, args=(str(log), str(database), parallel, queue))
     process.start()
     result = queue.get()
     process.join()
+    database.unlink()
     return result  # type: ignore[no-any-return]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each mode, alternating")
     args = parser.parse_args()
+    print("\n".join(environment_lines()))
     sizes = (20_000, 100_000) if args.quick else (100_000, 1_000_000)
+    rows = []
     with tempfile.TemporaryDirectory(prefix="tasklog-import-") as tmp:
-        rows = [(size, *measure(size, Path(tmp))) for size in sizes]
-    print("| lines in the log | lines read | events | skipped | seconds | lines/s | peak RSS (MB) |")
-    print("|---|---|---|---|---|---|---|")
-    for size, lines, events, skipped, elapsed, peak_kb in rows:
+        for size in sizes:
+            log = Path(tmp) / f"task_logs-{size}.jsonl"
+            write_log(log, size)
+            for _ in range(args.repeat):
+                for parallel in (False, True):
+                    result = measure(log, Path(tmp) / "import.db", parallel)
+                    rows.append((size, "parsed by a second process" if parallel else "one process", *result))
+    print(
+        "| lines in the log | import | lines read | events | skipped | seconds | lines/s | peak RSS (MB), importer / parser |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for size, mode, lines, events, skipped, elapsed, peak_kb, child_kb in rows:
         rate = lines / elapsed
-        print(f"| {size:,} | {lines:,} | {events:,} | {skipped} | {elapsed:.2f} | {rate:,.0f} | {peak_kb / 1024:.0f} |")
-    small, large = rows[0][-1], rows[-1][-1]
-    print(f"\nPeak RSS, largest ÷ smallest import: {large / small:.2f} (flat memory: close to 1)")
+        child = f" / {child_kb / 1024:.0f}" if child_kb else ""
+        print(
+            f"| {size:,} | {mode} | {lines:,} | {events:,} | {skipped} | {elapsed:.2f} | {rate:,.0f} "
+            f"| {peak_kb / 1024:.0f}{child} |"
+        )
+    for mode in ("one process", "parsed by a second process"):
+        peaks = [row[-2] for row in rows if row[1] == mode]
+        print(
+            f"\nPeak RSS of the importer, largest ÷ smallest import, {mode}: {max(peaks) / min(peaks):.2f} (flat: ~1)"
+        )
 
 
 if __name__ == "__main__":

@@ -186,3 +186,33 @@ def test_large_imports_keep_memory_flat(tmp_path: Path, tasklog: TaskLog) -> Non
     small = peak_of(10_000, 0)
     large = peak_of(40_000, 100_000)
     assert large < small * 1.5, (small, large)
+
+
+def test_a_file_parsed_by_a_second_process_imports_the_same(tmp_path: Path, tasklog: TaskLog) -> None:
+    from slack_tasklog._import import import_file
+
+    log = tmp_path / "task_logs.jsonl"
+    approach_1_log(log)
+    with log.open("ab") as file:
+        file.write(b"not json at all\n\n")
+    approach_1_log(log)  # the same tasks again, a second day: new rounds and outcomes for them
+    counts = "SELECT (SELECT count(*) FROM tasklog_tasks), (SELECT count(*) FROM tasklog_evaluations), "
+    counts += "(SELECT count(*) FROM tasklog_outcomes), (SELECT sum(rounds) FROM tasklog_tasks)"
+    sizes: list[int] = []
+    parallel = import_file(log, tasklog._store, parallel=True, progress=sizes.append)
+    assert sum(sizes) == log.stat().st_size
+    after_parallel = query(tasklog, counts)
+    # The same events, with the same identities: importing the file again in one process adds nothing.
+    serial = import_file(log, tasklog._store, parallel=False)
+    assert query(tasklog, counts) == after_parallel == [(3, 14, 6, 6)]
+    assert (parallel.lines, parallel.events, parallel.skipped) == (serial.lines, serial.events, serial.skipped)
+    assert (parallel.lines, parallel.events, parallel.skipped) == (18, 16, 1)
+    assert parallel.problems == serial.problems
+    assert [number for number, _ in parallel.problems] == [9]
+
+
+def test_a_parser_process_that_fails_says_why(tmp_path: Path, tasklog: TaskLog) -> None:
+    from slack_tasklog._import import ImportParserError, import_file
+
+    with pytest.raises(ImportParserError, match="IsADirectoryError"):
+        import_file(tmp_path, tasklog._store, parallel=True)
