@@ -94,15 +94,37 @@ def test_importing_twice_changes_nothing(tmp_path: Path, tasklog: TaskLog) -> No
     assert counts[0] == counts[1] == [(3, 3, 7, 3)]
 
 
-def test_imported_event_ids_do_not_change_between_versions() -> None:
-    # Importing a file again after an upgrade must land on the same ids: they are what makes the import idempotent.
+def test_imported_ids_are_ordered_by_time_and_a_file_imported_before_keeps_its_ids(
+    tmp_path: Path, tasklog: TaskLog
+) -> None:
     import hashlib
 
-    from slack_tasklog._import import _identity
+    from slack_tasklog._import import _identity, _legacy_identity, parse_line
 
     parts = ("evaluations", "1.000100", "2024-01-01T00:00:00", {"Writer": 8, "Grok": 92.5}, "Grok")
     legacy = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
-    assert _identity(*parts) == legacy
+    assert _legacy_identity(1704067200.0, *parts) == legacy
+    assert _identity(1704067200.0, *parts) == f"{1704067200 * 10**9:016x}{legacy[:16]}"
+    assert _identity(1704067200.0, *parts) < _identity(1704067200.000001, *parts) < _identity(1704067201.0, *parts)
+    assert len(_identity(-5.0, *parts)) == len(_identity(1e12, *parts)) == 32
+
+    # A file an earlier version imported (hashed ids) is recognised, and imported again with those ids.
+    log = tmp_path / "task_logs.jsonl"
+    approach_1_log(log)
+    lines = log.read_bytes().splitlines(keepends=True)
+    earlier = [event for line in lines if (event := parse_line(line, legacy_ids=True)) is not None]
+    tasklog._store.write(earlier)
+    counts = "SELECT (SELECT count(*) FROM tasklog_assignments), (SELECT count(*) FROM tasklog_outcomes)"
+    assert query(tasklog, counts) == [(3, 3)]
+    import_jsonl(lines, tasklog._store)
+    assert query(tasklog, counts) == [(3, 3)]
+    # A new file gets ordered ids.
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(b"".join(lines).replace(b'"17053', b'"18053'))  # the same tasks in other threads
+    import_jsonl(other.read_bytes().splitlines(keepends=True), tasklog._store)
+    assert query(tasklog, counts) == [(6, 6)]
+    ids = [row[0] for row in query(tasklog, "SELECT id FROM tasklog_assignments")]
+    assert sum(abs(int(i[:16], 16) / 1e9 - time.time()) < 86_400 for i in ids) == 3  # the lines' time: now
 
 
 def test_a_utf8_bom_and_bytes_that_are_not_utf8_are_handled() -> None:
@@ -211,8 +233,18 @@ def test_a_file_parsed_by_a_second_process_imports_the_same(tmp_path: Path, task
     assert [number for number, _ in parallel.problems] == [9]
 
 
-def test_a_parser_process_that_fails_says_why(tmp_path: Path, tasklog: TaskLog) -> None:
-    from slack_tasklog._import import ImportParserError, import_file
+def test_a_parser_process_that_fails_or_dies_is_reported() -> None:
+    import marshal
 
-    with pytest.raises(ImportParserError, match="IsADirectoryError"):
-        import_file(tmp_path, tasklog._store, parallel=True)
+    from slack_tasklog._import import _ERROR_MESSAGE, _LENGTH, ImportParserError, _received
+
+    def stream(*records: bytes) -> io.BytesIO:
+        return io.BytesIO(b"".join(_LENGTH.pack(len(record)) + record for record in records))
+
+    failed = marshal.dumps((_ERROR_MESSAGE, "OSError: [Errno 5] Input/output error"))
+    with pytest.raises(ImportParserError, match="failed: OSError"):
+        list(_received(stream(failed)))
+    with pytest.raises(ImportParserError, match="stopped without finishing"):  # killed before its last word
+        list(_received(stream()))
+    with pytest.raises(ImportParserError, match="stopped without finishing"):  # killed in the middle of a record
+        list(_received(io.BytesIO(_LENGTH.pack(100) + b"x" * 10)))

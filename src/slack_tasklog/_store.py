@@ -341,6 +341,18 @@ class Store:
             self._forget_cache = True  # the writer thread drops its thread -> task cache before its next write
         return deleted
 
+    def has_any_event(self, *, rounds: Sequence[str] = (), outcomes: Sequence[str] = ()) -> bool:
+        """Whether a round or an outcome with one of these ids is stored (an import's check for a file imported
+        before)."""
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            for table, ids in ((_assignments, rounds), (_outcomes, outcomes)):
+                for start in range(0, len(ids), _IN_CHUNK):
+                    chunk = list(ids[start : start + _IN_CHUNK])
+                    if conn.execute(select(table.c.id).where(table.c.id.in_(chunk)).limit(1)).first() is not None:
+                        return True
+        return False
+
     def forget_user(self, user_id: str, *, team_id: str | None = None) -> int:
         """Erase the request and follow-up texts a user wrote (a data-subject request); the numbers stay.
         Returns how many texts were erased."""
