@@ -41,7 +41,7 @@ from slack_tasklog.migrations._baseline import baseline_metadata
 
 from .conftest import query
 
-HEAD = "0005"
+HEAD = "0006"
 TABLES = ("tasklog_tasks", "tasklog_follow_ups", "tasklog_assignments", "tasklog_evaluations", "tasklog_outcomes")
 START = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -148,6 +148,7 @@ def test_the_package_ships_its_migrations_as_resources() -> None:
         "0003_task_summaries_and_daily_stats.py",
         "0004_room_for_task_updates.py",
         "0005_evaluations_without_rowid.py",
+        "0006_no_index_on_task_users.py",
     }
     assert head() == HEAD
 

@@ -175,7 +175,6 @@ class Task(Base):
         Index("ix_tasklog_tasks_requested_at", "requested_at"),
         Index("ix_tasklog_tasks_team_id_requested_at", "team_id", "requested_at"),
         Index("ix_tasklog_tasks_thread_ts", "thread_ts"),
-        Index("ix_tasklog_tasks_user_id", "user_id"),
         # A deleted Slack message is found by its own (team, channel, ts) to erase its text.
         Index("ix_tasklog_tasks_team_id_channel_id_request_ts", "team_id", "channel_id", "request_ts"),
         # PostgreSQL: room on each page for the summary updates, so they need not touch the indexes (migration 0004).
