@@ -407,24 +407,16 @@ class Store:
     ) -> set[int]:
         """Insert the tasks (each once), link what was waiting for them; returns the ids of the tasks, and adds
         those it locked to ``locked``."""
-        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        # Tuples in the order the statement names its columns (see __init__): no dict per row.
+        rows: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         for r in requests:
             key = (r.team_id, r.channel_id, r.thread_ts)
-            if key in rows:
-                continue
-            rows[key] = {
-                "team_id": r.team_id,
-                "enterprise_id": r.enterprise_id,
-                "channel_id": r.channel_id,
-                "thread_ts": r.thread_ts,
-                "request_ts": r.ts,
-                "user_id": r.user_id,
-                "request_text": r.stored_text(),
-                "requested_at": _ts_seconds(r.ts, now),
-                "recorded_at": now,
-                "follow_ups": 0,
-            }
-        self._insert_task.execute(conn, list(rows.values()))
+            if key not in rows:
+                rows[key] = (
+                    r.team_id, r.enterprise_id, r.channel_id, r.thread_ts, r.ts, r.user_id,
+                    r.text if r.mention is None else r.stored_text(), _ts_seconds(r.ts, now), now, 0,
+                )  # fmt: skip
+        self._insert_task.execute_tuples(conn, list(rows.values()))
         # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
         self._load_threads(conn, {key[2] for key in rows}, learned, reload=True)
         # Rounds and outcomes that some process recorded before this request was written: look for them first
