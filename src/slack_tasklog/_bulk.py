@@ -231,16 +231,20 @@ def register_sqlite_adapters() -> None:
         sqlite3.register_adapter(bool, int)
 
 
-# "YYYY-MM-DD HH:MM:SS" of the last whole seconds seen: a batch's events fall in a few of them.
+# "YYYY-MM-DD HH:MM:SS" of the last whole seconds seen (a batch's events fall in a few of them), "YYYY-MM-DD " of
+# the days seen, and "00" to "59".
 _SECONDS: dict[int, str] = {}
+_DAYS: dict[int, str] = {}
+_TWO = [f"{number:02d}" for number in range(60)]
 _floor = math.floor
 
 
 def _seconds_text(seconds: float) -> str:
     """``sqlite_utc(datetime.fromtimestamp(seconds, timezone.utc))`` without the datetime: ``isoformat`` formats
-    through C's ``vsprintf`` (6-7k instructions a call, measured with callgrind), where the date and time of a whole
-    second are looked up here and only the microseconds formatted. The microseconds are rounded as ``fromtimestamp``
-    rounds them (half to even, on the same double), which test_store checks on thousands of values."""
+    through C's ``vsprintf`` (6-12k instructions a call, measured with callgrind), where here the text of a whole
+    second is looked up (or put together from its day's date and a table of two-digit numbers) and only the
+    microseconds formatted. They are rounded as ``fromtimestamp`` rounds them (half to even, on the same double),
+    which test_store checks on thousands of values."""
     whole = _floor(seconds)  # NaN and infinities raise here, as fromtimestamp would
     if whole < 0:  # before 1970, where floor and C's modf differ: the general way
         return _from_seconds(seconds, timezone.utc).isoformat(" ", "microseconds")[:26]
@@ -250,10 +254,24 @@ def _seconds_text(seconds: float) -> str:
         micro -= 1_000_000
     prefix = _SECONDS.get(whole)
     if prefix is None:
-        if len(_SECONDS) >= 4096:
-            _SECONDS.clear()
-        prefix = _SECONDS[whole] = _from_seconds(whole, timezone.utc).isoformat(" ")[:19]
+        prefix = _second_text(whole)
     return f"{prefix}.{micro:06d}"
+
+
+def _second_text(whole: int) -> str:
+    # An import meets a new second at every task: its text from the day's date, not from a datetime.
+    day, second = divmod(whole, 86_400)
+    date = _DAYS.get(day)
+    if date is None:
+        if len(_DAYS) >= 4096:
+            _DAYS.clear()
+        date = _DAYS[day] = _from_seconds(day * 86_400, timezone.utc).isoformat(" ")[:11]  # raises past 9999
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    if len(_SECONDS) >= 4096:
+        _SECONDS.clear()
+    text = _SECONDS[whole] = f"{date}{_TWO[hour]}:{_TWO[minute]}:{_TWO[second]}"
+    return text
 
 
 # JSON functions are built into SQLite from 3.38 (2022); before that they may be missing.

@@ -12,10 +12,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -143,14 +142,15 @@ def create_tasklog_engine(url: str) -> Engine:
     return engine
 
 
-@dataclass(frozen=True, slots=True)
-class _KnownTask:
+class _KnownTask(NamedTuple):
+    # A named tuple made with tuple.__new__ (see _load_threads): a frozen dataclass's __init__ cost ~8k instructions.
     id: int
     team_id: str
     channel_id: str
     request_ts: str
 
 
+_new = tuple.__new__
 # The seconds datetime.fromtimestamp takes: 0001-01-01 up to 9999-12-31 (UTC).
 _FIRST_SECOND = -62_135_596_800.0
 _PAST_LAST_SECOND = 253_402_300_800.0
@@ -549,7 +549,7 @@ class Store:
             ).where(among(conn, _tasks.c.thread_ts, chunk))
             # Rows unpacked as tuples: a Row's attribute first misses on its type, an AttributeError made and dropped.
             for task_id, team_id, channel_id, thread_ts, request_ts in conn.execute(query):
-                found.setdefault(thread_ts, []).append(_KnownTask(task_id, team_id, channel_id, request_ts))
+                found.setdefault(thread_ts, []).append(_new(_KnownTask, (task_id, team_id, channel_id, request_ts)))
             for thread_ts, tasks in found.items():
                 learned[thread_ts] = tuple(tasks)
 
