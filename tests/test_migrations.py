@@ -148,7 +148,7 @@ def test_the_package_ships_its_migrations_as_resources() -> None:
         "0003_task_summaries_and_daily_stats.py",
         "0004_room_for_task_updates.py",
         "0005_evaluations_without_rowid.py",
-        "0006_no_index_on_task_users.py",
+        "0006_leaner_indexes.py",
     }
     assert head() == HEAD
 
@@ -526,3 +526,45 @@ def test_models_metadata_is_the_only_schema() -> None:
     for table in Base.metadata.sorted_tables:
         assert all(constraint.name for constraint in table.constraints), table.name
         assert all(index.name for index in table.indexes), table.name
+
+
+def test_rounds_and_outcomes_are_indexed_by_thread_only_while_waiting_for_a_task(engine: Engine, backend: str) -> None:
+    def by_thread() -> dict[str, bool]:
+        """Index name -> whether it is partial (only rows with no task)."""
+        with engine.connect() as conn:
+            if backend == "sqlite":
+                rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'")).all()
+            elif backend == "postgresql":
+                rows = conn.execute(
+                    text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()")
+                ).all()
+            else:
+                rows = conn.execute(
+                    text(
+                        "SELECT DISTINCT index_name, '' FROM information_schema.statistics "
+                        "WHERE table_schema = DATABASE()"
+                    )
+                ).all()
+        return {
+            name: "task_id IS NULL" in (sql or "").replace('"', "").replace("(", "").replace(")", "")
+            for name, sql in rows
+            if name.startswith("ix_") and name.endswith(("_thread_ts", "_user_id")) and "follow_ups" not in name
+        }
+
+    partial = backend in ("sqlite", "postgresql")
+    upgrade(engine)
+    assert by_thread() == {
+        "ix_tasklog_tasks_thread_ts": False,
+        "ix_tasklog_assignments_thread_ts": partial,
+        "ix_tasklog_outcomes_thread_ts": partial,
+    }
+    downgrade(engine, "0005")
+    assert by_thread() == {
+        "ix_tasklog_tasks_thread_ts": False,
+        "ix_tasklog_tasks_user_id": False,
+        "ix_tasklog_assignments_thread_ts": False,
+        "ix_tasklog_outcomes_thread_ts": False,
+    }
+    downgrade(engine, "base")
+    upgrade(engine)  # made from the models
+    assert by_thread()["ix_tasklog_assignments_thread_ts"] is partial

@@ -38,6 +38,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -90,6 +91,11 @@ Number = Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
 # Whatever the database's default character set, our tables hold any Unicode text, emoji included (MySQL's "utf8"
 # is 3 bytes a character and refuses them).
 TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
+
+#: Rounds and outcomes recorded before their task was (another process, a race): the only ones the writer looks up
+#: by thread, to link them. A partial index holds just those, where the backend has them (SQLite, PostgreSQL): a
+#: linked row, nearly every row, then costs no entry (migration 0006).
+WAITING = sql_text("task_id IS NULL")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -226,7 +232,8 @@ class Assignment(Base):
 
     __table_args__ = (
         Index("ix_tasklog_assignments_task_id_recorded_at", "task_id", "recorded_at"),
-        Index("ix_tasklog_assignments_thread_ts", "thread_ts"),
+        # Only rounds no task claimed yet are looked up by thread (see WAITING; MySQL indexes every row).
+        Index("ix_tasklog_assignments_thread_ts", "thread_ts", sqlite_where=WAITING, postgresql_where=WAITING),
         TABLE_OPTIONS,
     )
 
@@ -269,7 +276,7 @@ class Outcome(Base):
 
     __table_args__ = (
         Index("ix_tasklog_outcomes_task_id_finished_at", "task_id", "finished_at"),
-        Index("ix_tasklog_outcomes_thread_ts", "thread_ts"),
+        Index("ix_tasklog_outcomes_thread_ts", "thread_ts", sqlite_where=WAITING, postgresql_where=WAITING),
         TABLE_OPTIONS,
     )
 
