@@ -187,8 +187,8 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def _parse_to_stdout() -> None:
-    """The child process of :func:`import_file` (``argv``: path, team id, unassigned error): parse the file, write
-    each batch to standard output for the parent."""
+    """The child process of :func:`import_file` (``argv``: path, team id, unassigned error, ``legacy`` or
+    ``ordered`` ids): parse the file, write each batch to standard output for the parent."""
     path, team_id, unassigned_error, ids = sys.argv[1:5]
     out = sys.stdout.buffer
 
@@ -249,7 +249,7 @@ def parse_line(
     legacy_ids: bool = False,
 ) -> Event | None:
     """One line → one event, or None for a line that carries none (blank, a journal header). ValueError says why a
-    line cannot be read. ``legacy_ids``: identities as versions before 0.1 made them (see :func:`_identity`)."""
+    line cannot be read. ``legacy_ids``: hashed identities, as earlier versions made them (see :func:`_identity`)."""
     if not raw.strip():
         return None
     try:

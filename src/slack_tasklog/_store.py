@@ -163,7 +163,7 @@ def _ts_seconds(ts: str, fallback: float) -> float:
         seconds = float(ts)
     except ValueError:
         return fallback
-    # Not ``a <= seconds < b`` alone: also false for NaN, as it should be.
+    # The comparison is false for NaN too.
     return seconds if _FIRST_SECOND <= seconds < _PAST_LAST_SECOND else fallback
 
 
@@ -414,7 +414,7 @@ class Store:
             if key not in rows:
                 rows[key] = (
                     r.team_id, r.enterprise_id, r.channel_id, r.thread_ts, r.ts, r.user_id,
-                    r.text if r.mention is None else r.stored_text(), _ts_seconds(r.ts, now), now, 0,
+                    r.stored_text(), _ts_seconds(r.ts, now), now, 0,
                 )  # fmt: skip
         self._insert_task.execute_tuples(conn, list(rows.values()))
         # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
