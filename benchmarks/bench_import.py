@@ -43,13 +43,17 @@ def write_log(path: Path, lines: int) -> int:
                 {"event_type": "evaluations", "thread_ts": thread_ts, "evaluations": evaluations,
                  "assigned_to": None if unassigned else agent, "max_confidence": 0 if unassigned else confidence},
             ]  # fmt: skip
+            stamps = [when, when]
             if not unassigned:
+                took = 1.5 + task % 40
                 entries.append(
                     {"event_type": "task_complete", "thread_ts": thread_ts, "agent": agent, "success": task % 7 != 0,
-                     "execution_time": 1.5 + task % 40}
+                     "execution_time": took}
                 )  # fmt: skip
-            for entry in entries:
-                file.write(json.dumps({"timestamp": when.isoformat(), **entry}) + "\n")
+                # Logged when the work is done, as the sketch's log_task does: it started when the round was made.
+                stamps.append(when + timedelta(seconds=took))
+            for entry, stamp in zip(entries, stamps, strict=True):
+                file.write(json.dumps({"timestamp": stamp.isoformat(), **entry}) + "\n")
                 written += 1
             task += 1
     return written
