@@ -109,6 +109,37 @@ def test_the_writer_stores_booleans_and_numbers_on_sqlite_as_sqlalchemy_does(tmp
     assert by_writer["1"][:4] == ("integer", 1, "real", 2.0)
 
 
+@pytest.mark.parametrize("count", [2, 3, 63, 64, 65, 127, 128, 200, 1_000])
+def test_sqlite_inserts_of_many_rows_per_statement_do_what_a_statement_per_row_does(tmp_path: Path, count: int) -> None:
+    """On SQLite, Bulk inserts 64 rows per statement, the rest in statements of 32, 16, ... rows: every row lands,
+    in the order given (the tasks' ids), a row repeated in a batch is ignored as its conflict says, and an upsert
+    given one key twice adds both."""
+    from sqlalchemy import create_engine, select
+
+    from slack_tasklog import _summary
+    from slack_tasklog._models import Base, DailyStats
+    from slack_tasklog._store import Store
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'many.db'}")
+    Base.metadata.create_all(engine)
+    store = Store(engine)
+    statements = _summary._Statements(engine.dialect)
+    for bulk in (store._insert_task, store._insert_evaluation, statements.upsert):
+        assert bulk._rows is not None
+    threads = [f"{1_700_000_000 + i}.000100" for i in range(count)]
+    tasks = [("T1", None, "C1", ts, ts, "U1", f"request {ts}", 1_700_000_000.5, 1_700_000_001.0, 0) for ts in threads]
+    day = datetime(2024, 1, 1).date()
+    counts = [("T1", "", day, True, "Grok", 3, 1, 1, 50.0, 1)] * count
+    with engine.begin() as conn:
+        store._insert_task.execute_tuples(conn, tasks + tasks[: count // 2])  # the repeats: ignored
+        statements.upsert.execute_tuples(conn, counts)
+        stored = conn.execute(select(Task.__table__.c.id, Task.__table__.c.thread_ts).order_by("id")).all()
+        daily = conn.execute(select(DailyStats.__table__.c.tasks, DailyStats.__table__.c.confidence_sum)).all()
+    assert [ts for _, ts in stored] == threads
+    assert [task_id for task_id, _ in stored] == list(range(1, count + 1))
+    assert daily == [(count, 50.0 * count)]
+
+
 def test_sqlite_adapters_store_what_sqlite3_stores_and_leave_an_apps_own() -> None:
     import sqlite3
 

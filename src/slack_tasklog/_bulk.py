@@ -8,6 +8,7 @@ SQLAlchemy would store them, and read back the same way).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
@@ -76,6 +77,8 @@ class Bulk:
         )
         # PostgreSQL: the whole batch as one statement over arrays, a column each (see _arrays).
         self._arrays = _arrays(self._sql, {key: compiled.binds[key].type for key in keys}, dialect)
+        # SQLite: an INSERT takes many rows per statement (see _Values).
+        self._rows = _Values.of(self._sql, len(keys)) if dialect.name == "sqlite" else None
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         self._run(conn, [self._values(row) for row in rows])
@@ -103,6 +106,9 @@ class Bulk:
                 columns[index] = [None if value is None else float(value) for value in columns[index]]
             conn.exec_driver_sql(sql, dict(zip(self._names, columns, strict=True)))
             return
+        if self._rows is not None and len(params) > 1:
+            self._rows.execute(conn, params)
+            return
         if not self._positional:
             params = [dict(zip(self._names, values, strict=True)) for values in params]
         conn.exec_driver_sql(self._sql, params)
@@ -111,6 +117,57 @@ class Bulk:
 _INSERT = re.compile(r"^INSERT INTO (\S+) \(([^)]*)\) VALUES \(.*?\)( ON CONFLICT .*)?$", re.DOTALL)
 _UPDATE = re.compile(r"^UPDATE (\S+) SET (.*) WHERE (\S+) = %\((\w+)\)s(?:::[\w ()]+)?$", re.DOTALL)
 _ASSIGNMENT = re.compile(r"(\w+)=%\((\w+)\)s(?:::[\w ()]+)?")
+_SQLITE_INSERT = re.compile(r"^(INSERT INTO \S+ \([^)]*\) VALUES )(\(.*?\))((?: ON CONFLICT .*)?)$", re.DOTALL)
+# Parameters a SQLite statement may take: 999 before 3.32 (2020), when the default became 32,766.
+_SQLITE_PARAMETERS = 999
+_chain = itertools.chain.from_iterable
+
+
+class _Values:
+    """SQLite: an INSERT of one row (``VALUES (?, ...)``) as statements of many rows (``VALUES (?, ...), (?, ...)``).
+
+    Why: ``sqlite3``'s ``executemany`` steps, resets and halts the statement once per row, and releases and takes
+    the GIL around each: with 64 rows a statement an insert costs 30% less per row (4.3 µs against 3.0, measured on
+    the rounds' table). Rows go in statements of ``per`` rows, the rest in statements of 32, 16, ... rows, so a
+    table has a few statements, each prepared once and kept in ``sqlite3``'s statement cache. It does what one
+    statement per row does: the rows are inserted one after the other, and conflicts are handled alike.
+
+    Not for the writer's UPDATEs: ``UPDATE ... FROM (VALUES ...)`` materializes the values first and cost more
+    instructions than a statement per row (callgrind: +5k per lifecycle)."""
+
+    def __init__(self, sql: str, head: str, row: str, tail: str, width: int) -> None:
+        self._head, self._row, self._tail = head, row, tail
+        self._per = 64
+        while self._per > 1 and self._per * width > _SQLITE_PARAMETERS:
+            self._per //= 2
+        self._sql: dict[int, str] = {1: sql}
+
+    @classmethod
+    def of(cls, sql: str, width: int) -> _Values | None:
+        match = _SQLITE_INSERT.match(sql)
+        if match is None or width == 0 or match.group(2).count("?") != width:
+            return None
+        head, row, tail = match.groups()
+        return cls(sql, head, row, tail, width)
+
+    def _statement(self, rows: int) -> str:
+        sql = self._sql.get(rows)
+        if sql is None:
+            sql = self._sql[rows] = f"{self._head}{', '.join([self._row] * rows)}{self._tail}"
+        return sql
+
+    def execute(self, conn: Connection, params: Sequence[Sequence[Any]]) -> None:
+        per = self._per
+        whole = len(params) - len(params) % per
+        if whole:
+            conn.exec_driver_sql(
+                self._statement(per), [tuple(_chain(params[start : start + per])) for start in range(0, whole, per)]
+            )
+        start = whole
+        while start < len(params):
+            rows = 1 << ((len(params) - start).bit_length() - 1)
+            conn.exec_driver_sql(self._statement(rows), tuple(_chain(params[start : start + rows])))
+            start += rows
 
 
 def _arrays(sql: str, types: Mapping[str, Any], dialect: Dialect) -> tuple[str, list[int]] | None:
