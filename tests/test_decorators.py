@@ -314,6 +314,32 @@ def test_rounds_recorded_before_their_task_are_linked_when_it_arrives(app: App, 
     assert [row[-1] for row in outcomes(tasklog)] == [1]
 
 
+def test_rounds_before_their_task_are_linked_among_many_that_wait_for_none(
+    app: App, tasklog: TaskLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer reads the waiting rows whole when they are few; past a bound it looks the new tasks' threads up."""
+    monkeypatch.setattr("slack_tasklog._store._WAITING_READ", 2)
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: Any) -> str:
+        return "Grok"
+
+    @tasklog.track_outcome(agent="Grok")
+    def process_assignment(thread_ts: str) -> None:
+        pass
+
+    for stray in range(4):  # threads no task will ever hold
+        check_and_assign(f"1600000000.00000{stray}", {"Grok": 90})
+        process_assignment(f"1600000000.00000{stray}")
+    check_and_assign(ROOT, {"Grok": 90})
+    process_assignment(ROOT)
+    assert tasklog.flush(10)
+    capture(app)
+    assert [row[-1] for row in rounds(tasklog) if row[0] == ROOT] == [1]
+    assert [row[-1] for row in rounds(tasklog) if row[0] != ROOT] == [0] * 4
+    assert sorted(row[-1] for row in outcomes(tasklog)) == [0] * 4 + [1]
+
+
 @sqlite_only
 def test_misshapen_arguments_are_logged_never_raised(
     app: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture
