@@ -91,6 +91,9 @@ class Bulk:
     def _run(self, conn: Connection, params: Sequence[Any]) -> None:
         if not params:  # nothing to do; and an empty array statement would have no parameters to bind
             return
+        if self._rows is not None and len(params) > 1:
+            self._rows.execute(conn, params, self._processors)
+            return
         if self._processors:
             processed = []
             for values in params:
@@ -105,9 +108,6 @@ class Bulk:
             for index in floats:  # a list mixing ints and floats is not an array psycopg can send
                 columns[index] = [None if value is None else float(value) for value in columns[index]]
             conn.exec_driver_sql(sql, dict(zip(self._names, columns, strict=True)))
-            return
-        if self._rows is not None and len(params) > 1:
-            self._rows.execute(conn, params)
             return
         if not self._positional:
             params = [dict(zip(self._names, values, strict=True)) for values in params]
@@ -137,6 +137,7 @@ class _Values:
 
     def __init__(self, sql: str, head: str, row: str, tail: str, width: int) -> None:
         self._head, self._row, self._tail = head, row, tail
+        self._width = width
         self._per = 64
         while self._per > 1 and self._per * width > _SQLITE_PARAMETERS:
             self._per //= 2
@@ -156,17 +157,27 @@ class _Values:
             sql = self._sql[rows] = f"{self._head}{', '.join([self._row] * rows)}{self._tail}"
         return sql
 
-    def execute(self, conn: Connection, params: Sequence[Sequence[Any]]) -> None:
+    def execute(
+        self, conn: Connection, params: Sequence[Sequence[Any]], processors: Sequence[tuple[int, Callable[[Any], Any]]]
+    ) -> None:
+        """Insert ``params`` (rows of values not yet processed) with each column's processor applied."""
+        width = self._width
+        # One list of every value, processed a column at a time (a slice of the list): no loop per row in Python.
+        values = list(_chain(params))
+        if len(values) != len(params) * width:
+            raise ValueError(f"rows of {width} values expected")
+        for index, processor in processors:
+            values[index::width] = map(processor, values[index::width])
         per = self._per
+        step = per * width
         whole = len(params) - len(params) % per
         if whole:
-            conn.exec_driver_sql(
-                self._statement(per), [tuple(_chain(params[start : start + per])) for start in range(0, whole, per)]
-            )
+            chunks = [tuple(values[start : start + step]) for start in range(0, whole * width, step)]
+            conn.exec_driver_sql(self._statement(per), chunks)
         start = whole
         while start < len(params):
             rows = 1 << ((len(params) - start).bit_length() - 1)
-            conn.exec_driver_sql(self._statement(rows), tuple(_chain(params[start : start + rows])))
+            conn.exec_driver_sql(self._statement(rows), tuple(values[start * width : (start + rows) * width]))
             start += rows
 
 

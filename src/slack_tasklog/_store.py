@@ -518,7 +518,7 @@ class Store:
                 (assignment_id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, a.confidence, recorded_at,
                  other_agents(a.evaluations, a.agent))
             )  # fmt: skip
-            evaluation_rows.extend((assignment_id, agent, confidence) for agent, confidence in a.evaluations)
+            evaluation_rows += [(assignment_id, agent, confidence) for agent, confidence in a.evaluations]
             if a.agent is None:
                 # Nobody was confident enough: the round fails here and now, with no agent to run it.
                 outcome_rows.append(
@@ -564,7 +564,8 @@ class Store:
                 _tasks.c.id, _tasks.c.team_id, _tasks.c.channel_id, _tasks.c.thread_ts, _tasks.c.request_ts
             ).where(among(conn, _tasks.c.thread_ts, chunk))
             # Rows unpacked as tuples: a Row's attribute first misses on its type, an AttributeError made and dropped.
-            for task_id, team_id, channel_id, thread_ts, request_ts in conn.execute(query):
+            # .all(): one fetchall, where iterating the result fetches row by row.
+            for task_id, team_id, channel_id, thread_ts, request_ts in conn.execute(query).all():
                 found.setdefault(thread_ts, []).append(_new(_KnownTask, (task_id, team_id, channel_id, request_ts)))
             for thread_ts, tasks in found.items():
                 learned[thread_ts] = tuple(tasks)
