@@ -288,6 +288,13 @@ def other_agents(evaluations: Iterable[tuple[str, Any]], assigned: str | None) -
     (ties by name). Made when a round is written (``tasklog_assignments.others``) and, for rounds written before
     that column existed, when exporting."""
     others = [pair for pair in evaluations if pair[0] != assigned]
+    if len(others) == 2:
+        # The usual round (three agents asked), once per round in the writer: ordered by hand, no sort and key calls.
+        (first, high), (second, low) = others
+        if high is not None and low is not None:
+            if low > high or (low == high and second < first):
+                first, high, second, low = second, low, first, high
+            return f"{first}:{_WHOLE.get(high) or _number(high)};{second}:{_WHOLE.get(low) or _number(low)}"
     if len(others) > 1:
         others.sort(key=_most_confident_first)
     return ";".join([f"{agent}:{_number(confidence)}" for agent, confidence in others])
