@@ -44,6 +44,7 @@ def test_seconds_since_the_epoch_are_stored_as_their_datetime() -> None:
     for value in seconds:
         as_datetime = datetime.fromtimestamp(value, timezone.utc)
         assert sqlite_utc(value) == reference(as_datetime), value
+        assert sqlite_utc(value) == reference(as_datetime), value  # again: its second is known now (a fast path)
         assert postgres(value) == postgres(as_datetime) == as_datetime, value
     assert postgres(None) is None
     for impossible in (float("nan"), float("inf"), 1e20):

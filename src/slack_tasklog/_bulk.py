@@ -271,6 +271,15 @@ def sqlite_utc(value: datetime | float | None) -> str | None:
     """An aware datetime, or seconds since the epoch, as SQLAlchemy's SQLite dialect stores a UTC ``UTCDateTime``
     (test_store checks they agree). Seconds skip making a datetime only to check its zone: the writer's rows carry
     their events' times as they come."""
+    if type(value) is float:
+        # The writer's rows, three times per lifecycle: a second already seen, in this frame (see _seconds_text).
+        whole = _floor(value)
+        if whole >= 0:
+            micro = round((value - whole) * 1e6)
+            prefix = _SECONDS.get(whole)
+            if prefix is not None and micro < 1_000_000:
+                return f"{prefix}.{micro:06d}"
+        return _seconds_text(value)
     if not isinstance(value, datetime):
         if value is None:
             return None

@@ -86,6 +86,9 @@ def failure_of(message: str | None) -> tuple[str, str]:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:32], text
 
 
+_new_state = tuple.__new__
+
+
 class _State(NamedTuple):
     routed: bool
     agent: str | None
@@ -123,7 +126,14 @@ class Deltas:
             counts[3] += sign
         # Every task, by its agent ("" for none) and whole confidence percent (-1 for none): calibration reads the
         # rows with both, the daily series all of them (a far smaller table than daily_stats to group by day).
-        percent = -1 if confidence is None else confidence_percent(confidence)
+        # The usual confidence (0 <= c < 100) without a call: floor is int() for those.
+        percent = (
+            -1
+            if confidence is None
+            else int(confidence)
+            if 0.0 <= confidence < 100.0
+            else confidence_percent(confidence)
+        )
         calibration_key = (team_id, enterprise_id, day, agent or "", percent)
         tally = self.calibration.get(calibration_key)
         if tally is None:
@@ -375,10 +385,13 @@ def refresh(
             if bucket is not None:
                 old_confidence = None if confidence is None else float(confidence)
                 old_failure = None if error_key is None else (error_key, "")
-                old_state = _State(round_id is not None, agent, int(bucket), success, old_confidence, old_failure)
+                # tuple.__new__: a named tuple's own __new__ is a Python frame, twice per task here.
+                old_state = _new_state(
+                    _State, (round_id is not None, agent, int(bucket), success, old_confidence, old_failure)
+                )
                 collected.count(-1, team_id, enterprise, day, old_state)
-            new_state = _State(
-                new_round_id is not None, new_agent, new_bucket, new_success, new_confidence, new_failure
+            new_state = _new_state(
+                _State, (new_round_id is not None, new_agent, new_bucket, new_success, new_confidence, new_failure)
             )
             collected.count(1, team_id, enterprise, day, new_state)
             changed.append(
