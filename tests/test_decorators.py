@@ -406,3 +406,17 @@ def test_module_level_one_liners(
         assert outcomes(default) == [(None, 0, "No agent confident enough", 1), ("Grok", 1, None, 1)]
     finally:
         default.close()
+
+
+def test_event_ids_are_32_hex_digits_ordered_by_time() -> None:
+    from slack_tasklog._decorators import new_event_id
+
+    before = time.time_ns()
+    ids = [new_event_id() for _ in range(1_000)]
+    after = time.time_ns()
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)
+    assert len(set(ids)) == len(ids)
+    stamps = [int(i[:16], 16) for i in ids]
+    assert stamps == sorted(stamps)
+    assert before <= stamps[0]
+    assert stamps[-1] <= after
