@@ -142,7 +142,9 @@ _SEPARATOR = "\x1f"
 def encode_event(index: int, event: Event) -> bytes:
     """The journal record for ``event`` (``index`` is the writer's sequence number)."""
     if type(event) is SlackEvent:  # the parsed body stays in memory: the raw one is in the record
-        head = f"\x1e{index}\x1f{event[4]:d}\x1f{event[1] or ''}\x1f{event[2] or ''}\x1f{event[3] or ''}\x1f"
+        # The flag as a literal: formatting a bool with ":d" was a third of the record's cost.
+        flag = "1" if event[4] else "0"
+        head = f"\x1e{index}\x1f{flag}\x1f{event[1] or ''}\x1f{event[2] or ''}\x1f{event[3] or ''}\x1f"
         if head.count(_SEPARATOR) == 5:  # else an id holds the separator itself: marshal it
             try:
                 return (head + event[0]).encode()

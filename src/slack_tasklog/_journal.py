@@ -50,6 +50,7 @@ _HEADER = 16
 _COMMITTED_AT = 8  # where in the header the committed offset is
 _LENGTH = struct.Struct("<I")
 _pack_length = _LENGTH.pack_into
+_LENGTH_SIZE = _LENGTH.size
 _OFFSET = struct.Struct("<Q")
 _END = b"\0\0\0\0"
 _SUFFIX = ".journal"
@@ -107,18 +108,19 @@ class Journal:
 
         On Bolt's request path: when the live segment has room (nearly always), a few bytecodes and three copies
         into the mapping, with no intermediate bytes object."""
+        size = len(record)
         segment = self._live
-        if segment is None or segment.position + _LENGTH.size + len(record) > segment.limit:
-            segment = self._segment_with_room(len(record))
+        if segment is None or segment.position + _LENGTH_SIZE + size > segment.limit:
+            segment = self._segment_with_room(size)
             if segment is None:
                 return False
         start = segment.position
-        end = start + _LENGTH.size + len(record)
+        end = start + _LENGTH_SIZE + size
         mapped = segment.map
         try:
-            mapped[start + _LENGTH.size : end] = record
-            mapped[end : end + _LENGTH.size] = _END
-            _pack_length(mapped, start, len(record))  # last: this makes the record visible
+            mapped[start + _LENGTH_SIZE : end] = record
+            mapped[end : end + _LENGTH_SIZE] = _END
+            _pack_length(mapped, start, size)  # last: this makes the record visible
             if self.fsync:
                 mapped.flush()
         except (OSError, ValueError) as error:  # ValueError: the mapping was closed under us
