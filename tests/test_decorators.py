@@ -297,27 +297,12 @@ async def test_a_cancelled_run_is_a_failure(app: App, tasklog: TaskLog) -> None:
     assert outcomes(tasklog) == [("Grok", 0, "CancelledError", 1)]
 
 
-def test_rounds_recorded_before_their_task_are_linked_when_it_arrives(app: App, tasklog: TaskLog) -> None:
-    @tasklog.track_assignment
-    def check_and_assign(thread_ts: str, evaluations: Any) -> str:
-        return "Grok"
-
-    @tasklog.track_outcome(agent="Grok")
-    def process_assignment(thread_ts: str) -> None:
-        pass
-
-    check_and_assign(ROOT, {"Grok": 90})
-    process_assignment(ROOT)
-    assert [row[-1] for row in rounds(tasklog)] == [0]  # stored at once, not yet linked
-    capture(app)
-    assert [row[-1] for row in rounds(tasklog)] == [1]
-    assert [row[-1] for row in outcomes(tasklog)] == [1]
-
-
-def test_rounds_before_their_task_are_linked_among_many_that_wait_for_none(
-    app: App, tasklog: TaskLog, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("strays", [0, 4])
+def test_rounds_recorded_before_their_task_are_linked_when_it_arrives(
+    app: App, tasklog: TaskLog, monkeypatch: pytest.MonkeyPatch, strays: int
 ) -> None:
-    """The writer reads the waiting rows whole when they are few; past a bound it looks the new tasks' threads up."""
+    """Also among rounds of threads no task will ever hold: the writer reads the waiting rows whole when they are
+    few (here at most 2), and past that looks the new tasks' threads up instead."""
     monkeypatch.setattr("slack_tasklog._store._WAITING_READ", 2)
 
     @tasklog.track_assignment
@@ -328,16 +313,16 @@ def test_rounds_before_their_task_are_linked_among_many_that_wait_for_none(
     def process_assignment(thread_ts: str) -> None:
         pass
 
-    for stray in range(4):  # threads no task will ever hold
+    for stray in range(strays):
         check_and_assign(f"1600000000.00000{stray}", {"Grok": 90})
         process_assignment(f"1600000000.00000{stray}")
     check_and_assign(ROOT, {"Grok": 90})
     process_assignment(ROOT)
-    assert tasklog.flush(10)
+    assert [row[-1] for row in rounds(tasklog) if row[0] == ROOT] == [0]  # stored at once, not yet linked
     capture(app)
     assert [row[-1] for row in rounds(tasklog) if row[0] == ROOT] == [1]
-    assert [row[-1] for row in rounds(tasklog) if row[0] != ROOT] == [0] * 4
-    assert sorted(row[-1] for row in outcomes(tasklog)) == [0] * 4 + [1]
+    assert [row[-1] for row in rounds(tasklog) if row[0] != ROOT] == [0] * strays
+    assert sorted(row[-1] for row in outcomes(tasklog)) == [0] * strays + [1]
 
 
 @sqlite_only
