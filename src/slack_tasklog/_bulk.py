@@ -270,20 +270,27 @@ _from_seconds = datetime.fromtimestamp
 def sqlite_utc(value: datetime | float | None) -> str | None:
     """An aware datetime, or seconds since the epoch, as SQLAlchemy's SQLite dialect stores a UTC ``UTCDateTime``
     (test_store checks they agree). Seconds skip making a datetime only to check its zone: the writer's rows carry
-    their events' times as they come."""
+    their events' times as they come.
+
+    Seconds are formatted without a datetime: ``isoformat`` formats through C's ``vsprintf`` (6-12k instructions a
+    call, measured with callgrind), where here the text of a whole second is looked up (or put together from its
+    day's date and a table of two-digit numbers) and only the microseconds formatted, in this one frame (three
+    times per lifecycle). They are rounded as ``fromtimestamp`` rounds them (half to even, on the same double),
+    which test_store checks on thousands of values."""
     if type(value) is float:
-        # The writer's rows, three times per lifecycle: a second already seen, in this frame (see _seconds_text).
-        whole = _floor(value)
-        if whole >= 0:
-            micro = round((value - whole) * 1e6)
-            prefix = _SECONDS.get(whole)
-            if prefix is not None and micro < 1_000_000:
-                return f"{prefix}.{micro:06d}"
-        return _seconds_text(value)
+        whole = _floor(value)  # NaN and infinities raise here, as fromtimestamp would
+        if whole < 0:  # before 1970, where floor and C's modf differ: the general way
+            return _from_seconds(value, timezone.utc).isoformat(" ", "microseconds")[:26]
+        micro = round((value - whole) * 1e6)
+        if micro >= 1_000_000:
+            whole += 1
+            micro -= 1_000_000
+        prefix = _SECONDS.get(whole)
+        if prefix is None:
+            prefix = _second_text(whole)
+        return f"{prefix}.{micro:06d}"
     if not isinstance(value, datetime):
-        if value is None:
-            return None
-        return _seconds_text(value)
+        return None if value is None else sqlite_utc(float(value))
     if value.tzinfo is not timezone.utc:
         if value.tzinfo is None:
             raise ValueError("slack_tasklog stores timezone-aware datetimes only")
@@ -314,25 +321,6 @@ _SECONDS: dict[int, str] = {}
 _DAYS: dict[int, str] = {}
 _TWO = [f"{number:02d}" for number in range(60)]
 _floor = math.floor
-
-
-def _seconds_text(seconds: float) -> str:
-    """``sqlite_utc(datetime.fromtimestamp(seconds, timezone.utc))`` without the datetime: ``isoformat`` formats
-    through C's ``vsprintf`` (6-12k instructions a call, measured with callgrind), where here the text of a whole
-    second is looked up (or put together from its day's date and a table of two-digit numbers) and only the
-    microseconds formatted. They are rounded as ``fromtimestamp`` rounds them (half to even, on the same double),
-    which test_store checks on thousands of values."""
-    whole = _floor(seconds)  # NaN and infinities raise here, as fromtimestamp would
-    if whole < 0:  # before 1970, where floor and C's modf differ: the general way
-        return _from_seconds(seconds, timezone.utc).isoformat(" ", "microseconds")[:26]
-    micro = round((seconds - whole) * 1e6)
-    if micro >= 1_000_000:
-        whole += 1
-        micro -= 1_000_000
-    prefix = _SECONDS.get(whole)
-    if prefix is None:
-        prefix = _second_text(whole)
-    return f"{prefix}.{micro:06d}"
 
 
 def _second_text(whole: int) -> str:
