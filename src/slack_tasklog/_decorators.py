@@ -417,10 +417,12 @@ class OutcomeRecorder(_Recorder):
             if name is not None:
                 return name
         owner = self.get(args, kwargs, ("self",))
-        for candidate in (owner, self.get(args, kwargs, ("agent",))):
-            name = _agent_name(candidate)
-            if name is not None:
-                return name
+        name = _agent_name(owner)  # the method's instance (its .name): the usual case, one lookup
+        if name is not None:
+            return name
+        name = _agent_name(self.get(args, kwargs, ("agent",)))
+        if name is not None:
+            return name
         if owner is not None:
             return type(owner).__name__
         self.warn("no agent name, recorded under the function's name (pass agent= to the decorator)")
