@@ -248,3 +248,21 @@ def test_a_parser_process_that_fails_or_dies_is_reported() -> None:
         list(_received(stream()))
     with pytest.raises(ImportParserError, match="stopped without finishing"):  # killed in the middle of a record
         list(_received(io.BytesIO(_LENGTH.pack(100) + b"x" * 10)))
+
+
+def test_fewer_collections_raises_the_youngest_threshold_and_restores_all_three() -> None:
+    import gc
+
+    from slack_tasklog._import import fewer_collections
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 11, 12)
+        with fewer_collections(10_000):
+            assert gc.get_threshold() == (10_000, 11, 12)
+        assert gc.get_threshold() == (700, 11, 12)
+        gc.set_threshold(50_000, 11, 12)  # never lowered
+        with fewer_collections(10_000):
+            assert gc.get_threshold() == (50_000, 11, 12)
+    finally:
+        gc.set_threshold(*saved)
