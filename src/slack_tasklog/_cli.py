@@ -113,24 +113,24 @@ def import_(files: tuple[Path, ...], database_url: str, team_id: str, quiet: boo
     store.ensure_schema()
     problems = 0
     try:
-        with fewer_collections():  # our own process: see fewer_collections
-            for path in files:
-                if is_journal(path):
-                    report = import_journal(path, store)
-                    click.echo(f"{path}: journal segment, {report.events} events imported, {report.skipped} skipped")
-                    problems += report.skipped
-                    continue
-                with click.progressbar(length=path.stat().st_size, label=path.name, hidden=quiet, show_eta=True) as bar:
-                    try:
-                        report = import_file(path, store, team_id=team_id, progress=bar.update)
-                    except ImportParserError as error:
-                        raise click.ClickException(f"{path}: {error}") from None
-                click.echo(f"{path}: {report.lines} lines, {report.events} events imported, {report.skipped} skipped")
-                for number, reason in report.problems[:20]:
-                    click.echo(f"  line {number}: {reason}", err=True)
-                if report.skipped > 20:
-                    click.echo(f"  ... and {report.skipped - 20} more", err=True)
+        for path in files:
+            if is_journal(path):
+                report = import_journal(path, store)
+                click.echo(f"{path}: journal segment, {report.events} events imported, {report.skipped} skipped")
                 problems += report.skipped
+                continue
+            bar = click.progressbar(length=path.stat().st_size, label=path.name, hidden=quiet, show_eta=True)
+            with bar, fewer_collections():  # this is our own process (see fewer_collections)
+                try:
+                    report = import_file(path, store, team_id=team_id, progress=bar.update)
+                except ImportParserError as error:
+                    raise click.ClickException(f"{path}: {error}") from None
+            click.echo(f"{path}: {report.lines} lines, {report.events} events imported, {report.skipped} skipped")
+            for number, reason in report.problems[:20]:
+                click.echo(f"  line {number}: {reason}", err=True)
+            if report.skipped > 20:
+                click.echo(f"  ... and {report.skipped - 20} more", err=True)
+            problems += report.skipped
     finally:
         engine.dispose()
     if problems:
