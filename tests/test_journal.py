@@ -151,6 +151,20 @@ def test_every_kind_of_record_reads_back_as_it_was_written() -> None:
 
 
 @pytest.mark.backends("sqlite")
+def test_the_ids_part_of_text_records_is_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from slack_tasklog import _events
+    from slack_tasklog._events import SlackEvent, decode_event
+
+    monkeypatch.setattr(_events, "_MIDDLES", {})
+    monkeypatch.setattr(_events, "_MAX_MIDDLES", 3)
+    for team in ("T1", "T2", "T1", "T3", "T4", "T\x1f5", "T\x1f5"):
+        event = SlackEvent("{}", team, None, "UBOT", team != "T2")
+        assert decode_event(encode_event(9, event)) == (9, event)  # whatever was remembered, or not
+        assert len(_events._MIDDLES) <= 3
+    assert _events._MIDDLES[("T\x1f5", None, "UBOT", True)] is None  # marshalled: the id holds the separator
+
+
+@pytest.mark.backends("sqlite")
 def test_a_record_is_visible_only_once_its_length_is_written(tmp_path: Path) -> None:
     """An append writes the bytes, the next end marker, then the length: a process killed before that last step
     leaves the segment as it was, even where a reused segment still holds older bytes."""

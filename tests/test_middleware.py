@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 
@@ -226,6 +226,22 @@ def test_a_broken_task_log_never_breaks_the_app(
     warnings = [r for r in caplog.records if r.name == "slack_tasklog"]
     assert len(warnings) == 1, "internal errors are logged once, not per event"
     assert "host app is unaffected" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("event", ["nope", ["app_mention"], None, 5])
+def test_an_event_that_is_not_an_object_is_passed_over_quietly(
+    tasklog: TaskLog, caplog: pytest.LogCaptureFixture, event: object
+) -> None:
+    # Bolt's own middlewares fail on such a body before ours runs (500), so it is handed to ours directly.
+    body = {"type": "event_callback", "team_id": "T111", "event": event, "event_id": "Ev1"}
+    request = BoltRequest(body=body, mode="socket_mode")
+    called = []
+    with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
+        assert tasklog.middleware.process(req=request, resp=None, next=lambda: called.append(1)) is None
+    assert called == [1]
+    health = tasklog.health()
+    assert (health.queued, health.written, health.dropped) == (0, 0, 0)  # nothing recorded
+    assert [r for r in caplog.records if r.name == "slack_tasklog"] == []
 
 
 def test_every_bolt_python_fixture_payload_through_a_real_app(app: App, tasklog: TaskLog) -> None:

@@ -182,7 +182,7 @@ class TaskLog(Tracking):
         if self._writer.journal is not None and self._writer.journal.orphans():
             # A previous process died with events only in its journal: write them now, not at the next event.
             self._writer.start()
-        self._middleware = TaskLogMiddleware(lambda: self)
+        self._middleware = TaskLogMiddleware(lambda: self, bound=self)
         #: Called with every event the decorators record (slack_tasklog.prometheus adds one).
         self._observers: tuple[Callable[[Event], None], ...] = ()
         register_async()  # the AsyncApp fast path, if Bolt's async side is loaded by now

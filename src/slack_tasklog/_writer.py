@@ -110,6 +110,7 @@ class BackgroundWriter:
         self._committed = 0  # every accepted event up to this index is written, or was rejected
         self._spill: JournalCursor | None = None  # while spilling: where to read spilled events back
         self._wake = threading.Event()
+        self._signalled = False  # _wake was set since the writer last cleared it (read without the Event's lock)
         self._urgent = threading.Event()  # flush or close: skip the linger
         self._stopping = threading.Event()
         # Set by flush() and close(): a write waiting out its backoff tries again now (the database may just
@@ -136,34 +137,43 @@ class BackgroundWriter:
             self._count_drop("the writer is closed")
             return False
         with self._lock:
-            accepted = self._accept(event)
+            # Journal, then queue, in one critical section so both keep one order ("everything up to event N is
+            # committed" is one number). The common case inline: this runs on Bolt's request path.
+            index = self._accepted + 1
+            journal = self.journal
+            if self._spill is None and len(self._items) < self._max_queue:
+                if journal is not None:
+                    journal.append(encode_event(index, event), index)  # False: memory only (it logs why)
+                self._accepted = index
+                self._items.append((index, event))
+                accepted = True
+            else:
+                accepted = self._spill_event(index, event)
         if not accepted:
             self._count_drop(f"queue full at {self._max_queue} events")
             return False
-        if self._thread is None:
-            self._start()
-        # Checking first skips a lock on the hot path; see _run for why a stale True is harmless.
-        if not self._wake.is_set():
+        # A plain flag rather than Event.is_set (a Python call): see _run for why a stale True is harmless. It is
+        # False until the first event, so the thread is started here too.
+        if not self._signalled:
+            if self._thread is None:
+                self._start()
+            self._signalled = True
             self._wake.set()
         return True
 
-    def _accept(self, event: Event) -> bool:
-        """Journal, then queue or spill, ``event``; called under the lock so both keep one order."""
-        index = self._accepted + 1
+    def _spill_event(self, index: int, event: Event) -> bool:
+        """The queue is full, or spilling has begun: the event goes to the journal only, if there is one."""
         journal = self.journal
-        spill = self._spill is not None or len(self._items) >= self._max_queue
-        if spill and self._spill is None:
-            self._spill = journal.spill_cursor() if journal is not None else None
+        if journal is None:
+            return False  # nowhere to spill to
+        if self._spill is None:
+            self._spill = journal.spill_cursor()
             if self._spill is None:
-                return False  # the queue is full and there is nowhere to spill to
-        journaled = journal is not None and journal.append(encode_event(index, event), index)
-        if spill and not journaled:
+                return False
+        if not journal.append(encode_event(index, event), index):
             return False
         self._accepted = index
-        if spill:
-            self.stats.spilled += 1
-        else:
-            self._items.append((index, event))
+        self.stats.spilled += 1
         return True
 
     def _count_drop(self, why: str) -> None:
@@ -248,9 +258,11 @@ class BackgroundWriter:
                 woke = self._wake.wait(self._maintenance_interval)
                 if woke and not self._urgent.is_set() and len(self._items) < self._batch_size:
                     self._urgent.wait(self._linger)
-                # Clear before draining: an event appended after this point sets the flag again, and one appended
-                # before it is drained below, so none waits for the next wake-up.
+                # Clear before draining, the event first and then submit's flag: an event queued after this point
+                # sets both again, and one queued before it (even one whose submit saw the flag still True) is
+                # drained below, so none waits for the next wake-up.
                 self._wake.clear()
+                self._signalled = False
                 self._urgent.clear()
                 self._drain()
                 if self._stopping.is_set():
