@@ -162,6 +162,9 @@ def test_the_ids_part_of_text_records_is_remembered_within_a_bound(monkeypatch: 
         assert decode_event(encode_event(9, event)) == (9, event)  # whatever was remembered, or not
         assert len(_events._MIDDLES) <= 3
     assert _events._MIDDLES[("T\x1f5", None, "UBOT", True)] is None  # marshalled: the id holds the separator
+    odd = SlackEvent("{}", ["T1"], {"id": "E1"}, 5, True)  # ids that are no strings (a malformed body): marshalled
+    assert encode_event(10, odd)[:1] != b"\x1e"
+    assert decode_event(encode_event(10, odd)) == (10, odd)
 
 
 @pytest.mark.backends("sqlite")

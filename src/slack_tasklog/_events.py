@@ -144,7 +144,7 @@ def encode_event(index: int, event: Event) -> bytes:
     if type(event) is SlackEvent:  # the parsed body stays in memory: the raw one is in the record
         try:
             middle = _MIDDLES[event[1:5]]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an id is no string (a malformed body), see _middle
             middle = _middle(event[1:5])
         if middle is not None:  # else an id holds the separator itself: marshal it
             try:
@@ -164,6 +164,8 @@ _MAX_MIDDLES = 1_024
 
 def _middle(ids: tuple[Any, ...]) -> str | None:
     team_id, enterprise_id, bot_user_id, follow_ups = ids
+    if not all(value is None or type(value) is str for value in (team_id, enterprise_id, bot_user_id)):
+        return None  # marshalled as they are, like the event kept in memory (and not remembered: maybe unhashable)
     text = f"\x1f{'1' if follow_ups else '0'}\x1f{team_id or ''}\x1f{enterprise_id or ''}\x1f{bot_user_id or ''}\x1f"
     middle = text if text.count(_SEPARATOR) == 5 else None
     if len(_MIDDLES) >= _MAX_MIDDLES:  # a bound, for an app serving very many workspaces
