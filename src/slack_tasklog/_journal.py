@@ -108,18 +108,19 @@ class Journal:
 
         On Bolt's request path: when the live segment has room (nearly always), a few bytecodes and three copies
         into the mapping, with no intermediate bytes object."""
+        size = len(record)
         segment = self._live
-        if segment is None or (end := segment.position + _LENGTH_SIZE + len(record)) > segment.limit:
-            segment = self._segment_with_room(len(record))
+        if segment is None or (end := segment.position + _LENGTH_SIZE + size) > segment.limit:
+            segment = self._segment_with_room(size)
             if segment is None:
                 return False
-            end = segment.position + _LENGTH_SIZE + len(record)
+            end = segment.position + _LENGTH_SIZE + size
         start = segment.position
         mapped = segment.map
         try:
             mapped[start + _LENGTH_SIZE : end] = record
             mapped[end : end + _LENGTH_SIZE] = _END
-            _pack_length(mapped, start, len(record))  # last: this makes the record visible
+            _pack_length(mapped, start, size)  # last: this makes the record visible
             if self.fsync:
                 mapped.flush()
         except (OSError, ValueError) as error:  # ValueError: the mapping was closed under us
