@@ -137,15 +137,24 @@ def test_every_kind_of_record_reads_back_as_it_was_written() -> None:
     for index, event in enumerate(cases, start=1):
         record = encode_event(index, event)
         expected = event._replace(body=None) if isinstance(event, SlackEvent) else event
-        assert decode_event(record) == (index, expected)
+        # A text record leaves its index out (the reader counts records); a marshalled one keeps it.
+        assert decode_event(record) == (None if record[:1] == b"\x1d" else index, expected)
     # The common case is the text record; the odd ones fall back to marshal.
-    assert [encode_event(1, event)[:1] == b"\x1e" for event in cases] == [True, True, False, False, False]
-    # A SlackEvent journaled by an earlier version (marshal) still reads.
+    assert [encode_event(1, event)[:1] == b"\x1d" for event in cases] == [True, True, False, False, False]
+    # A SlackEvent journaled by an earlier version (marshal, or a text record with its index) still reads.
     import marshal
 
     old = marshal.dumps((5, 5, "{}", "T1", None, "UBOT", True))
     assert decode_event(old) == (5, SlackEvent("{}", "T1", None, "UBOT", True))
-    for bad in (b"\x1e", b"\x1e1\x1f2\x1f\x1f\x1f\x1f{}", b"\x1ex\x1f1\x1f\x1f\x1f\x1f{}", b"\x1e1\x1f1\xff"):
+    assert decode_event(b"\x1e7\x1f1\x1fT1\x1f\x1fUBOT\x1f{}") == (7, SlackEvent("{}", "T1", None, "UBOT", True))
+    for bad in (
+        b"\x1e",
+        b"\x1e1\x1f2\x1f\x1f\x1f\x1f{}",
+        b"\x1ex\x1f1\x1f\x1f\x1f\x1f{}",
+        b"\x1e1\x1f1\xff",
+        b"\x1d1\x1f1\x1f\x1f\x1f\x1f{}",  # a number where none belongs
+        b"\x1d\x1f1\x1f\x1f\x1f",
+    ):
         with pytest.raises(ValueError, match="not a journal record"):
             decode_event(bad)
 
@@ -157,33 +166,56 @@ def test_the_ids_part_of_text_records_is_remembered_within_a_bound(monkeypatch: 
 
     monkeypatch.setattr(_events, "_MIDDLES", {})
     monkeypatch.setattr(_events, "_MAX_MIDDLES", 3)
-    for team in ("T1", "T2", "T1", "T3", "T4", "T\x1f5", "T\x1f5"):
+    monkeypatch.setattr(_events, "_LAST", _events._LAST)  # put back afterwards
+    for team in ("T1", "T1", "T2", "T1", "T3", "T4", "T\x1f5", "T\x1f5", "T4"):
         event = SlackEvent("{}", team, None, "UBOT", team != "T2")
-        assert decode_event(encode_event(9, event)) == (9, event)  # whatever was remembered, or not
+        record = encode_event(9, event)
+        # whatever was remembered, or not; a marshalled record keeps its index
+        assert decode_event(record) == (None if record[:1] == b"\x1d" else 9, event)
         assert len(_events._MIDDLES) <= 3
+        assert _events._LAST[:4] == (team, None, "UBOT", team != "T2")  # the last ids, with their middle
     assert _events._MIDDLES[("T\x1f5", None, "UBOT", True)] is None  # marshalled: the id holds the separator
+    assert encode_event(9, SlackEvent("{}", "T\x1f5", None, "UBOT", True))[:1] != b"\x1d"  # also when it was last
     odd = SlackEvent("{}", ["T1"], {"id": "E1"}, 5, True)  # ids that are no strings (a malformed body): marshalled
-    assert encode_event(10, odd)[:1] != b"\x1e"
+    assert encode_event(10, odd)[:1] != b"\x1d"
     assert decode_event(encode_event(10, odd)) == (10, odd)
 
 
 @pytest.mark.backends("sqlite")
 def test_a_record_is_visible_only_once_its_length_is_written(tmp_path: Path) -> None:
-    """An append writes the bytes, the next end marker, then the length: a process killed before that last step
-    leaves the segment as it was, even where a reused segment still holds older bytes."""
+    """An append writes the bytes, then the length: a process killed before that last step leaves the segment as it
+    was. That needs zeroes past the last record, even in a segment started over (its old records are zeroed)."""
     journal = Journal(tmp_path / "journal")
-    first, second = request(1), request(2)
+    first = TaskRequested("T1", None, "C1", "1.000100", "1.000100", "U1", "a longer request " * 20)
+    second, third = request(2), request(3)
     assert journal.append(encode_event(1, first), 1)
-    journal.committed(1, caught_up=True)  # reused from its start; the old record's bytes are still there
+    journal.committed(1, caught_up=True)  # started over from its start
     [segment] = journal._segments
-    record = encode_event(2, second)
     start = segment.position
+    assert segment.map[start : start + len(encode_event(1, first)) + 8] == bytes(len(encode_event(1, first)) + 8)
+    record = encode_event(2, second)
     # What an append killed just before its last step leaves behind:
     segment.map[start + 4 : start + 4 + len(record)] = record
-    segment.map[start + 4 + len(record) : start + 8 + len(record)] = b"\0\0\0\0"
     assert read_segment(segment.path) == ([], 0)
     assert journal.append(record, 2)
     assert read_segment(segment.path) == ([second], 0)
+    assert journal.append(encode_event(3, third), 3)
+    assert read_segment(segment.path) == ([second, third], 0)
+    journal.close(everything_committed=True)
+
+
+@pytest.mark.backends("sqlite")
+def test_a_failed_append_leaves_its_segment_for_a_new_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A failed copy may leave bytes past the end, where appends expect zeroes: that segment takes no more."""
+    journal = Journal(tmp_path / "journal")
+    assert journal.append(encode_event(1, request(1)), 1)
+    [broken] = journal._segments
+    broken.map.close()  # what a failing copy looks like from here
+    assert not journal.append(encode_event(2, request(2)), 2)
+    assert "cannot write the journal" in caplog.text
+    assert journal.append(encode_event(3, request(3)), 3)
+    assert len(journal._segments) == 2
+    assert read_segment(journal._segments[1].path) == ([request(3)], 0)
     journal.close(everything_committed=True)
 
 

@@ -118,11 +118,13 @@ Event = TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded |
 # marshal of (index, kind, *fields), fields in the order above. marshal's format for str/float/None/bool/tuple has
 # not changed since Python 3.4; the journal is a local, short-lived file read back by this package.
 #
-# Except for a SlackEvent, the request path's own record: text, "\x1e" then index, follow_ups (0/1), team,
-# enterprise and bot user ids ("" for None) separated by "\x1f", then the raw body, encoded once as UTF-8. Inside a
+# Except for a SlackEvent, the request path's own record: text, "\x1d", then follow_ups (0/1), team, enterprise and
+# bot user ids ("" for None), each after a "\x1f", then "\x1f" and the raw body, encoded once as UTF-8. Inside a
 # Bolt dispatch, marshalling the tuple cost 4-7 µs of the dispatch against 1-2 µs for this (measured, see
-# benchmarks/README.md): only string formatting and encoding, code that Bolt itself keeps warm. A record starting
-# with "\x1e" is never marshal's (its first byte is a type code, from "(" to "{", possibly with 0x80 set).
+# benchmarks/README.md): only string formatting and encoding, code that Bolt itself keeps warm. It holds no index:
+# whoever reads the journal back counts records (see _journal.read_spilled), which spares formatting a number on the
+# request path. Records of earlier versions start with "\x1e" and the index. A record starting with either is never
+# marshal's (its first byte is a type code, from "(" to "{", possibly with 0x80 set).
 
 _KINDS: tuple[type[Any], ...] = (
     TaskRequested,
@@ -135,48 +137,62 @@ _KINDS: tuple[type[Any], ...] = (
 _KIND_OF: dict[type[Any], int] = {cls: code for code, cls in enumerate(_KINDS)}
 _SLACK_EVENT = _KIND_OF[SlackEvent]
 _dumps = marshal.dumps
-_TEXT = b"\x1e"  # first byte of a SlackEvent's text record (the f-string in encode_event starts with it)
+_TEXT = b"\x1d"  # first byte of a SlackEvent's text record (the f-string in encode_event starts with it)
+_INDEXED_TEXT = b"\x1e"  # the same, with the index, as earlier versions wrote it
 _SEPARATOR = "\x1f"
+_NOTHING = object()
 
 
 def encode_event(index: int, event: Event) -> bytes:
-    """The journal record for ``event`` (``index`` is the writer's sequence number)."""
+    """The journal record for ``event`` (``index`` is the writer's sequence number; a text record leaves it out)."""
     if type(event) is SlackEvent:  # the parsed body stays in memory: the raw one is in the record
-        try:
-            middle = _MIDDLES[event[1:5]]
-        except (KeyError, TypeError):  # TypeError: an id is no string (a malformed body), see _middle
+        # The same ids as the last request (nearly always: one workspace, or a burst from one): four comparisons
+        # are cheaper on the request path than hashing fresh strings for the lookup in _MIDDLES.
+        last = _LAST
+        if event[1] == last[0] and event[2] == last[1] and event[3] == last[2] and event[4] is last[3]:
+            middle = last[4]
+        else:
             middle = _middle(event[1:5])
-        if middle is not None:  # else an id holds the separator itself: marshal it
+        if middle is not None:  # else an id holds the separator itself, or is no string: marshal it
             try:
-                return f"\x1e{index}{middle}{event[0]}".encode()
+                return f"\x1d{middle}{event[0]}".encode()
             except UnicodeEncodeError:  # a lone surrogate, which marshal keeps
                 pass
         return _dumps((index, _SLACK_EVENT, *event[:5]))
     return _dumps((index, _KIND_OF[type(event)], *event))
 
 
-# A text record's fields between its index and the raw body, "\x1f<follow_ups>\x1f<team>\x1f<enterprise>\x1f<bot
+# A text record's fields between its first byte and the raw body, "\x1f<follow_ups>\x1f<team>\x1f<enterprise>\x1f<bot
 # user>\x1f", by (team, enterprise, bot user, follow_ups): an app sees a few of these, so the request path looks its
 # one up instead of formatting four fields (half of the record's cost). None: an id holds the separator.
 _MIDDLES: dict[tuple[Any, ...], str | None] = {}
 _MAX_MIDDLES = 1_024
+# The last ids looked up and their middle, as one tuple: replaced whole, so a reader in another thread sees one pair.
+_LAST: tuple[Any, ...] = (_NOTHING, _NOTHING, _NOTHING, _NOTHING, None)
 
 
 def _middle(ids: tuple[Any, ...]) -> str | None:
+    global _LAST  # noqa: PLW0603 - read on the request path as a plain global, the cheapest lookup
     team_id, enterprise_id, bot_user_id, follow_ups = ids
     if not all(value is None or type(value) is str for value in (team_id, enterprise_id, bot_user_id)):
         return None  # marshalled as they are, like the event kept in memory (and not remembered: maybe unhashable)
-    text = f"\x1f{'1' if follow_ups else '0'}\x1f{team_id or ''}\x1f{enterprise_id or ''}\x1f{bot_user_id or ''}\x1f"
-    middle = text if text.count(_SEPARATOR) == 5 else None
-    if len(_MIDDLES) >= _MAX_MIDDLES:  # a bound, for an app serving very many workspaces
-        _MIDDLES.clear()
-    _MIDDLES[ids] = middle
+    try:
+        middle = _MIDDLES[ids]
+    except KeyError:
+        flag = "1" if follow_ups else "0"
+        text = f"\x1f{flag}\x1f{team_id or ''}\x1f{enterprise_id or ''}\x1f{bot_user_id or ''}\x1f"
+        middle = text if text.count(_SEPARATOR) == 5 else None
+        if len(_MIDDLES) >= _MAX_MIDDLES:  # a bound, for an app serving very many workspaces
+            _MIDDLES.clear()
+        _MIDDLES[ids] = middle
+    _LAST = (*ids, middle)
     return middle
 
 
-def decode_event(record: bytes) -> tuple[int, Event]:
-    """The inverse of :func:`encode_event`; raises ValueError for anything else."""
-    if record[:1] == _TEXT:
+def decode_event(record: bytes) -> tuple[int | None, Event]:
+    """The inverse of :func:`encode_event`, with the index if the record holds one; raises ValueError for anything
+    else."""
+    if record[:1] in (_TEXT, _INDEXED_TEXT):
         return _decode_text(record)
     try:
         index, kind, *values = marshal.loads(record)
@@ -188,13 +204,17 @@ def decode_event(record: bytes) -> tuple[int, Event]:
     return index, event
 
 
-def _decode_text(record: bytes) -> tuple[int, SlackEvent]:
+def _decode_text(record: bytes) -> tuple[int | None, SlackEvent]:
     try:
         index, follow_ups, team_id, enterprise_id, bot_user_id, raw = record[1:].decode().split(_SEPARATOR, 5)
         if follow_ups not in ("0", "1"):
             raise ValueError(f"bad follow_ups flag {follow_ups!r}")
-        return int(index), SlackEvent(
-            raw, team_id or None, enterprise_id or None, bot_user_id or None, follow_ups == "1"
-        )
+        if record[:1] == _TEXT:
+            if index:
+                raise ValueError("text before the first separator")
+            number = None
+        else:
+            number = int(index)
+        return number, SlackEvent(raw, team_id or None, enterprise_id or None, bot_user_id or None, follow_ups == "1")
     except ValueError as error:  # UnicodeDecodeError, too few fields, a bad number
         raise ValueError(f"not a journal record: {error}") from error

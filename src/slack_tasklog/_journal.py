@@ -18,9 +18,11 @@ journal grows, segment by segment, up to ``max_bytes``; segments are deleted as 
 
 Layout: a 16-byte header (``SLTJ``, a format byte, three spare bytes, then the byte offset up to which everything is
 known to be committed), then records: a 4-byte little-endian length and that many bytes of ``encode_event``
-output. A zero length ends the segment. An append writes the record's bytes, then the next end marker, and its
-length last: until that length is written the record is not there (a process killed earlier leaves the end marker
-it replaced, and nothing to replay).
+output. A zero length ends the segment. Everything past the last record is zero: a new segment is a sparse file,
+and the writer zeroes what a segment held before starting it over. So an append writes the record's bytes, then
+its length, which makes it visible: a process killed before that leaves a zero length, and nothing to replay. Two
+copies into the mapping, and no end marker to write: the request path touches as little code as it can (inside
+Bolt's dispatch, every C function it calls runs cold, see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ MAGIC = b"SLTJ\x01"
 _HEADER = 16
 _COMMITTED_AT = 8  # where in the header the committed offset is
 _LENGTH = struct.Struct("<I")
-_pack_length = _LENGTH.pack_into
 _LENGTH_SIZE = _LENGTH.size
 _OFFSET = struct.Struct("<Q")
 _END = b"\0\0\0\0"
@@ -60,6 +61,11 @@ _POPULATE_WRITE: int | None = getattr(mmap, "MADV_POPULATE_WRITE", 23) if sys.pl
 _PREFAULT_AHEAD = 2 * 1024 * 1024
 _PREFAULT_STEP = 256 * 1024
 _failures = RateLimitedLog()
+# Record lengths as the 4 bytes written, by length: a dict lookup is cheaper on the request path than packing.
+_LENGTHS: dict[int, bytes] = {}
+_MAX_LENGTHS = 4_096
+# Zeroes a reused segment in slices of this much (memoryview slices of one buffer: no allocation per reset).
+_ZEROS = memoryview(bytes(256 * 1024))
 
 
 @dataclass(eq=False)
@@ -81,10 +87,13 @@ class _Segment:
 
 @dataclass
 class JournalCursor:
-    """Where the writer is reading spilled events back: a segment and a byte offset in it."""
+    """Where the writer is reading spilled events back: a segment, a byte offset in it, and the index of the record
+    there. Spilled events have consecutive indexes (an event whose append failed was refused, its index not taken),
+    so records are numbered by counting: the request path's records do not hold their index."""
 
     segment: _Segment
     offset: int
+    index: int
 
 
 @dataclass
@@ -106,8 +115,8 @@ class Journal:
     def append(self, record: bytes, index: int) -> bool:
         """Append one event record; False if the journal could not take it (the event is then memory-only).
 
-        On Bolt's request path: when the live segment has room (nearly always), a few bytecodes and three copies
-        into the mapping, with no intermediate bytes object."""
+        On Bolt's request path: when the live segment has room (nearly always), a few bytecodes and two copies into
+        the mapping (the record, then its length), with no intermediate bytes object."""
         size = len(record)
         segment = self._live
         if segment is None or (end := segment.position + _LENGTH_SIZE + size) > segment.limit:
@@ -115,15 +124,20 @@ class Journal:
             if segment is None:
                 return False
             end = segment.position + _LENGTH_SIZE + size
+        try:
+            length = _LENGTHS[size]
+        except KeyError:
+            length = _length_bytes(size)
         start = segment.position
         mapped = segment.map
         try:
             mapped[start + _LENGTH_SIZE : end] = record
-            mapped[end : end + _LENGTH_SIZE] = _END
-            _pack_length(mapped, start, size)  # last: this makes the record visible
+            mapped[start : start + _LENGTH_SIZE] = length  # last: this makes the record visible
             if self.fsync:
                 mapped.flush()
         except (OSError, ValueError) as error:  # ValueError: the mapping was closed under us
+            # Its bytes may be past the end now, where the next append expects zeroes: no more appends here.
+            segment.limit = 0
             return self._failed(error)
         segment.position = end
         segment.last_index = index
@@ -211,8 +225,10 @@ class Journal:
         if caught_up and self._segments:
             live = self._segments[-1]
             if live.position > _HEADER and live.last_index <= index:
-                # Start the segment over: end marker first, then the header, so a crash in between replays nothing.
-                live.map[_HEADER : _HEADER + _LENGTH.size] = _END
+                # Start the segment over: the first length first, so a crash from here on replays nothing; then
+                # the rest of the old records, since appends expect zeroes past the end; then the header.
+                live.map[_HEADER : _HEADER + _LENGTH_SIZE] = _END
+                _zero(live.map, _HEADER + _LENGTH_SIZE, live.position)
                 live.mark_committed(_HEADER)
                 live.position = _HEADER
 
@@ -258,15 +274,16 @@ class Journal:
 
     # -- reading spilled events back ------------------------------------------------------------------------
 
-    def spill_cursor(self) -> JournalCursor | None:
-        """Where the next appended record will start: taken just before the first spilled event."""
+    def spill_cursor(self, index: int) -> JournalCursor | None:
+        """Where the next appended record will start, ``index`` its index: taken just before the first spilled
+        event."""
         if self.disabled:
             return None
         try:
             segment = self._segments[-1] if self._segments else self._open_segment()
         except OSError:
             return None
-        return JournalCursor(segment, segment.position)
+        return JournalCursor(segment, segment.position, index)
 
     def snapshot(self, cursor: JournalCursor) -> list[tuple[_Segment, int, int]]:
         """The byte ranges from ``cursor`` to the current end, segment by segment (taken under the lock, so every
@@ -300,6 +317,20 @@ class Journal:
         return [path for path in paths if path not in mine and not _is_locked(path)]
 
 
+def _length_bytes(size: int) -> bytes:
+    if len(_LENGTHS) >= _MAX_LENGTHS:  # a bound: records of very many sizes
+        _LENGTHS.clear()
+    length = _LENGTHS[size] = _LENGTH.pack(size)
+    return length
+
+
+def _zero(mapped: mmap.mmap, start: int, end: int) -> None:
+    while start < end:
+        step = min(end - start, len(_ZEROS))
+        mapped[start : start + step] = _ZEROS[:step]
+        start += step
+
+
 def _records(data: bytes | mmap.mmap, start: int, end: int) -> Iterator[tuple[int, bytes]]:
     """(offset after the record, record bytes) from ``start`` until ``end`` or the end marker."""
     position = start
@@ -313,19 +344,21 @@ def _records(data: bytes | mmap.mmap, start: int, end: int) -> Iterator[tuple[in
 
 
 def read_spilled(
-    ranges: list[tuple[_Segment, int, int]], limit: int
-) -> tuple[list[tuple[int, Event]], JournalCursor | None]:
-    """Up to ``limit`` (index, event) pairs from the byte ranges, and the cursor after the last record read."""
-    events: list[tuple[int, Event]] = []
+    ranges: list[tuple[_Segment, int, int]], limit: int, index: int
+) -> tuple[list[Event], JournalCursor | None]:
+    """Up to ``limit`` events from the byte ranges, and the cursor after the last record read. ``index`` is the
+    index of the first record (see JournalCursor); an unreadable record is skipped, and counted."""
+    events: list[Event] = []
     cursor: JournalCursor | None = None
     for segment, start, end in ranges:
-        cursor = JournalCursor(segment, start)
+        cursor = JournalCursor(segment, start, index)
         for after, record in _records(segment.map, start, end):
             try:
-                events.append(decode_event(record))
+                events.append(decode_event(record)[1])
             except ValueError:
                 _failures.warning("spill", "slack_tasklog: skipped an unreadable record in %s", segment.path)
-            cursor = JournalCursor(segment, after)
+            index += 1
+            cursor = JournalCursor(segment, after, index)
             if len(events) >= limit:
                 return events, cursor
     return events, cursor

@@ -167,7 +167,7 @@ class BackgroundWriter:
         if journal is None:
             return False  # nowhere to spill to
         if self._spill is None:
-            self._spill = journal.spill_cursor()
+            self._spill = journal.spill_cursor(index)
             if self._spill is None:
                 return False
         if not journal.append(encode_event(index, event), index):
@@ -312,14 +312,14 @@ class BackgroundWriter:
                 journal.committed(self._committed, caught_up=self._accepted == self._committed)
                 return False
             ranges = journal.snapshot(cursor)
-        indexed, after = read_spilled(ranges, self._batch_size)
-        if indexed and not self._write([event for _, event in indexed]):
+        events, after = read_spilled(ranges, self._batch_size, cursor.index)
+        if events and not self._write(events):
             return None
         with self._lock:
             if after is not None:
                 self._spill = after
-        if indexed:
-            self._advance(indexed[-1][0])
+        if after is not None and after.index > cursor.index:
+            self._advance(after.index - 1)  # unreadable records included: they are skipped for good
         return True
 
     def _advance(self, index: int) -> None:
