@@ -17,6 +17,7 @@ __all__ = [
     "MessageDeleted",
     "MessageInThread",
     "OutcomeRecorded",
+    "RawSlackEvent",
     "SlackEvent",
     "TaskRequested",
     "decode_event",
@@ -102,6 +103,10 @@ class SlackEvent(NamedTuple):
     Deciding what a message records takes longer than Bolt's whole dispatch can spare, so when nothing needs the
     text before it is journaled (no ``redact``, text stored), the middleware hands over the body as Bolt parsed it
     (``body``, in memory only) and the raw request body (``raw``, for the journal), and the writer decides.
+
+    The middleware queues these fields as a plain tuple (:data:`RawSlackEvent`): a tuple subclass costs a
+    ``tuple.__new__`` call to build, and every index into it a generic lookup, where a plain tuple's are inline in the
+    interpreter. What the journal gives back is a ``SlackEvent``; the writer takes either.
     """
 
     raw: str
@@ -112,7 +117,13 @@ class SlackEvent(NamedTuple):
     body: Any = None
 
 
-Event = TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted | SlackEvent
+# A SlackEvent's fields as the middleware queues them: a plain tuple, told apart by ``type(event) is tuple`` (every
+# other event is a NamedTuple).
+RawSlackEvent = tuple[str, str | None, str | None, str | None, bool, Any]
+
+Event = (
+    TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted | SlackEvent | RawSlackEvent
+)
 
 # -- the journal's record format --------------------------------------------------------------------------------
 # marshal of (index, kind, *fields), fields in the order above. marshal's format for str/float/None/bool/tuple has
@@ -145,20 +156,21 @@ _NOTHING = object()
 
 def encode_event(index: int, event: Event) -> bytes:
     """The journal record for ``event`` (``index`` is the writer's sequence number; a text record leaves it out)."""
-    if type(event) is SlackEvent:  # the parsed body stays in memory: the raw one is in the record
+    if type(event) is tuple or type(event) is SlackEvent:  # the parsed body stays in memory; the raw one is journaled
         # The same ids as the last request (nearly always: one workspace, or a burst from one): four comparisons
         # are cheaper on the request path than hashing fresh strings for the lookup in _MIDDLES.
+        fields: RawSlackEvent = event  # type: ignore[assignment] # mypy does not narrow on ``type(x) is tuple``
         last = _LAST
-        if event[1] == last[0] and event[2] == last[1] and event[3] == last[2] and event[4] is last[3]:
+        if fields[1] == last[0] and fields[2] == last[1] and fields[3] == last[2] and fields[4] is last[3]:
             middle = last[4]
         else:
-            middle = _middle(event[1:5])
+            middle = _middle(fields[1:5])
         if middle is not None:  # else an id holds the separator itself, or is no string: marshal it
             try:
-                return f"\x1d{middle}{event[0]}".encode()
+                return f"\x1d{middle}{fields[0]}".encode()
             except UnicodeEncodeError:  # a lone surrogate, which marshal keeps
                 pass
-        return _dumps((index, _SLACK_EVENT, *event[:5]))
+        return _dumps((index, _SLACK_EVENT, *fields[:5]))
     return _dumps((index, _KIND_OF[type(event)], *event))
 
 

@@ -28,7 +28,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from ._capture import capture
-from ._events import SlackEvent, TaskRequested
+from ._events import TaskRequested
 from ._internal import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["TaskLogMiddleware", "register_async"]
 
 _failures = RateLimitedLog()
-_new = tuple.__new__
 # Queued events beyond which the middleware decides on the request path (see _capture): one writer batch.
 _FAST_LANE_BACKLOG = 1_000
 
@@ -82,16 +81,13 @@ class TaskLogMiddleware(Middleware):
                 if event.get("bot_id") is not None:
                     return False
                 tasklog._writer.submit(
-                    _new(
-                        SlackEvent,
-                        (
-                            raw,
-                            context.get("team_id"),
-                            context.get("enterprise_id"),
-                            context.get("bot_user_id"),
-                            tasklog.capture_thread_replies,
-                            body,
-                        ),
+                    (  # a SlackEvent's fields, as a plain tuple: see RawSlackEvent
+                        raw,
+                        context.get("team_id"),
+                        context.get("enterprise_id"),
+                        context.get("bot_user_id"),
+                        tasklog.capture_thread_replies,
+                        body,
                     )
                 )
                 return kind == "message" and ("thread_ts" in event or event.get("subtype") == "message_deleted")

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
@@ -46,6 +46,7 @@ from ._events import (
     MessageDeleted,
     MessageInThread,
     OutcomeRecorded,
+    RawSlackEvent,
     SlackEvent,
     TaskRequested,
 )
@@ -624,7 +625,9 @@ def _partition(
             add_outcome(given)
             continue
         # A request the middleware passed on unread: what it records is decided here.
-        item = _look_at(given) if isinstance(given, SlackEvent) else given
+        item: Event | None = given
+        if kind is tuple or kind is SlackEvent:
+            item = _look_at(cast("SlackEvent | RawSlackEvent", given))
         if item is None:
             continue
         if isinstance(item, TaskRequested):
@@ -635,21 +638,22 @@ def _partition(
             assignments.append(item)
         elif isinstance(item, OutcomeRecorded):
             outcomes.append(item)
-        else:
+        elif isinstance(item, MessageDeleted):
             deletions.append(item)
     return requests, messages, assignments, outcomes, deletions
 
 
-def _look_at(item: SlackEvent) -> TaskRequested | MessageInThread | MessageDeleted | None:
-    """What a request the middleware passed on unread records, if anything."""
-    body = item.body
+def _look_at(item: SlackEvent | RawSlackEvent) -> TaskRequested | MessageInThread | MessageDeleted | None:
+    """What a request the middleware passed on unread records, if anything (from the queue, a plain tuple; from the
+    journal, a SlackEvent without its parsed body)."""
+    raw, team_id, enterprise_id, bot_user_id, follow_ups, body = item
     if body is None:
         try:
-            body = json.loads(item.raw)
+            body = json.loads(raw)
         except ValueError:
             logger.warning("slack_tasklog: skipped a journaled Slack request that is not JSON")
             return None
-    return capture(body, item.team_id, item.enterprise_id, item.bot_user_id, item.follow_ups)
+    return capture(body, team_id, enterprise_id, bot_user_id, follow_ups)
 
 
 def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _KnownTask | None:

@@ -376,7 +376,7 @@ class BackgroundWriter:
                 self.stats.rejected += 1
                 logger.warning(
                     "slack_tasklog: the database refused one event (%s; %s: %s); it was skipped",
-                    type(event).__name__,
+                    "SlackEvent" if type(event) is tuple else type(event).__name__,  # see RawSlackEvent
                     type(error).__name__,
                     _first_line(error),
                 )
