@@ -136,9 +136,12 @@ class BackgroundWriter:
         if self._closed:
             self._count_drop("the writer is closed")
             return False
-        with self._lock:
-            # Journal, then queue, in one critical section so both keep one order ("everything up to event N is
-            # committed" is one number). The common case inline: this runs on Bolt's request path.
+        # Journal, then queue, in one critical section so both keep one order ("everything up to event N is
+        # committed" is one number). The common case inline: this runs on Bolt's request path. acquire/release
+        # rather than ``with``, which makes a bound method of each of __enter__ and __exit__ on every request.
+        lock = self._lock
+        lock.acquire()
+        try:
             index = self._accepted + 1
             journal = self.journal
             if self._spill is None and len(self._items) < self._max_queue:
@@ -149,6 +152,8 @@ class BackgroundWriter:
                 accepted = True
             else:
                 accepted = self._spill_event(index, event)
+        finally:
+            lock.release()
         if not accepted:
             self._count_drop(f"queue full at {self._max_queue} events")
             return False
