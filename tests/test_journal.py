@@ -81,7 +81,7 @@ def journaled(database_url: str) -> Iterator[TaskLog]:
 
 @sqlite_only
 def test_the_journal_is_off_unless_asked_for(tasklog: TaskLog) -> None:
-    # Its request-path cost is over the 10 % budget for now (benchmarks/README.md): opt-in.
+    # It fits the request path's budget, but costs the decorators' ingest rate (benchmarks/README.md): opt-in.
     assert tasklog.health().journal_dir is None
 
 

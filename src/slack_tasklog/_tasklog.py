@@ -99,8 +99,8 @@ class TaskLog(Tracking):
             (or, without one, are dropped and counted).
         shutdown_timeout: how long ``close()`` (and the exit hook) waits for the last events to be written.
         journal: the write-ahead journal. ``True`` keeps it beside a SQLite file (``tasklog.db.tasklog-journal/``)
-            or, for a database server, in a per-user data directory; a path puts it there; ``False`` (the default
-            for now: it costs about 3 µs per Slack event on the request path, just over the 10 % budget — see
+            or, for a database server, in a per-user data directory; a path puts it there; ``False`` (the default:
+            it fits the request path's budget, but costs the decorators up to a quarter of their ingest rate — see
             benchmarks/README.md) keeps events only in memory until written. A process that dies leaves its journal
             behind, and the next ``TaskLog`` on the same journal writes those events.
         journal_fsync: flush every journal line to disk: survives power loss too, at the cost of a disk write per
