@@ -29,7 +29,6 @@ from slack_bolt import App, BoltRequest
 # Imported up front, as a bot using AsyncApp does: slack_tasklog then sees Bolt's async side loaded when a
 # TaskLog hands out its middleware, and AsyncApp runs it as an AsyncMiddleware (no per-request argument injection).
 from slack_bolt.async_app import AsyncApp
-
 from slack_tasklog.testing import (
     SIGNING_SECRET,
     FakeSlackAPI,

@@ -24,12 +24,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from slack_tasklog import TaskLog
+from slack_tasklog.storage.models import Base
 from sqlalchemy import Engine, create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
-
-from slack_tasklog import TaskLog
-from slack_tasklog._models import Base
 
 __all__ = [
     "POSTGRES_URL",
@@ -87,7 +86,7 @@ def _admin_engine(base: str = POSTGRES_URL) -> Engine:
 
 def remove_journal(url: str) -> None:
     """Delete the journal directory the TaskLogs on ``url`` kept by default (a per-user directory for servers)."""
-    from slack_tasklog._tasklog import default_journal_dir
+    from slack_tasklog.tasklog import default_journal_dir
 
     directory = default_journal_dir(make_url(url))
     if directory is not None:

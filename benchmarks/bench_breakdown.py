@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from slack_bolt.middleware import Middleware
+from slack_tasklog import TaskLog, capture_event, strip_leading_mention
+from slack_tasklog.events import AssignmentRecorded, OutcomeRecorded, TaskRequested
+from slack_tasklog.testing import FakeSlackAPI
 
 from _common import (
     async_mention_requests,
@@ -48,9 +51,6 @@ from _common import (
     supports_journal,
 )
 from bench_lifecycle import capture_tasks, evaluations_for, tasklog_bot
-from slack_tasklog import TaskLog, capture_event, strip_leading_mention
-from slack_tasklog._events import AssignmentRecorded, OutcomeRecorded, TaskRequested
-from slack_tasklog.testing import FakeSlackAPI
 
 # -- 1. request path ---------------------------------------------------------------------------------------------
 
@@ -96,7 +96,7 @@ class CaptureAndEncode(Middleware):
     """capture_event plus the journal line for it (``_events.encode_event``), not written anywhere."""
 
     def process(self, *, req: Any, resp: Any, next: Callable[[], Any]) -> Any:
-        from slack_tasklog._events import encode_event
+        from slack_tasklog.events import encode_event
 
         c = req.context
         event = capture_event(req.body, team_id=c.team_id, enterprise_id=c.enterprise_id, bot_user_id=c.bot_user_id)

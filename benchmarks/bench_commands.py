@@ -36,15 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from slack_bolt import App
+from slack_tasklog import TaskLog
+from slack_tasklog.reports.stats import compute_stats
+from slack_tasklog.slack.commands import CommandFlow, register_commands
+from slack_tasklog.storage import summary
+from slack_tasklog.storage.models import Assignment, Base, Evaluation, Outcome, Task
+from slack_tasklog.testing import SIGNING_SECRET, FakeSlackAPI, async_signed_request, signed_request, slash_command_body
 from sqlalchemy import insert, text
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from _common import environment_lines, markdown_table, parse_args, sqlite_plans, summarize
-from slack_tasklog import TaskLog, _summary
-from slack_tasklog._commands import CommandFlow, register_commands
-from slack_tasklog._models import Assignment, Base, Evaluation, Outcome, Task
-from slack_tasklog._stats import compute_stats
-from slack_tasklog.testing import SIGNING_SECRET, FakeSlackAPI, async_signed_request, signed_request, slash_command_body
 
 UTC = timezone.utc
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -162,7 +163,7 @@ def generate(path: Path, count: int, *, seed: int = 42, batch: int = 20_000) -> 
             conn.execute(insert(Evaluation.__table__), evaluations)  # type: ignore[arg-type]
             conn.execute(insert(Outcome.__table__), outcomes)  # type: ignore[arg-type]
         # The tasks' latest rounds and the daily rollup, as the writer (and the migration) keep them.
-        _summary.rebuild(conn)
+        summary.rebuild(conn)
     tasklog.close()
     # Statistics for the planner, and the WAL folded into the file so that the cached copy is one file.
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as raw:
@@ -223,10 +224,8 @@ def time_stats(tasklog: TaskLog, repeat: int) -> list[list[object]]:
                 started = time.perf_counter()
                 compute_stats(conn, **window)
                 times.append((time.perf_counter() - started) * 1000)
-            summary = summarize(times)
-            rows.append(
-                [label, f"{stats.tasks:,}", f"{summary.median:.0f}", f"{summary.low:.0f} to {summary.high:.0f}"]
-            )
+            timing = summarize(times)
+            rows.append([label, f"{stats.tasks:,}", f"{timing.median:.0f}", f"{timing.low:.0f} to {timing.high:.0f}"])
     return rows
 
 

@@ -46,6 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slack_tasklog import TaskLog
+from slack_tasklog.testing import FakeSlackAPI
+
 from _common import (
     async_mention_requests,
     build_app,
@@ -62,8 +65,6 @@ from _common import (
     supports_journal,
 )
 from _reference import JsonLinesMiddleware, SqliteSketchMiddleware, register_async_reference
-from slack_tasklog import TaskLog
-from slack_tasklog.testing import FakeSlackAPI
 
 NONE = "none"
 TASKLOG = "TaskLog (defaults)"

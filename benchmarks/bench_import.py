@@ -60,8 +60,8 @@ def write_log(path: Path, lines: int) -> int:
 
 
 def run_import(log: str, database: str, parallel: bool, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    from slack_tasklog._import import fewer_collections, import_file
-    from slack_tasklog._store import Store, create_tasklog_engine
+    from slack_tasklog.cli.importer import fewer_collections, import_file
+    from slack_tasklog.storage.store import Store, create_tasklog_engine
 
     engine = create_tasklog_engine(f"sqlite:///{database}")
     store = Store(engine, cache_size=10_000)

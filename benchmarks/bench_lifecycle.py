@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slack_tasklog import TaskLog
+from slack_tasklog.testing import FakeSlackAPI
+
 from _common import (
     build_app,
     environment_lines,
@@ -42,8 +45,6 @@ from _common import (
     supports_journal,
 )
 from _reference import DesignTaskLogger
-from slack_tasklog import TaskLog
-from slack_tasklog.testing import FakeSlackAPI
 
 AGENTS = ("Grok", "Writer", "Builder")
 CHUNK = 2_000  # signed requests built at a time while capturing tasks

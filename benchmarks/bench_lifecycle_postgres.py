@@ -70,9 +70,10 @@ def thread_ts(base_us: int, processes: int, index: int, i: int) -> str:
 
 
 def tasklog_worker(job: Job, barrier: Barrier, out: Any) -> None:
-    from _common import build_app
     from slack_tasklog import TaskLog
     from slack_tasklog.testing import FakeSlackAPI, app_mention, event_body, signed_request
+
+    from _common import build_app
 
     url, index, processes, n, base_us = job.where, job.index, job.processes, job.n, job.base_us
     problems: list[str] = []

@@ -24,11 +24,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from slack_tasklog.storage.migrate import check, current, head
+from slack_tasklog.storage.migrations._baseline import baseline_metadata
 from sqlalchemy import Engine, create_engine, insert, text
 
 from _common import environment_lines, fresh_dir, markdown_table, parse_args, summarize
-from slack_tasklog._migrate import check, current, head
-from slack_tasklog.migrations._baseline import baseline_metadata
 
 TABLES = ("tasklog_tasks", "tasklog_follow_ups", "tasklog_assignments", "tasklog_evaluations", "tasklog_outcomes")
 CLI = str(Path(sys.executable).with_name("slack-tasklog"))

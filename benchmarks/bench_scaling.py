@@ -27,6 +27,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from slack_tasklog import TaskLog
+from slack_tasklog.reports.stats import compute_stats
+from slack_tasklog.testing import FakeSlackAPI
 from sqlalchemy import text
 
 from _common import (
@@ -43,9 +46,6 @@ from _common import (
 from _dataset import sqlite_dataset
 from bench_commands import END
 from bench_lifecycle import run_lifecycles, tasklog_bot
-from slack_tasklog import TaskLog
-from slack_tasklog._stats import compute_stats
-from slack_tasklog.testing import FakeSlackAPI
 
 FIGURES = ("request path µs/dispatch", "ingest µs/lifecycle", "stats all-time µs/task", "stats 24 h µs/task",
            "export µs/row")  # fmt: skip

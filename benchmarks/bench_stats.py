@@ -20,12 +20,12 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from slack_tasklog.reports.stats import compute_stats
 from sqlalchemy import Connection, create_engine, text
 
 from _common import environment_lines, markdown_table, parse_args, source_fingerprint, sqlite_plans, summarize
 from _dataset import POSTGRES_URL, postgres_available, postgres_dataset, sqlite_dataset
 from bench_commands import END
-from slack_tasklog._stats import compute_stats
 
 #: name -> (compute_stats keyword arguments, the count(*) that must agree, target ms on SQLite or None)
 QUERIES: dict[str, tuple[dict[str, Any], str, float | None]] = {

@@ -47,12 +47,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slack_tasklog import TaskLog
+from slack_tasklog.cli.importer import _batches
+from slack_tasklog.testing import FakeSlackAPI
+
 from _common import build_app, fresh_dir, mention_requests, parse_args
 from bench_import import write_log
 from bench_lifecycle import capture_tasks, evaluations_for, tasklog_bot
-from slack_tasklog import TaskLog
-from slack_tasklog._import import _batches
-from slack_tasklog.testing import FakeSlackAPI
 
 BATCH = 1_000
 WHAT = ("lifecycle", "import", "decorators", "dispatch-bare", "dispatch", "dispatch-journal")

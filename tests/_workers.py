@@ -12,7 +12,6 @@ from typing import Any
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
-
 from slack_tasklog import TaskLog
 from slack_tasklog.testing import SIGNING_SECRET, app_mention, event_body, message, signed_request
 

@@ -28,17 +28,16 @@ from typing import Any
 
 import pytest
 from slack_bolt import App
+from slack_tasklog import TaskLog
+from slack_tasklog.logs import RateLimitedLog
+from slack_tasklog.storage.migrate import upgrade
+from slack_tasklog.storage.store import create_tasklog_engine
+from slack_tasklog.testing import SIGNING_SECRET, FakeSlackAPI
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from slack_tasklog import TaskLog
-from slack_tasklog._internal import RateLimitedLog
-from slack_tasklog._migrate import upgrade
-from slack_tasklog._store import create_tasklog_engine
-from slack_tasklog.testing import SIGNING_SECRET, FakeSlackAPI
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "slack-events-bolt-python.json"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "slack-events-bolt-python.json"
 
 
 @pytest.fixture(autouse=True)
@@ -179,8 +178,6 @@ def stored_utc(value: Any) -> datetime:
 
 
 def load_fixture_payloads() -> list[dict[str, Any]]:
-    if not FIXTURES.exists():  # pragma: no cover - shared/ is laid beside the repo in CI and sessions
-        pytest.skip(f"{FIXTURES} not found")
     payloads: list[dict[str, Any]] = json.loads(FIXTURES.read_text())["payloads"]
     return payloads
 

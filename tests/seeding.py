@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from slack_tasklog import TaskLog
+from slack_tasklog.storage import summary
+from slack_tasklog.storage.models import Assignment, Evaluation, Outcome, Task
 from sqlalchemy import Connection, Engine, insert, select
-
-from slack_tasklog import TaskLog, _summary
-from slack_tasklog._models import Assignment, Evaluation, Outcome, Task
 
 UTC = timezone.utc
 AGENTS = ("Grok", "Writer", "Builder")
@@ -137,7 +137,7 @@ def insert_tasks(conn: Connection, tasks: Sequence[SeedTask]) -> None:
     if outcome_rows:
         conn.execute(insert(Outcome.__table__), outcome_rows)  # type: ignore[arg-type]
     # What the writer does after each batch: the tasks' latest rounds, and the daily rollup.
-    _summary.refresh(conn, ids.values())
+    summary.refresh(conn, ids.values())
 
 
 def random_tasks(rng: random.Random, count: int, *, start: datetime, span: timedelta, **fields: Any) -> list[SeedTask]:

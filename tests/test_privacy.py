@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from slack_bolt import App
-
 from slack_tasklog import TaskLog
-from slack_tasklog._cli import main
+from slack_tasklog.cli.main import main
 from slack_tasklog.testing import app_mention, event_body, message, signed_request
 
-from .conftest import query
+from tests.conftest import query
 
 ROOT = "1700000000.000100"
 

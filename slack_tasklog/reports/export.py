@@ -1,0 +1,477 @@
+"""The CSV export: one row per task, oldest first, streamed.
+
+Rows are read a page at a time by keyset (``requested_at``, ``id``), so memory stays flat however many tasks there
+are, no server-side cursor or long lock is held, and the same query runs on every backend. Each page's
+evaluations come in one extra query.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import IO, Any, TypeVar
+
+from sqlalchemy import Connection, Join, Select, Table, and_, case, func, or_, select
+from sqlalchemy.sql.selectable import NamedFromClause
+
+from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task
+
+__all__ = [
+    "CSV_COLUMNS",
+    "ExportFilter",
+    "count_tasks",
+    "filter_tasks",
+    "iter_pages",
+    "latest_round_join",
+    "neutralize",
+    "other_agents",
+    "write_csv",
+    "write_jsonl",
+]
+
+_tasks: Table = Task.__table__  # type: ignore[assignment]
+_follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
+_assignments: Table = Assignment.__table__  # type: ignore[assignment]
+_evaluations: Table = Evaluation.__table__  # type: ignore[assignment]
+_outcomes: Table = Outcome.__table__  # type: ignore[assignment]
+
+#: The design document's nine columns, then ours.
+CSV_COLUMNS = (
+    "timestamp",
+    "user_id",
+    "request",
+    "assigned_agent",
+    "confidence",
+    "other_agents_confidence",
+    "success",
+    "execution_time",
+    "error_message",
+    "follow_ups",
+    "attempts",
+    "team_id",
+    "channel_id",
+    "thread_ts",
+)
+
+_PAGE = 2_000
+SelectT = TypeVar("SelectT", bound=Select[Any])
+# OWASP "CSV injection": a cell starting with one of these may run as a formula in a spreadsheet.
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which tasks: requested in [since, until), assigned (latest round) to ``agent``, in workspace ``team_id`` (of
+    Enterprise Grid organisation ``enterprise_id``)."""
+
+    since: datetime | date | str | None = None
+    until: datetime | date | str | None = None
+    agent: str | None = None
+    team_id: str | None = None
+    enterprise_id: str | None = None
+
+
+def as_utc(value: datetime | date | str | None) -> datetime | None:
+    """Accept a datetime (naive means UTC), a date (its midnight, UTC) or an ISO 8601 string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def neutralize(cell: str) -> str:
+    """Make a free-text cell inert in spreadsheets: ``=HYPERLINK(...)`` becomes ``'=HYPERLINK(...)``."""
+    if cell.startswith(_FORMULA_TRIGGERS):
+        return "'" + cell
+    return cell
+
+
+def latest_round_join(tasks: Table) -> tuple[Join, NamedFromClause, NamedFromClause]:
+    """``tasks`` outer-joined to each task's latest round and that round's outcome: the one rule of which round
+    counts, shared by the CSV and the stats.
+
+    The latest round is the newest assignment (``recorded_at``, then ``id``); its outcome is the newest run
+    (``finished_at``, then ``id``) by the round's agent — or the round's own "nobody" outcome — that started after
+    the round was recorded. Returns the join and the two aliases, ``latest_round`` and ``round_outcome``; both are
+    NULL for a task with no round yet, and the outcome alone for a round still running.
+    """
+    a, o = _assignments, _outcomes
+    latest_round = a.alias("latest_round")
+    round_outcome = o.alias("round_outcome")
+    newest_round_id = (
+        select(a.c.id)
+        .where(a.c.task_id == tasks.c.id)
+        .order_by(a.c.recorded_at.desc(), a.c.id.desc())
+        .limit(1)
+        .correlate(tasks)
+        .scalar_subquery()
+    )
+    newest_outcome_id = (
+        select(o.c.id)
+        .where(
+            o.c.task_id == tasks.c.id,
+            o.c.agent.is_not_distinct_from(latest_round.c.agent),
+            o.c.started_at >= latest_round.c.recorded_at,
+        )
+        .order_by(o.c.finished_at.desc(), o.c.id.desc())
+        .limit(1)
+        .correlate(tasks, latest_round)
+        .scalar_subquery()
+    )
+    # The task_id terms are implied by the ids, but they let the planner reach the rows through the task_id indexes
+    # (and SQLAlchemy's linter see how the tables join).
+    joined = tasks.outerjoin(
+        latest_round, and_(latest_round.c.task_id == tasks.c.id, latest_round.c.id == newest_round_id)
+    ).outerjoin(round_outcome, and_(round_outcome.c.task_id == tasks.c.id, round_outcome.c.id == newest_outcome_id))
+    return joined, latest_round, round_outcome
+
+
+def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
+    t, a, o = _tasks, _assignments, _outcomes
+    # The latest round and its outcome as the writer keeps them on the task (``_summary``: the rule of
+    # latest_round_join, worked out once when they were written); the outcome's error message by its key.
+    # Counted by the writer; counted here only for tasks written before it kept the counts.
+    follow_up_count = func.coalesce(
+        t.c.follow_ups,
+        select(func.count()).select_from(_follow_ups).where(_follow_ups.c.task_id == t.c.id).scalar_subquery(),
+    )
+    attempts = func.coalesce(
+        t.c.rounds, select(func.count()).select_from(a).where(a.c.task_id == t.c.id).scalar_subquery()
+    )
+    # Only a failure has a message worth the lookup.
+    error_message = case(
+        (
+            t.c.latest_success.is_(False),
+            select(o.c.error_message).where(o.c.id == t.c.latest_outcome_id).scalar_subquery(),
+        ),
+        else_=None,
+    )
+    query = (
+        select(
+            t.c.id,
+            t.c.requested_at,
+            t.c.user_id,
+            t.c.request_text,
+            t.c.team_id,
+            t.c.channel_id,
+            t.c.thread_ts,
+            t.c.latest_round_id.label("round_id"),
+            t.c.latest_agent.label("agent"),
+            t.c.latest_confidence.label("confidence"),
+            t.c.latest_success.label("success"),
+            t.c.latest_execution_time.label("execution_time"),
+            error_message.label("error_message"),
+            follow_up_count.label("follow_ups"),
+            attempts.label("attempts"),
+            t.c.latest_others.label("others"),
+        )
+        .order_by(t.c.requested_at, t.c.id)
+        .limit(_PAGE)
+    )
+    query = filter_tasks(
+        query,
+        since=as_utc(where.since),
+        until=as_utc(where.until),
+        team_id=where.team_id,
+        enterprise_id=where.enterprise_id,
+        agent=where.agent,
+    )
+    return query, t.c.requested_at, t.c.id
+
+
+def filter_tasks(
+    query: SelectT,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    team_id: str | None,
+    enterprise_id: str | None,
+    agent: str | None,
+) -> SelectT:
+    """``query`` on ``tasklog_tasks`` kept to tasks requested in ``[since, until)`` (None: unbounded), in one
+    workspace, whose latest round went to ``agent``: the filters that exports and stats share."""
+    t = _tasks
+    if since is not None:
+        query = query.where(t.c.requested_at >= since)
+    if until is not None:
+        query = query.where(t.c.requested_at < until)
+    if team_id is not None:
+        query = query.where(t.c.team_id == team_id)
+    if enterprise_id is not None:
+        query = query.where(t.c.enterprise_id == enterprise_id)
+    if agent is not None:
+        query = query.where(t.c.latest_agent == agent)
+    return query
+
+
+def iter_pages(conn: Connection, where: ExportFilter, *, raw: bool = False) -> Iterator[Sequence[Any]]:
+    """The tasks, oldest first, a page at a time (each row as ``_query`` selects it).
+
+    ``raw``: each row as the driver returned it. SQLAlchemy still compiles each page's statement and binds its
+    parameters; only building a ``Row`` per task is skipped, which costs more than formatting the CSV line. The
+    values are then the driver's own: a datetime is text on SQLite (the ``UTCDateTime`` format) and naive UTC on
+    MySQL, a boolean 0 or 1 outside PostgreSQL.
+    """
+    base, requested_at, task_id = _query(where)
+    after: tuple[datetime, int] | None = None
+    while True:
+        query = base
+        if after is not None:
+            # The leading ">=" lets every backend seek the requested_at index to the page's start; with the OR
+            # alone SQLite scans from the first task again for every page (quadratic over a large log).
+            query = query.where(requested_at >= after[0], or_(requested_at > after[0], task_id > after[1]))
+        result = conn.execute(query)
+        try:
+            rows: Sequence[Any] = result.cursor.fetchall() if raw else result.all()
+        finally:
+            result.close()
+        if not rows:
+            return
+        yield rows
+        if len(rows) < _PAGE:
+            return
+        after = (_raw_datetime(rows[-1][1]), rows[-1][0])
+
+
+def _raw_datetime(value: str | datetime) -> datetime:
+    """A ``UTCDateTime`` as a driver returns it (or as SQLAlchemy did), as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _raw_timestamp(value: str | datetime) -> str:
+    """The CSV's ``timestamp`` (second precision, UTC) of a ``UTCDateTime`` as a driver returns it."""
+    if isinstance(value, str):  # SQLite: "2024-01-15 10:30:00.000000", UTC
+        return f"{value[:10]}T{value[11:19]}Z"
+    return _timestamp(value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc))
+
+
+def _raw_evaluations(conn: Connection, round_ids: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+    """Each round's evaluations, ``(agent, confidence)``, the rows as the driver returned them."""
+    found: dict[str, list[tuple[str, Any]]] = {}
+    if not round_ids:
+        return found
+    e = _evaluations
+    result = conn.execute(select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(round_ids)))
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    for assignment_id, agent, confidence in rows:
+        held = found.get(assignment_id)
+        if held is None:
+            found[assignment_id] = [(agent, confidence)]
+        else:
+            held.append((agent, confidence))
+    return found
+
+
+def count_tasks(conn: Connection, where: ExportFilter) -> int:
+    """How many tasks an export with ``where`` writes (for a progress bar)."""
+    query, _, _ = _query(where)
+    return int(conn.execute(select(func.count()).select_from(query.limit(None).order_by(None).subquery())).scalar_one())
+
+
+def other_agents(evaluations: Iterable[tuple[str, Any]], assigned: str | None) -> str:
+    """The CSV's ``other_agents_confidence``, ``Writer:8;Builder:6``: the agents not assigned, most confident first
+    (ties by name). Made when a round is written (``tasklog_assignments.others``) and, for rounds written before
+    that column existed, when exporting."""
+    others = [pair for pair in evaluations if pair[0] != assigned]
+    if len(others) == 2:
+        # The usual round (three agents asked), once per round in the writer: ordered by hand, no sort and key calls.
+        (first, high), (second, low) = others
+        if high is not None and low is not None:
+            if low > high or (low == high and second < first):
+                first, high, second, low = second, low, first, high
+            return f"{first}:{_WHOLE.get(high) or _number(high)};{second}:{_WHOLE.get(low) or _number(low)}"
+    if len(others) > 1:
+        others.sort(key=_most_confident_first)
+    return ";".join([f"{agent}:{_number(confidence)}" for agent, confidence in others])
+
+
+def _most_confident_first(pair: tuple[str, Any]) -> tuple[float, str]:
+    confidence = pair[1]
+    return (_INFINITY if confidence is None else -confidence, pair[0])
+
+
+_INFINITY = float("inf")
+# Whole percents, the usual confidences, formatted once (the writer formats three per round).
+_WHOLE = {float(number): str(number) for number in range(101)}
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    text = _WHOLE.get(value)
+    if text is not None:
+        return text
+    number = float(value)
+    if number.is_integer():
+        return str(int(number))
+    return repr(number)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _timestamp(value: datetime) -> str:
+    if value.utcoffset():  # UTCDateTime reads UTC already; anything else is converted
+        value = value.astimezone(timezone.utc)
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
+
+
+def write_csv(
+    conn: Connection,
+    out: IO[str],
+    where: ExportFilter,
+    *,
+    neutralize_formulas: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the export to ``out``; return the number of task rows. ``progress`` is called with the number of rows
+    written since its last call (every page)."""
+    safe = neutralize if neutralize_formulas else _same
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    no_evaluations: list[tuple[str, Any]] = []
+    for rows in iter_pages(conn, where, raw=True):
+        # Rounds written before the writer kept their ``others``: from their evaluations.
+        evaluations = _raw_evaluations(conn, [row[7] for row in rows if row[7] is not None and row[15] is None])
+        # A page at a time, each row unpacked once: building Rows and reading their attributes cost more than the
+        # CSV itself.
+        writer.writerows(
+            (
+                _raw_timestamp(requested_at),
+                safe(user_id),
+                safe(request_text or ""),
+                safe(agent or ""),
+                _number(confidence),
+                safe(others if others is not None else other_agents(evaluations.get(round_id, no_evaluations), agent))
+                if round_id is not None
+                else "",
+                "" if success is None else ("true" if success else "false"),
+                _seconds(execution_time),
+                safe(error_message or ""),
+                follow_ups,
+                attempts,
+                safe(team_id),
+                safe(channel_id),
+                thread_ts,
+            )
+            for (
+                _, requested_at, user_id, request_text, team_id, channel_id, thread_ts, round_id, agent,
+                confidence, success, execution_time, error_message, follow_ups, attempts, others,
+            ) in rows
+        )  # fmt: skip
+        count += len(rows)
+        if progress is not None:
+            progress(len(rows))
+    return count
+
+
+def _same(cell: str) -> str:
+    return cell
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def write_jsonl(
+    conn: Connection, out: IO[str], where: ExportFilter, *, progress: Callable[[int], None] | None = None
+) -> int:
+    """Write one JSON object per task (oldest first): the CSV's fields, then every follow-up, every round with its
+    evaluations, and every run (outcome) in full, for pulls that want more than the latest round. Returns the number
+    of tasks. ``progress`` is called with the number of tasks of each page written."""
+    f, a, e, o = _follow_ups, _assignments, _evaluations, _outcomes
+    count = 0
+    r: Any  # a row of each query in turn
+    for rows in iter_pages(conn, where):
+        ids = [row.id for row in rows]
+        follow_ups: dict[int, list[dict[str, Any]]] = {}
+        for r in conn.execute(
+            select(f.c.task_id, f.c.ts, f.c.user_id, f.c.text, f.c.posted_at)
+            .where(f.c.task_id.in_(ids))
+            .order_by(f.c.ts)
+        ):
+            follow_ups.setdefault(r.task_id, []).append(
+                {"ts": r.ts, "user_id": r.user_id, "text": r.text, "posted_at": _iso(r.posted_at)}
+            )
+        rounds: dict[int, list[dict[str, Any]]] = {}
+        by_id: dict[str, dict[str, Any]] = {}
+        for r in conn.execute(
+            select(a.c.task_id, a.c.id, a.c.agent, a.c.confidence, a.c.recorded_at)
+            .where(a.c.task_id.in_(ids))
+            .order_by(a.c.recorded_at, a.c.id)
+        ):
+            entry = {
+                "id": r.id,
+                "assigned_agent": r.agent,
+                "confidence": r.confidence,
+                "recorded_at": _iso(r.recorded_at),
+                "evaluations": {},
+            }
+            rounds.setdefault(r.task_id, []).append(entry)
+            by_id[r.id] = entry
+        for start in range(0, len(by_id), 500):
+            chunk = list(by_id)[start : start + 500]
+            for r in conn.execute(
+                select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(chunk))
+            ):
+                by_id[r.assignment_id]["evaluations"][r.agent] = r.confidence
+        runs: dict[int, list[dict[str, Any]]] = {}
+        for r in conn.execute(
+            select(o.c.task_id, o.c.id, o.c.agent, o.c.success, o.c.execution_time, o.c.error_message, o.c.started_at,
+                   o.c.finished_at)
+            .where(o.c.task_id.in_(ids))
+            .order_by(o.c.finished_at, o.c.id)
+        ):  # fmt: skip
+            runs.setdefault(r.task_id, []).append(
+                {
+                    "id": r.id,
+                    "agent": r.agent,
+                    "success": r.success,
+                    "execution_time": r.execution_time,
+                    "error_message": r.error_message,
+                    "started_at": _iso(r.started_at),
+                    "finished_at": _iso(r.finished_at),
+                }
+            )
+        for row in rows:
+            record = {
+                "timestamp": _iso(row.requested_at),
+                "team_id": row.team_id,
+                "channel_id": row.channel_id,
+                "thread_ts": row.thread_ts,
+                "user_id": row.user_id,
+                "request": row.request_text,
+                "assigned_agent": row.agent,
+                "confidence": row.confidence,
+                "success": row.success,
+                "execution_time": row.execution_time,
+                "error_message": row.error_message,
+                "follow_ups": follow_ups.get(row.id, []),
+                "rounds": rounds.get(row.id, []),
+                "runs": runs.get(row.id, []),
+            }
+            out.write(json.dumps(record, ensure_ascii=False))
+            out.write("\n")
+        count += len(rows)
+        if progress is not None:
+            progress(len(rows))
+    return count

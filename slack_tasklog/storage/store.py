@@ -1,0 +1,701 @@
+"""Writing events to the database: idempotent, batched, linked late.
+
+Everything the writer thread does to the database is here, in SQLAlchemy Core (the ORM's unit of work costs more
+than it gives for append-only rows). Every insert is an insert-or-ignore on a natural or minted key, so a batch
+written twice lands once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Insert,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from slack_tasklog.capture.rules import capture
+from slack_tasklog.events import (
+    AssignmentRecorded,
+    Event,
+    MessageDeleted,
+    MessageInThread,
+    OutcomeRecorded,
+    RawSlackEvent,
+    SlackEvent,
+    TaskRequested,
+)
+from slack_tasklog.logs import logger
+from slack_tasklog.reports.export import other_agents
+from slack_tasklog.storage import summary
+from slack_tasklog.storage.bulk import Bulk, among, register_sqlite_adapters
+from slack_tasklog.storage.migrate import MigrateMode, SchemaNotReadyError, prepare_schema
+from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task
+
+__all__ = ["Store", "create_tasklog_engine"]
+
+_tasks: Table = Task.__table__  # type: ignore[assignment]
+_follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
+_assignments: Table = Assignment.__table__  # type: ignore[assignment]
+_evaluations: Table = Evaluation.__table__  # type: ignore[assignment]
+_outcomes: Table = Outcome.__table__  # type: ignore[assignment]
+
+# Threads whose tasks this process knows; enough for every thread active in the last days of a busy bot.
+_CACHE_SIZE = 50_000
+# How often the writer purges what retention no longer keeps.
+_PURGE_INTERVAL = 3600.0
+# Bound parameters per IN (...) list: far below every backend's limit.
+_IN_CHUNK = 500
+# Rows waiting for their task read whole, at most (see Store._threads_with_orphans).
+_WAITING_READ = 1_000
+
+
+# backend: (the extra that installs its driver, that driver's name in a URL)
+_EXTRAS = {"postgresql": ("postgres", "psycopg"), "mysql": ("mysql", "pymysql"), "mariadb": ("mysql", "pymysql")}
+
+
+def create_tasklog_engine(url: str) -> Engine:
+    """An engine with the settings the task log needs: SQLite in WAL mode with a busy timeout, write
+    transactions that take the write lock up front, pre-ping for servers that drop idle connections, and a utf8mb4
+    connection to MySQL/MariaDB (emoji)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend != "sqlite":
+        connect_args = {}
+        if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+            # Some drivers still default to a 3-byte "utf8" (or latin1) connection, which cannot carry emoji. Not
+            # added to the URL: the journal's directory is named after the URL the user gave.
+            connect_args["charset"] = "utf8mb4"
+        options: dict[str, Any] = {}
+        if backend in ("mysql", "mariadb"):
+            # InnoDB's default, REPEATABLE READ, would keep showing a writer the rows as they were at its first read,
+            # even after it waited for another writer's lock on a task (see _summary); PostgreSQL's default is this.
+            options["isolation_level"] = "READ COMMITTED"
+        try:
+            return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
+        except ImportError as error:
+            extra, driver = _EXTRAS.get(backend, (None, None))
+            hint = f"pip install 'slack-tasklog[{extra}]'" if extra else "install its driver"
+            if driver and parsed.get_driver_name() != driver:
+                # The extra installs this driver; a bare postgresql:// or mysql:// URL asks SQLAlchemy for another.
+                hint += f" and use a {backend}+{driver}:// URL"
+            raise ImportError(f"no driver for {parsed.drivername} databases: {hint} ({error})") from error
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
+    if in_memory:
+        # One connection shared by every thread, or the writer and a reader would see two different databases.
+        engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        if not database.startswith("file:"):
+            try:
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                # Not fatal here: the writer will report it, and retry, like any other database it cannot open.
+                logger.warning("slack_tasklog: cannot create the folder for %s: %s", database, error)
+        engine = create_engine(parsed)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: commits survive a process crash; only an OS crash can lose the last ones.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # Other processes (each specialist bot) write to the same file: wait for the lock, do not fail.
+            cursor.execute("PRAGMA busy_timeout=30000")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A deferred transaction that reads and then writes can fail with "database is locked" without ever
+        # waiting on busy_timeout; taking the write lock at BEGIN makes it wait instead.
+        if connection.get_execution_options().get("tasklog_write"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+class _KnownTask(NamedTuple):
+    # A named tuple made with tuple.__new__ (see _load_threads): a frozen dataclass's __init__ cost ~8k instructions.
+    id: int
+    team_id: str
+    channel_id: str
+    request_ts: str
+
+
+_new = tuple.__new__
+# The seconds datetime.fromtimestamp takes: 0001-01-01 up to 9999-12-31 (UTC).
+_FIRST_SECOND = -62_135_596_800.0
+_PAST_LAST_SECOND = 253_402_300_800.0
+
+
+def _ts_seconds(ts: str, fallback: float) -> float:
+    """A Slack ts as seconds since the epoch, or ``fallback`` if it is not a time a datetime can hold. Seconds, not a
+    datetime: the statements' processors format them without one (see _bulk.sqlite_utc)."""
+    try:
+        seconds = float(ts)
+    except ValueError:
+        return fallback
+    # The comparison is false for NaN too.
+    return seconds if _FIRST_SECOND <= seconds < _PAST_LAST_SECOND else fallback
+
+
+class Store:
+    """The database side of the writer (see ``BatchSink``)."""
+
+    def __init__(self, engine: Engine, *, cache_size: int = _CACHE_SIZE, migrate: MigrateMode | None = None) -> None:
+        self.engine = engine
+        if engine.dialect.name == "sqlite":
+            register_sqlite_adapters()
+        # What ensure_schema may do to the schema (see _migrate.prepare_schema); None: the backend's default.
+        self._migrate: MigrateMode | None = migrate
+        self._cache_size = cache_size
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self._threads: OrderedDict[str, tuple[_KnownTask, ...]] = OrderedDict()
+        self._orphans_possible = False
+        self._forget_cache = False
+        #: Purge tasks older than this, from the writer thread, once an hour (None: keep everything).
+        self.retention: timedelta | None = None
+        self._next_purge = 0.0
+        self._insert_task = _bulk_insert(
+            _tasks,
+            ("team_id", "enterprise_id", "channel_id", "thread_ts", "request_ts", "user_id", "request_text",
+             "requested_at", "recorded_at", "follow_ups"),
+            engine.dialect,
+        )  # fmt: skip
+        self._insert_follow_up = _bulk_insert(
+            _follow_ups, ("task_id", "team_id", "channel_id", "ts", "user_id", "text", "posted_at"), engine.dialect
+        )
+        self._insert_assignment = _bulk_insert(
+            _assignments,
+            ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "confidence", "recorded_at", "others"),
+            engine.dialect,
+        )
+        self._insert_evaluation = _bulk_insert(_evaluations, ("assignment_id", "agent", "confidence"), engine.dialect)
+        self._insert_outcome = _bulk_insert(
+            _outcomes,
+            ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "success", "execution_time",
+             "error_message", "started_at", "finished_at"),
+            engine.dialect,
+        )  # fmt: skip
+        self._link_assignments = _link_statement(_assignments)
+        self._link_outcomes = _link_statement(_outcomes)
+
+    # -- BatchSink --------------------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def is_transient(self, error: Exception) -> bool:
+        # SchemaNotReadyError: the schema needs an upgrade someone has to run; hold the events until it is done.
+        if isinstance(error, OperationalError | DisconnectionError | SchemaNotReadyError):
+            return True
+        return isinstance(error, DBAPIError) and error.connection_invalidated
+
+    def after_fork(self) -> None:
+        # Connections are sockets or file handles shared with the parent: never use them here.
+        self.engine.dispose(close=False)
+
+    def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if not self._schema_ready:
+                prepare_schema(self.engine, self._migrate)
+                self._schema_ready = True
+
+    def write(self, batch: Sequence[Event]) -> None:
+        self.ensure_schema()
+        if self._forget_cache:
+            self._forget_cache = False
+            self._threads.clear()
+        requests, messages, assignments, outcomes, deletions = _partition(batch)
+        now = datetime.now(timezone.utc)
+        now_seconds = now.timestamp()
+        # What this transaction learns about tasks joins the cache only once it commits.
+        learned: dict[str, tuple[_KnownTask, ...]] = {}
+        orphans = False
+        # Tasks whose latest round may have changed (or that are new): their summaries are refreshed last.
+        touched: set[int] = set()
+        locked: set[int] = set()  # of those, the tasks already locked by this transaction
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            follow_up_rows: list[dict[str, Any]] = []
+            if requests:
+                touched.update(self._write_requests(conn, requests, now_seconds, learned, locked=locked))
+                # A mention in a thread that already held a task is one of its follow-ups.
+                follow_up_rows.extend(
+                    self._follow_up_rows(requests, learned, now_seconds),
+                )
+            if messages:
+                self._load_threads(conn, {m.thread_ts for m in messages}, learned)
+                follow_up_rows.extend(self._follow_up_rows(messages, learned, now_seconds))
+            if follow_up_rows:
+                self._insert_follow_up.execute(conn, follow_up_rows)
+                counted = {row["task_id"] for row in follow_up_rows}
+                touched.update(counted)  # locked in order with the others before they are counted again
+            if assignments or outcomes:
+                threads = {a.thread_ts for a in assignments} | {o.thread_ts for o in outcomes}
+                self._load_threads(conn, threads, learned)
+                orphans = self._write_rounds(
+                    conn, assignments, outcomes, learned=learned, touched=touched, locked=locked
+                )
+            if touched:
+                summary.refresh(conn, touched, locked=locked)
+            if follow_up_rows:
+                summary.count_follow_ups(conn, sorted(counted))
+            if deletions:
+                # Last: a message deleted right after it was written, in the same batch, is erased too.
+                self._erase_deleted(conn, deletions, now)
+        self._remember(learned)
+        if orphans:
+            self._orphans_possible = True
+
+    def _erase_deleted(self, conn: Connection, deletions: list[MessageDeleted], now: datetime) -> None:
+        keys = [{"b_team": d.team_id, "b_channel": d.channel_id, "b_ts": d.ts} for d in deletions]
+        # The deleted message may be a task's request or one of its follow-ups.
+        for table, ts, text in ((_tasks, _tasks.c.request_ts, "request_text"), (_follow_ups, _follow_ups.c.ts, "text")):
+            conn.execute(
+                update(table)
+                .where(
+                    table.c.team_id == bindparam("b_team"),
+                    table.c.channel_id == bindparam("b_channel"),
+                    ts == bindparam("b_ts"),
+                )
+                .values({text: None, "text_erased_at": now}),
+                keys,
+            )
+
+    def maintain(self) -> None:
+        """Periodic work: purge what is past retention, link rounds written before their task."""
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + _PURGE_INTERVAL
+            if self.retention is not None:
+                purged = self.purge(datetime.now(timezone.utc) - self.retention)
+                if purged:
+                    logger.info("slack_tasklog: purged %d tasks older than %s (retention)", purged, self.retention)
+            else:
+                with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+                    summary.drop_empty(conn)
+        if self._orphans_possible:
+            self._link_orphans()
+
+    def purge(self, before: datetime, *, chunk: int = 5_000) -> int:
+        """Delete every task requested before ``before`` with its follow-ups, rounds, evaluations and outcomes, in
+        transactions of ``chunk`` tasks (a long delete must not hold the lock other writers wait for). Rounds and
+        outcomes never linked to a task go too once older than ``before``. Returns the number of tasks deleted."""
+        self.ensure_schema()
+        deleted = 0
+        while True:
+            with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+                ids = list(
+                    conn.execute(select(_tasks.c.id).where(_tasks.c.requested_at < before).limit(chunk)).scalars()
+                )
+                if not ids:
+                    break
+                summary.remove(conn, ids)
+                rounds = select(_assignments.c.id).where(_assignments.c.task_id.in_(ids))
+                conn.execute(delete(_evaluations).where(_evaluations.c.assignment_id.in_(rounds)))
+                for table in (_assignments, _outcomes, _follow_ups):
+                    conn.execute(delete(table).where(table.c.task_id.in_(ids)))
+                conn.execute(delete(_tasks).where(_tasks.c.id.in_(ids)))
+            deleted += len(ids)
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            stale_rounds = select(_assignments.c.id).where(
+                _assignments.c.task_id.is_(None), _assignments.c.recorded_at < before
+            )
+            conn.execute(delete(_evaluations).where(_evaluations.c.assignment_id.in_(stale_rounds)))
+            conn.execute(
+                delete(_assignments).where(_assignments.c.task_id.is_(None), _assignments.c.recorded_at < before)
+            )
+            conn.execute(delete(_outcomes).where(_outcomes.c.task_id.is_(None), _outcomes.c.finished_at < before))
+            summary.drop_empty(conn)
+        if deleted:
+            self._forget_cache = True  # the writer thread drops its thread -> task cache before its next write
+        return deleted
+
+    def has_any_event(self, *, rounds: Sequence[str] = (), outcomes: Sequence[str] = ()) -> bool:
+        """Whether a round or an outcome with one of these ids is stored (an import's check for a file imported
+        before)."""
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            for table, ids in ((_assignments, rounds), (_outcomes, outcomes)):
+                for start in range(0, len(ids), _IN_CHUNK):
+                    chunk = list(ids[start : start + _IN_CHUNK])
+                    if conn.execute(select(table.c.id).where(table.c.id.in_(chunk)).limit(1)).first() is not None:
+                        return True
+        return False
+
+    def forget_user(self, user_id: str, *, team_id: str | None = None) -> int:
+        """Erase the request and follow-up texts a user wrote (a data-subject request); the numbers stay.
+        Returns how many texts were erased."""
+        self.ensure_schema()
+        now = datetime.now(timezone.utc)
+        erased = 0
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            for table, text_column in ((_tasks, _tasks.c.request_text), (_follow_ups, _follow_ups.c.text)):
+                query = update(table).where(table.c.user_id == user_id, text_column.is_not(None))
+                if team_id is not None:
+                    query = query.where(table.c.team_id == team_id)
+                erased += conn.execute(query.values({text_column: None, table.c.text_erased_at: now})).rowcount
+        return erased
+
+    def _link_orphans(self) -> None:
+        """Link rounds and outcomes that were written before their task (another process, a race)."""
+        self._orphans_possible = False
+        touched: set[int] = set()
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            for table in (_assignments, _outcomes):
+                matching = and_(
+                    _tasks.c.thread_ts == table.c.thread_ts,
+                    or_(table.c.channel_id.is_(None), _tasks.c.channel_id == table.c.channel_id),
+                    or_(table.c.team_id.is_(None), _tasks.c.team_id == table.c.team_id),
+                )
+                newest = select(func.max(_tasks.c.id)).where(matching).scalar_subquery()
+                targets = set(
+                    conn.execute(
+                        select(newest).select_from(table).where(table.c.task_id.is_(None)).distinct()
+                    ).scalars()
+                )
+                targets.discard(None)
+                summary.lock(conn, targets)
+                touched.update(targets)
+                conn.execute(
+                    update(table)
+                    .where(table.c.task_id.is_(None), exists(select(_tasks.c.id).where(matching)))
+                    .values(task_id=newest)
+                )
+            summary.refresh(conn, touched, locked=touched)  # every one of them locked above
+
+    # -- the parts of a write ---------------------------------------------------------------------------------
+
+    def _write_requests(
+        self,
+        conn: Connection,
+        requests: list[TaskRequested],
+        now: float,
+        learned: dict[str, tuple[_KnownTask, ...]],
+        *,
+        locked: set[int],
+    ) -> set[int]:
+        """Insert the tasks (each once), link what was waiting for them; returns the ids of the tasks, and adds
+        those it locked to ``locked``."""
+        # Tuples in the order the statement names its columns (see __init__): no dict per row.
+        rows: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        for r in requests:
+            key = (r.team_id, r.channel_id, r.thread_ts)
+            if key not in rows:
+                rows[key] = (
+                    r.team_id, r.enterprise_id, r.channel_id, r.thread_ts, r.ts, r.user_id,
+                    r.stored_text(), _ts_seconds(r.ts, now), now, 0,
+                )  # fmt: skip
+        self._insert_task.execute_tuples(conn, list(rows.values()))
+        # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
+        self._load_threads(conn, {key[2] for key in rows}, learned, reload=True)
+        # Rounds and outcomes that some process recorded before this request was written: look for them first
+        # (one indexed query per table), since linking every request blindly costs two updates per task.
+        waiting = self._threads_with_orphans(conn, [key[2] for key in rows])
+        links: list[dict[str, Any]] = []
+        linked: list[int] = []
+        ids: set[int] = set()
+        for team, channel, thread_ts in rows:
+            task = _exact(learned.get(thread_ts, ()), team, channel)
+            if task is None:
+                continue
+            ids.add(task.id)
+            if thread_ts in waiting:
+                links.append({"b_task_id": task.id, "b_thread_ts": thread_ts, "b_channel": channel, "b_team": team})
+                linked.append(task.id)
+        if links:
+            summary.lock(conn, linked)
+            locked.update(linked)
+            conn.execute(self._link_assignments, links)
+            conn.execute(self._link_outcomes, links)
+        return ids
+
+    def _threads_with_orphans(self, conn: Connection, threads: list[str]) -> set[str]:
+        """Which of ``threads`` have rounds or outcomes waiting for their task. Few rows ever wait (a round recorded
+        by another process just before the request was written), so the waiting rows are read whole and matched
+        here: looking each new task's thread up cost more than inserting the task (1.5 µs per imported line,
+        measured), nearly always to find nothing. Only if many are waiting (rounds of threads that will never hold a
+        task) are the threads looked up instead."""
+        found: set[str] = set()
+        wanted = set(threads)
+        for table in (_assignments, _outcomes):
+            waiting = (
+                conn.execute(select(table.c.thread_ts).where(table.c.task_id.is_(None)).limit(_WAITING_READ + 1))
+                .scalars()
+                .all()
+            )
+            if len(waiting) <= _WAITING_READ:
+                found.update(wanted.intersection(waiting))
+                continue
+            for start in range(0, len(threads), _IN_CHUNK):
+                chunk = threads[start : start + _IN_CHUNK]
+                found.update(
+                    conn.execute(
+                        select(table.c.thread_ts).where(
+                            table.c.task_id.is_(None), among(conn, table.c.thread_ts, chunk)
+                        )
+                    ).scalars()
+                )
+        return found
+
+    def _follow_up_rows(
+        self,
+        messages: Iterable[TaskRequested | MessageInThread],
+        learned: Mapping[str, tuple[_KnownTask, ...]],
+        now: float,
+    ) -> Iterable[dict[str, Any]]:
+        for m in messages:
+            task = _exact(learned.get(m.thread_ts) or self._threads.get(m.thread_ts, ()), m.team_id, m.channel_id)
+            # No task: chatter in somebody else's thread. Same ts as the request: the request's other copy.
+            if task is None or task.request_ts == m.ts:
+                continue
+            yield {
+                "task_id": task.id,
+                "team_id": m.team_id,
+                "channel_id": m.channel_id,
+                "ts": m.ts,
+                "user_id": m.user_id,
+                "text": m.stored_text() if type(m) is TaskRequested else m.text,
+                "posted_at": _ts_seconds(m.ts, now),
+            }
+
+    def _write_rounds(
+        self,
+        conn: Connection,
+        assignments: list[AssignmentRecorded],
+        outcomes: list[OutcomeRecorded],
+        *,
+        learned: Mapping[str, tuple[_KnownTask, ...]],
+        touched: set[int],
+        locked: set[int],
+    ) -> bool:
+        """Insert rounds, evaluations and outcomes; adds the tasks they belong to to ``touched`` and ``locked``
+        (they are locked first); returns whether some belong to no known task yet."""
+        orphans = False
+        # Tuples in the order the statements name their columns (see __init__): no dict per row.
+        assignment_rows: list[tuple[Any, ...]] = []
+        evaluation_rows: list[tuple[Any, ...]] = []
+        outcome_rows: list[tuple[Any, ...]] = []
+        resolve = self._resolve
+        for a in assignments:
+            task_id = resolve(learned, a.thread_ts, a.channel_id, a.team_id)
+            orphans = orphans or task_id is None
+            recorded_at = a.recorded_at  # seconds: the statements' processors format them (see _bulk)
+            assignment_id = a.id
+            assignment_rows.append(
+                (assignment_id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, a.confidence, recorded_at,
+                 other_agents(a.evaluations, a.agent))
+            )  # fmt: skip
+            evaluation_rows += [(assignment_id, agent, confidence) for agent, confidence in a.evaluations]
+            if a.agent is None:
+                # Nobody was confident enough: the round fails here and now, with no agent to run it.
+                outcome_rows.append(
+                    (assignment_id, task_id, a.team_id, a.channel_id, a.thread_ts, None, False, 0.0,
+                     a.unassigned_error, recorded_at, recorded_at)
+                )  # fmt: skip
+        for o in outcomes:
+            task_id = resolve(learned, o.thread_ts, o.channel_id, o.team_id)
+            orphans = orphans or task_id is None
+            outcome_rows.append(
+                (o.id, task_id, o.team_id, o.channel_id, o.thread_ts, o.agent, o.success, o.execution_time,
+                 o.error_message, o.started_at, o.finished_at)
+            )  # fmt: skip
+        linked = {row[1] for row in assignment_rows} | {row[1] for row in outcome_rows}
+        linked.discard(None)
+        # Before the inserts: see _summary on why the order of locks matters.
+        summary.lock(conn, linked)
+        touched.update(linked)
+        locked.update(linked)
+        if assignment_rows:
+            self._insert_assignment.execute_tuples(conn, assignment_rows)
+        if evaluation_rows:
+            self._insert_evaluation.execute_tuples(conn, evaluation_rows)
+        if outcome_rows:
+            self._insert_outcome.execute_tuples(conn, outcome_rows)
+        return orphans
+
+    # -- which task is a thread's ------------------------------------------------------------------------------
+
+    def _load_threads(
+        self,
+        conn: Connection,
+        threads: set[str],
+        learned: dict[str, tuple[_KnownTask, ...]],
+        *,
+        reload: bool = False,
+    ) -> None:
+        wanted = sorted(threads if reload else {t for t in threads if t not in learned and t not in self._threads})
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            found: dict[str, list[_KnownTask]] = {}
+            query = select(
+                _tasks.c.id, _tasks.c.team_id, _tasks.c.channel_id, _tasks.c.thread_ts, _tasks.c.request_ts
+            ).where(among(conn, _tasks.c.thread_ts, chunk))
+            # Rows unpacked as tuples: a Row's attribute first misses on its type, an AttributeError made and dropped.
+            # .all(): one fetchall, where iterating the result fetches row by row.
+            for task_id, team_id, channel_id, thread_ts, request_ts in conn.execute(query).all():
+                found.setdefault(thread_ts, []).append(_new(_KnownTask, (task_id, team_id, channel_id, request_ts)))
+            for thread_ts, tasks in found.items():
+                learned[thread_ts] = tuple(tasks)
+
+    def _resolve(
+        self,
+        learned: Mapping[str, tuple[_KnownTask, ...]],
+        thread_ts: str,
+        channel_id: str | None,
+        team_id: str | None,
+    ) -> int | None:
+        known = learned.get(thread_ts) or self._threads.get(thread_ts, ())
+        if len(known) == 1:  # the common case: one task in the thread
+            (task,) = known
+            if (channel_id is None or task.channel_id == channel_id) and (team_id is None or task.team_id == team_id):
+                return task.id
+            return None
+        matches = [
+            task
+            for task in known
+            if (channel_id is None or task.channel_id == channel_id) and (team_id is None or task.team_id == team_id)
+        ]
+        if not matches:
+            return None
+        # Two channels can share a thread ts; without a channel to tell them apart, the newest request is the
+        # one a bot is working on.
+        return max(matches, key=lambda task: task.request_ts).id
+
+    def _remember(self, learned: Mapping[str, tuple[_KnownTask, ...]]) -> None:
+        for thread_ts, tasks in learned.items():
+            self._threads[thread_ts] = tasks
+            self._threads.move_to_end(thread_ts)
+        while len(self._threads) > self._cache_size:
+            self._threads.popitem(last=False)
+
+
+def _partition(
+    batch: Sequence[Event],
+) -> tuple[
+    list[TaskRequested], list[MessageInThread], list[AssignmentRecorded], list[OutcomeRecorded], list[MessageDeleted]
+]:
+    requests: list[TaskRequested] = []
+    messages: list[MessageInThread] = []
+    assignments: list[AssignmentRecorded] = []
+    outcomes: list[OutcomeRecorded] = []
+    deletions: list[MessageDeleted] = []
+    # The two kinds the decorators record, by exact type first: most of a busy batch, one check each.
+    add_assignment: Callable[[Any], None] = assignments.append
+    add_outcome: Callable[[Any], None] = outcomes.append
+    for given in batch:
+        kind = type(given)
+        if kind is AssignmentRecorded:
+            add_assignment(given)
+            continue
+        if kind is OutcomeRecorded:
+            add_outcome(given)
+            continue
+        # A request the middleware passed on unread: what it records is decided here.
+        item: Event | None = given
+        if kind is tuple or kind is SlackEvent:
+            item = _look_at(cast("SlackEvent | RawSlackEvent", given))
+        if item is None:
+            continue
+        if isinstance(item, TaskRequested):
+            requests.append(item)
+        elif isinstance(item, MessageInThread):
+            messages.append(item)
+        elif isinstance(item, AssignmentRecorded):
+            assignments.append(item)
+        elif isinstance(item, OutcomeRecorded):
+            outcomes.append(item)
+        elif isinstance(item, MessageDeleted):
+            deletions.append(item)
+    return requests, messages, assignments, outcomes, deletions
+
+
+def _look_at(item: SlackEvent | RawSlackEvent) -> TaskRequested | MessageInThread | MessageDeleted | None:
+    """What a request the middleware passed on unread records, if anything (from the queue, a plain tuple; from the
+    journal, a SlackEvent without its parsed body)."""
+    raw, team_id, enterprise_id, bot_user_id, follow_ups, body = item
+    if body is None:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            logger.warning("slack_tasklog: skipped a journaled Slack request that is not JSON")
+            return None
+    return capture(body, team_id, enterprise_id, bot_user_id, follow_ups)
+
+
+def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _KnownTask | None:
+    for task in known:
+        if task.team_id == team_id and task.channel_id == channel_id:
+            return task
+    return None
+
+
+def _bulk_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> Bulk:
+    """An insert-or-ignore of many rows of ``columns`` (see :class:`~slack_tasklog.storage.bulk.Bulk`)."""
+    return Bulk(_insert_ignore(table, dialect.name), dialect, columns)
+
+
+def _insert_ignore(table: Table, dialect: str) -> Insert:
+    """INSERT that skips rows whose key is already there, in each backend's own words."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        # Not INSERT IGNORE: besides duplicates it turns every error into a warning and stores the row anyway (NULL
+        # in a NOT NULL column becomes '', a long name is cut). A no-op update on a duplicate key skips only those.
+        key = table.primary_key.columns[0].name
+        return mysql_insert(table).on_duplicate_key_update({key: table.c[key]})
+    raise NotImplementedError(f"slack_tasklog does not support the {dialect!r} database yet")
+
+
+def _link_statement(table: Table) -> Any:
+    return (
+        update(table)
+        .where(
+            table.c.task_id.is_(None),
+            table.c.thread_ts == bindparam("b_thread_ts"),
+            or_(table.c.channel_id.is_(None), table.c.channel_id == bindparam("b_channel")),
+            or_(table.c.team_id.is_(None), table.c.team_id == bindparam("b_team")),
+        )
+        .values(task_id=bindparam("b_task_id"))
+    )

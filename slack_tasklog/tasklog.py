@@ -1,0 +1,385 @@
+"""``TaskLog``: the one object a bot creates (or the module default, built from the environment)."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from sqlalchemy import URL, Engine
+
+from slack_tasklog.capture.decorators import Tracking
+from slack_tasklog.capture.middleware import TaskLogMiddleware, register_async
+from slack_tasklog.durations import parse_duration
+from slack_tasklog.events import Event, MessageDeleted, MessageInThread, TaskRequested
+from slack_tasklog.logs import RateLimitedLog, logger
+from slack_tasklog.reports.export import ExportFilter, write_csv
+from slack_tasklog.slack.commands import DEFAULT_COMMAND, CommandFlow, RoleCache, admins_from
+from slack_tasklog.slack.commands import register_app_home as _register_app_home
+from slack_tasklog.slack.commands import register_commands as _register_commands
+from slack_tasklog.slack.digest import Digests, DigestSchedule
+from slack_tasklog.storage.migrate import MIGRATE_MODES, MigrateMode
+from slack_tasklog.storage.store import Store, create_tasklog_engine
+from slack_tasklog.writer.background import BackgroundWriter, WriterStats
+from slack_tasklog.writer.journal import Journal
+
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UNASSIGNED_ERROR", "Health", "TaskLog", "default_journal_dir"]
+
+_redact_failures = RateLimitedLog()
+
+#: Where tasks go when neither an argument nor ``$TASKLOG_DATABASE_URL`` says otherwise.
+DEFAULT_DATABASE_URL = "sqlite:///tasklog.db"
+DEFAULT_UNASSIGNED_ERROR = "No agent confident enough"
+
+
+def default_journal_dir(url: URL) -> Path | None:
+    """Where a restarted process finds its journal with no configuration: beside a SQLite file, else in the user's
+    data directory under a name derived from the URL (without its password). None for in-memory SQLite."""
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:") or "mode=memory" in str(url.query):
+            return None
+        path = Path(database).expanduser().absolute()
+        return path.with_name(path.name + ".tasklog-journal")
+    import platformdirs
+
+    key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+    return Path(platformdirs.user_data_dir("slack_tasklog")) / "journal" / key
+
+
+@dataclass(frozen=True)
+class Health:
+    """A snapshot of :meth:`TaskLog.health`."""
+
+    queued: int  #: recorded, not yet in the database (in memory or spilled to the journal)
+    in_memory: int  #: of which held in memory
+    written: int  #: events committed to the database by this process
+    retried: int  #: batch writes retried after the database failed
+    spilled: int  #: events that went to the journal only, because the queue was full
+    dropped: int  #: events lost: the queue was full and there was no journal, or the log was closed
+    rejected: int  #: events the database refused as invalid (logged, skipped)
+    replayed: int  #: events recovered from journals left by processes that died
+    journal_bytes: int  #: the size of this process's journal
+    journal_dir: str | None  #: where the journal is (None: no journal)
+
+
+class TaskLog(Tracking):
+    """A task log for a Slack Bolt app.
+
+    Example::
+
+        from slack_bolt import App
+        from slack_tasklog import TaskLog
+
+        app = App(token=..., signing_secret=...)
+        tasklog = TaskLog("sqlite:///tasklog.db")
+        app.use(tasklog.middleware)          # also works with AsyncApp.use
+
+        @tasklog.track_assignment
+        def check_and_assign(thread_ts, evaluations):
+            ...
+
+    Args:
+        database_url: any SQLAlchemy URL; default ``$TASKLOG_DATABASE_URL``, else ``sqlite:///tasklog.db``.
+        engine: use this engine instead of making one from a URL.
+        migrate: what to do when the database's schema is not this version's, checked before the first write or
+            read: ``"upgrade"`` it (the default for SQLite; under a lock, so processes starting together migrate
+            once), ``"check"`` and refuse with the command to run (the default for PostgreSQL and MySQL,
+            whose schema an operator upgrades: ``slack-tasklog db upgrade``; events are kept meanwhile and written
+            once it is done), or ``"off"`` (you manage the schema).
+        capture_thread_replies: record later messages in a task's thread as its follow-ups.
+        unassigned_error: the error recorded when ``check_and_assign`` assigns nobody.
+        max_queue: events held in memory while the database catches up; beyond it they spill to the journal
+            (or, without one, are dropped and counted).
+        shutdown_timeout: how long ``close()`` (and the exit hook) waits for the last events to be written.
+        journal: the write-ahead journal. ``True`` keeps it beside a SQLite file (``tasklog.db.tasklog-journal/``)
+            or, for a database server, in a per-user data directory; a path puts it there; ``False`` (the default:
+            it fits the request path's budget, but costs the decorators up to a quarter of their ingest rate — see
+            benchmarks/README.md) keeps events only in memory until written. A process that dies leaves its journal
+            behind, and the next ``TaskLog`` on the same journal writes those events.
+        journal_fsync: flush every journal line to disk: survives power loss too, at the cost of a disk write per
+            event. Without it the journal survives the process being killed, not the machine.
+        redact: applied to every request and follow-up text before it is stored or journaled (return the text to
+            keep, or None to keep none); if it raises, no text is kept. Example: ``redact=scrub_emails``.
+        store_text: False stores no request or follow-up text at all (only who, when, which agent, the outcome).
+        retention: delete tasks older than this (``"90d"`` or a ``timedelta``) once an hour, from the writer.
+        admins: Slack user IDs who may always export with ``/tasklog`` (and see its stats when
+            ``stats_access="admins"``); default ``$TASKLOG_ADMINS`` (comma-separated).
+        workspace_admins: also let the workspace's admins and owners export (``users.info``, cached 10 minutes).
+        stats_access: who may run ``/tasklog stats``: ``"everyone"`` or ``"admins"`` (the people who may export).
+        digest_channel: post each period's stats in this channel (``C…``), once per period however many bot
+            processes run (the database decides which posts), catching up after downtime.
+        digest_every: ``"1d"`` (UTC days) or ``"7d"`` (weeks from Monday 00:00 UTC).
+        digest_team: only this workspace's tasks in the digest (default: every task in the database).
+        digest_csv: attach the period's CSV (it holds every request's text: post it where that is fine).
+        digest_chart: attach the period's chart (the ``charts`` extra).
+        digest_client: the ``slack_sdk.WebClient`` to post with (default: one with ``$SLACK_BOT_TOKEN``).
+
+    Recording never raises into the bot and never waits on the database: events go to a background writer. Call
+    :meth:`flush` to wait for them, :meth:`close` when done (it is also called at interpreter exit).
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        engine: Engine | None = None,
+        migrate: MigrateMode | None = None,
+        capture_thread_replies: bool = True,
+        unassigned_error: str = DEFAULT_UNASSIGNED_ERROR,
+        max_queue: int = 100_000,
+        shutdown_timeout: float = 10.0,
+        journal: bool | str | os.PathLike[str] = False,
+        journal_fsync: bool = False,
+        redact: Callable[[str], str | None] | None = None,
+        store_text: bool = True,
+        retention: str | timedelta | None = None,
+        admins: Iterable[str] | None = None,
+        workspace_admins: bool = True,
+        stats_access: Literal["everyone", "admins"] = "everyone",
+        digest_channel: str | None = None,
+        digest_every: str = "1d",
+        digest_team: str | None = None,
+        digest_csv: bool = False,
+        digest_chart: bool = False,
+        digest_client: Any = None,
+    ) -> None:
+        if migrate is not None and migrate not in MIGRATE_MODES:
+            raise ValueError(f"migrate must be one of {', '.join(MIGRATE_MODES)}, not {migrate!r}")
+        if stats_access not in ("everyone", "admins"):
+            raise ValueError(f"stats_access must be 'everyone' or 'admins', not {stats_access!r}")
+        self.admins = admins_from(admins, os.environ)
+        self.workspace_admins = workspace_admins
+        self.stats_access = stats_access
+        # One users.info answer per user for a while, shared by every app this TaskLog serves.
+        self._roles = RoleCache()
+        self._owns_engine = engine is None
+        if engine is None:
+            url = database_url or os.environ.get("TASKLOG_DATABASE_URL") or DEFAULT_DATABASE_URL
+            engine = create_tasklog_engine(url)
+        self.engine = engine
+        self.capture_thread_replies = capture_thread_replies
+        self.unassigned_error = unassigned_error
+        self.shutdown_timeout = shutdown_timeout
+        self._store = Store(engine, migrate=migrate)
+        self._store.retention = parse_duration(retention) if retention is not None else None
+        self.redact = redact
+        self.store_text = store_text
+        # The middleware may hand requests over unread only if no text needs changing before it is journaled.
+        self._fast_lane = store_text and redact is None
+        journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
+        self._writer = BackgroundWriter(
+            self._store,
+            journal=Journal(journal_dir, fsync=journal_fsync) if journal_dir is not None else None,
+            max_queue=max_queue,
+        )
+        if self._writer.journal is not None and self._writer.journal.orphans():
+            # A previous process died with events only in its journal: write them now, not at the next event.
+            self._writer.start()
+        self._middleware = TaskLogMiddleware(lambda: self, bound=self)
+        #: Called with every event the decorators record (slack_tasklog.integrations.prometheus adds one).
+        self._observers: tuple[Callable[[Event], None], ...] = ()
+        register_async()  # the AsyncApp fast path, if Bolt's async side is loaded by now
+        self._digests: Digests | None = None
+        if digest_channel is not None:
+            schedule = DigestSchedule(
+                digest_channel, parse_duration(digest_every), digest_team, digest_csv, digest_chart
+            )
+            client = digest_client if digest_client is not None else _default_slack_client()
+            if client is None:
+                logger.warning("slack_tasklog: digests need digest_client= or $SLACK_BOT_TOKEN; none will be posted")
+            else:
+                self._digests = Digests(self, schedule, client)
+                self._digests.start()
+        # Weakly: a TaskLog the program has let go of should not live on until exit.
+        ref = weakref.ref(self)
+
+        def close_at_exit() -> None:
+            tasklog = ref()
+            if tasklog is not None:
+                tasklog.close()
+
+        atexit.register(close_at_exit)
+
+    def __repr__(self) -> str:
+        return f"TaskLog({self._store.describe()!r})"
+
+    @property
+    def middleware(self) -> TaskLogMiddleware:
+        """The Bolt middleware: ``app.use(tasklog.middleware)`` for ``App`` and ``AsyncApp`` alike."""
+        register_async()  # by now an AsyncApp's module is loaded, if there is one
+        return self._middleware
+
+    def _record(self, event: Event) -> None:
+        self._writer.submit(event)
+        for observe in self._observers:  # e.g. slack_tasklog.integrations.prometheus; each catches its own errors
+            observe(event)
+
+    def _record_message(self, event: TaskRequested | MessageInThread | MessageDeleted) -> None:
+        """Record what the middleware captured, after the text policy (``store_text``, ``redact``)."""
+        if isinstance(event, MessageDeleted) or event.text is None or (self.store_text and self.redact is None):
+            self._writer.submit(event)
+            return
+        text: str | None = None
+        if isinstance(event, TaskRequested):
+            # Redaction sees the text as it will be stored, without the app's mention.
+            event = event._replace(text=event.stored_text(), mention=None)
+        if self.store_text and self.redact is not None and event.text is not None:
+            try:
+                text = self.redact(event.text)
+            except Exception:
+                _redact_failures.warning(
+                    "redact", "slack_tasklog: the redact function raised; the text was not stored", exc_info=True
+                )
+        self._writer.submit(event._replace(text=text))
+
+    def _unassigned_error(self) -> str:
+        return self.unassigned_error
+
+    def register_commands(self, app: Any, command: str = DEFAULT_COMMAND) -> None:
+        """Add ``/tasklog stats | export | help`` to a Bolt ``App`` or ``AsyncApp``.
+
+        Example::
+
+            tasklog = TaskLog(admins=["U0ADMIN"])
+            tasklog.register_commands(app)               # or command="/agents"
+
+        Declare the command in the Slack app's settings too (see ``manifest.yml``). Works with
+        ``process_before_response=True``: the ack only parses the text, the work runs in a lazy listener.
+        """
+        flow = CommandFlow(
+            self,
+            command,
+            admins=self.admins,
+            workspace_admins=self.workspace_admins,
+            stats_access=self.stats_access,
+            roles=self._roles,
+        )
+        _register_commands(app, flow)
+
+    def register_app_home(self, app: Any, *, days: int = 7) -> None:
+        """Show the last ``days`` days' figures per agent in the app's Home tab, for the viewer's workspace.
+
+        Example::
+
+            tasklog.register_app_home(app)   # App or AsyncApp
+
+        Needs the ``app_home_opened`` event subscription and the Home tab enabled (see ``manifest.yml``). The view
+        is published (``views.publish``) each time someone opens the tab. ``stats_access="admins"`` applies: others
+        see a short note instead.
+        """
+        flow = CommandFlow(
+            self,
+            admins=self.admins,
+            workspace_admins=self.workspace_admins,
+            stats_access=self.stats_access,
+            roles=self._roles,
+        )
+        _register_app_home(app, flow, days=days)
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything recorded so far is in the database. False if ``timeout`` ran out first."""
+        return self._writer.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Write what is still queued (waiting at most ``timeout``, default ``shutdown_timeout``) and stop.
+
+        Also called at interpreter exit. True if nothing was left unwritten.
+        """
+        if self._digests is not None:
+            self._digests.stop()
+        complete = self._writer.close(self.shutdown_timeout if timeout is None else timeout)
+        if self._owns_engine:
+            # Release pooled connections (and with them SQLite's file handles); reading later reconnects.
+            self.engine.dispose()
+        return complete
+
+    def purge(self, older_than: str | timedelta) -> int:
+        """Delete tasks requested more than ``older_than`` ago (``"90d"``), with everything recorded about them.
+
+        Returns the number of tasks deleted. See also ``TaskLog(retention=...)``.
+        """
+        return self._store.purge(datetime.now(timezone.utc) - parse_duration(older_than))
+
+    def forget_user(self, user_id: str, *, team_id: str | None = None) -> int:
+        """Erase every request and follow-up text ``user_id`` wrote (a data-subject request); the task's numbers
+        stay. Returns how many texts were erased. Flushes first, so nothing recorded earlier escapes it."""
+        self.flush(self.shutdown_timeout)
+        return self._store.forget_user(user_id, team_id=team_id)
+
+    def health(self) -> Health:
+        """What the writer is holding and has done, for a bot to log or report::
+
+        logger.info("task log: %s", tasklog.health())
+        """
+        writer = self._writer
+        journal = writer.journal
+        stats = writer.stats
+        return Health(
+            queued=writer.pending,
+            in_memory=writer.in_memory,
+            written=stats.written,
+            retried=stats.retries,
+            spilled=stats.spilled,
+            dropped=stats.dropped,
+            rejected=stats.rejected,
+            replayed=stats.replayed,
+            journal_bytes=journal.size if journal is not None else 0,
+            journal_dir=str(journal.directory) if journal is not None else None,
+        )
+
+    @property
+    def stats(self) -> WriterStats:
+        """The writer's counters: written, dropped, rejected, retries, lost at shutdown."""
+        return self._writer.stats
+
+    # -- reading ----------------------------------------------------------------------------------------------
+
+    def export_csv(
+        self,
+        dest: str | os.PathLike[str] | IO[str],
+        *,
+        since: datetime | date | str | None = None,
+        until: datetime | date | str | None = None,
+        agent: str | None = None,
+        team_id: str | None = None,
+        enterprise_id: str | None = None,
+        neutralize_formulas: bool = True,
+    ) -> int:
+        """Write the task log as CSV (one row per task, oldest first) and return the number of rows.
+
+        ``dest`` is a path or a text file object (open it with ``newline=""``). ``since``/``until`` bound the
+        request time (naive datetimes are UTC; ISO strings are accepted), ``agent`` keeps tasks whose latest
+        assignment went to that agent, ``team_id`` one workspace (``enterprise_id``: of that Grid organisation).
+        Free-text cells that a spreadsheet would run as a formula are prefixed with ``'`` unless
+        ``neutralize_formulas=False``. Events recorded by this process are
+        flushed first (waiting at most ``shutdown_timeout``).
+        """
+        self.flush(self.shutdown_timeout)
+        self._store.ensure_schema()
+        where = ExportFilter(since=since, until=until, agent=agent, team_id=team_id, enterprise_id=enterprise_id)
+        if isinstance(dest, str | os.PathLike):
+            path = Path(dest)
+            with path.open("w", encoding="utf-8", newline="") as out, self.engine.connect() as conn:
+                count = write_csv(conn, out, where, neutralize_formulas=neutralize_formulas)
+            logger.debug("slack_tasklog: exported %d tasks to %s", count, path)
+            return count
+        with self.engine.connect() as conn:
+            return write_csv(conn, dest, where, neutralize_formulas=neutralize_formulas)
+
+
+def _default_slack_client() -> Any:
+    token = os.environ.get("SLACK_BOT_TOKEN")
+    if not token:
+        return None
+    from slack_sdk import WebClient
+
+    return WebClient(token=token)

@@ -1,0 +1,265 @@
+"""The CSV export, cell by cell."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import tracemalloc
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_bolt import App
+from slack_tasklog import CSV_COLUMNS, TaskLog
+from slack_tasklog.events import AssignmentRecorded, MessageInThread, OutcomeRecorded, TaskRequested
+from slack_tasklog.reports.export import neutralize
+from slack_tasklog.testing import app_mention, event_body, message, signed_request
+from sqlalchemy import text as sql
+
+HEADER = (
+    "timestamp,user_id,request,assigned_agent,confidence,other_agents_confidence,success,execution_time,"
+    "error_message,follow_ups,attempts,team_id,channel_id,thread_ts"
+)
+
+
+def export(tasklog: TaskLog, **kwargs: Any) -> list[dict[str, str]]:
+    out = io.StringIO(newline="")
+    count = tasklog.export_csv(out, **kwargs)
+    text = out.getvalue()
+    assert text.split("\r\n", 1)[0] == HEADER
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == count
+    return rows
+
+
+def mention(app: App, text: str, ts: str, user: str = "U123", **kwargs: Any) -> None:
+    assert app.dispatch(signed_request(event_body(app_mention(text, ts=ts, user=user, **kwargs)))).status == 200
+
+
+@pytest.fixture
+def scripted(app: App, tasklog: TaskLog) -> TaskLog:
+    """The design document's three example rows, plus a re-routed task and one still running."""
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: dict[str, int]) -> str | None:
+        best = max(evaluations, key=lambda agent: evaluations[agent])
+        return best if evaluations[best] >= 50 else None
+
+    class Specialist:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @tasklog.track_outcome
+        def process_assignment(self, thread_ts: str, text: str) -> None:
+            if text == "fail":
+                raise RuntimeError("model overloaded")
+
+    mention(app, "Research quantum computing", "1705314600.000100", user="U123456")
+    check_and_assign("1705314600.000100", {"Grok": 92, "Writer": 30, "Builder": 15})
+    Specialist("Grok").process_assignment("1705314600.000100", "ok")
+
+    mention(app, "Write a poem", "1705314660.000100", user="U789012")
+    check_and_assign("1705314660.000100", {"Writer": 95, "Grok": 20})
+    Specialist("Writer").process_assignment("1705314660.000100", "ok")
+
+    mention(app, "Unknown request", "1705314720.000100", user="U345678")
+    check_and_assign("1705314720.000100", {"Grok": 20, "Writer": 10})
+
+    mention(app, "Build a site", "1705314780.000100", user="U1")
+    check_and_assign("1705314780.000100", {"Builder": 80, "Writer": 60})
+    with pytest.raises(RuntimeError):
+        Specialist("Builder").process_assignment("1705314780.000100", "fail")
+    for i, text in enumerate(["please retry", "with Writer"]):
+        reply = message(text, ts=f"1705314790.00010{i}", thread_ts="1705314780.000100")
+        app.dispatch(signed_request(event_body(reply)))
+    check_and_assign("1705314780.000100", {"Builder": 10, "Writer": 75})
+    Specialist("Writer").process_assignment("1705314780.000100", "ok")
+
+    mention(app, "Still running", "1705314840.000100", user="U2")
+    check_and_assign("1705314840.000100", {"Grok": 70})
+    return tasklog
+
+
+def test_columns_constant_matches_the_header() -> None:
+    assert ",".join(CSV_COLUMNS) == HEADER
+
+
+def test_rows_cell_by_cell(scripted: TaskLog) -> None:
+    rows = export(scripted)
+    assert [tuple(row.values())[:9] for row in rows] == [
+        ("2024-01-15T10:30:00Z", "U123456", "Research quantum computing", "Grok", "92", "Writer:30;Builder:15",
+         "true", rows[0]["execution_time"], ""),
+        ("2024-01-15T10:31:00Z", "U789012", "Write a poem", "Writer", "95", "Grok:20",
+         "true", rows[1]["execution_time"], ""),
+        ("2024-01-15T10:32:00Z", "U345678", "Unknown request", "", "", "Grok:20;Writer:10",
+         "false", "0", "No agent confident enough"),
+        ("2024-01-15T10:33:00Z", "U1", "Build a site", "Writer", "75", "Builder:10",
+         "true", rows[3]["execution_time"], ""),
+        ("2024-01-15T10:34:00Z", "U2", "Still running", "Grok", "70", "", "", "", ""),
+    ]  # fmt: skip
+    for row in rows[:2] + rows[3:4]:
+        assert 0 <= float(row["execution_time"]) < 1
+        assert len(row["execution_time"].partition(".")[2]) <= 3
+    assert [row["follow_ups"] for row in rows] == ["0", "0", "0", "2", "0"]
+    assert [row["attempts"] for row in rows] == ["1", "1", "1", "2", "1"]
+    assert {(row["team_id"], row["channel_id"]) for row in rows} == {("T111", "C111")}
+    assert rows[0]["thread_ts"] == "1705314600.000100"
+
+
+def test_filters(scripted: TaskLog) -> None:
+    assert [r["request"] for r in export(scripted, agent="Writer")] == ["Write a poem", "Build a site"]
+    assert len(export(scripted, since="2024-01-15T10:32:00Z")) == 3
+    assert len(export(scripted, until=datetime(2024, 1, 15, 10, 32))) == 2  # naive means UTC
+    assert len(export(scripted, since=date(2024, 1, 16))) == 0
+    assert len(export(scripted, team_id="T111")) == 5
+    assert export(scripted, team_id="T_OTHER") == []
+
+
+def test_writes_to_a_path_in_utf8(scripted: TaskLog, tmp_path: Path) -> None:
+    path = tmp_path / "out" / "tasks.csv"
+    path.parent.mkdir()
+    assert scripted.export_csv(path) == 5
+    assert path.read_bytes().startswith(HEADER.encode() + b"\r\n")
+
+
+def test_quoting_unicode_and_formula_neutralisation(app: App, tasklog: TaskLog) -> None:
+    texts = [
+        '=HYPERLINK("http://evil.example","click")',
+        "+1+1",
+        "-2+3",
+        "@SUM(A1:A2)",
+        'Quote "this", please,\nand a new line',
+        "Résumé 🚀 — naïve",
+        "a-b stays",  # only a leading trigger matters
+    ]
+    for i, text in enumerate(texts):
+        mention(app, text, f"1705314600.00010{i}")
+
+    @tasklog.track_outcome(agent="=cmd|' /C calc'!A0")
+    def process_assignment(thread_ts: str) -> None:
+        raise ValueError("-boom")
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: Any) -> str:
+        return "=cmd|' /C calc'!A0"
+
+    check_and_assign("1705314600.000100", {"=cmd|' /C calc'!A0": 90, "@Other": 10})
+    with pytest.raises(ValueError, match="-boom"):
+        process_assignment("1705314600.000100")
+    rows = export(tasklog)
+    assert [row["request"] for row in rows] == [
+        "'" + texts[0], "'+1+1", "'-2+3", "'@SUM(A1:A2)", texts[4], texts[5], texts[6],
+    ]  # fmt: skip
+    assert rows[0]["assigned_agent"] == "'=cmd|' /C calc'!A0"
+    assert rows[0]["other_agents_confidence"] == "'@Other:10"
+    assert rows[0]["error_message"] == "ValueError: -boom"  # starts with a letter: untouched
+    raw = [row["request"] for row in export(tasklog, neutralize_formulas=False)]
+    assert raw == texts
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@A1", "'@A1"), ("\tx", "'\tx"), ("\rx", "'\rx"),
+     ("x=1", "x=1"), ("", ""), (" =1", " =1")],
+)  # fmt: skip
+def test_neutralize(cell: str, expected: str) -> None:
+    assert neutralize(cell) == expected
+
+
+def test_empty_log_exports_only_the_header(tasklog: TaskLog) -> None:
+    assert export(tasklog) == []
+
+
+@pytest.mark.slow
+def test_export_streams_with_flat_memory(tasklog: TaskLog) -> None:
+    """The export's peak Python allocation is the same for 5,000 and 20,000 tasks."""
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for i in range(20_000):
+        ts = f"{(start + timedelta(seconds=i)).timestamp():.6f}"
+        tasklog._record(TaskRequested("T1", None, "C1", ts, ts, "U1", "x" * 200))
+        tasklog._record(
+            AssignmentRecorded(f"a{i}", ts, None, None, "Grok", 90.0, (("Grok", 90.0), ("Writer", 5.0)), 0.0, "-")
+        )
+        tasklog._record(OutcomeRecorded(f"o{i}", ts, None, None, "Grok", True, 1.5, None, 1.0, 2.5))
+    assert tasklog.flush(60)
+
+    class CountingSink(io.TextIOBase):
+        size = 0
+
+        def write(self, s: str) -> int:
+            self.size += len(s)
+            return len(s)
+
+    def peak_of(**kwargs: Any) -> tuple[int, int, int]:
+        sink = CountingSink()
+        tracemalloc.start()
+        try:
+            count = tasklog.export_csv(sink, **kwargs)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return count, peak, sink.size
+
+    peak_of(until=start + timedelta(seconds=100))  # warm SQLAlchemy's statement cache
+    small = peak_of(until=start + timedelta(seconds=5_000))
+    full = peak_of()
+    assert (small[0], full[0]) == (5_000, 20_000)
+    assert full[2] > 20_000 * 200
+    # Four times the rows, about the same peak: memory does not grow with the row count.
+    assert full[1] < small[1] * 1.5, (small, full)
+
+
+def test_what_the_writer_keeps_and_what_the_export_counts_agree(tasklog: TaskLog) -> None:
+    """Rounds' ``others`` and the tasks' round and follow-up counts are kept at write time; rows from before they
+    existed (NULL) are worked out when exporting: the CSV is the same either way."""
+    events: list[Any] = []
+    for n in range(30):
+        ts = f"{1_700_000_000 + n * 60}.000100"
+        events.append(TaskRequested("T111", None, "C111", ts, ts, "U1", f"task {n}"))
+        for k in range(n % 3):  # 0-2 follow-ups, the last one delivered twice (a Slack retry)
+            events.append(MessageInThread("T111", "C111", ts, f"{1_700_000_000 + n * 60 + k + 1}.000200", "U2", "+"))
+        if k := n % 3:
+            events.append(events[-1])
+        for r in range(n % 4):  # 0-3 rounds
+            agent = None if r == 2 else ("Grok", "Writer")[r % 2]
+            scores = (("Grok", 90.0 - r), ("Writer", 40.5 + r), ("Builder", float(n)))
+            at = 1_700_000_000 + n * 60 + 10 + r
+            events.append(AssignmentRecorded(f"a{n:03d}{r}", ts, "C111", "T111", agent, 70.0, scores, at, "nobody"))
+            if agent is not None and (n + r) % 2:
+                events.append(OutcomeRecorded(f"o{n:03d}{r}", ts, "C111", "T111", agent, n % 5 != 0, 1.25, "boom",
+                                              at + 1, at + 2.25))  # fmt: skip
+    for event in events:
+        tasklog._record(event)
+    assert tasklog.flush(10)
+    kept = csv_text(tasklog)
+    rows = list(csv.DictReader(io.StringIO(kept, newline="")))
+    assert [row["follow_ups"] for row in rows[:3]] == ["0", "1", "2"]
+    assert [row["attempts"] for row in rows[:4]] == ["0", "1", "2", "3"]
+    assert rows[1]["other_agents_confidence"] == "Writer:40.5;Builder:1"
+    with tasklog.engine.begin() as conn:
+        conn.execute(sql("UPDATE tasklog_assignments SET others = NULL"))
+        conn.execute(sql("UPDATE tasklog_tasks SET latest_others = NULL, rounds = NULL, follow_ups = NULL"))
+    assert csv_text(tasklog) == kept
+
+
+def csv_text(tasklog: TaskLog) -> str:
+    out = io.StringIO(newline="")
+    tasklog.export_csv(out)
+    return out.getvalue()
+
+
+def test_other_agents_orders_two_by_hand_as_the_sort_does() -> None:
+    """Most confident first, ties by name, None last; whole numbers without ".0"."""
+    from slack_tasklog.reports.export import _most_confident_first, _number, other_agents
+
+    generator = random.Random(5)
+    values = [None, 0.0, 1.0, 8.0, 8.5, 40.5, 100.0, 1e-7]
+    for _ in range(2_000):
+        names = generator.sample(["Grok", "Writer", "Builder", "Zed"], 3)
+        evaluations = [(name, generator.choice(values)) for name in names]
+        assigned = generator.choice([*names, None])
+        expected = sorted((pair for pair in evaluations if pair[0] != assigned), key=_most_confident_first)
+        want = ";".join(f"{agent}:{_number(confidence)}" for agent, confidence in expected)
+        assert other_agents(evaluations, assigned) == want, (evaluations, assigned)

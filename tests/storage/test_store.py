@@ -1,0 +1,179 @@
+"""The store's own fast paths agree with SQLAlchemy's."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from slack_tasklog.storage import summary
+from slack_tasklog.storage.bulk import _bind_processor, sqlite_utc
+from slack_tasklog.storage.models import Task
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def test_sqlite_datetimes_are_stored_exactly_as_sqlalchemy_stores_them() -> None:
+    dialect = sqlite.dialect()
+    reference = Task.__table__.c.requested_at.type.dialect_impl(dialect).bind_processor(dialect)
+    generator = random.Random(7)
+    plus_two = timezone(timedelta(hours=2))
+    values = [datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=plus_two)]
+    for _ in range(2_000):
+        seconds = generator.uniform(0, 4_000_000_000)
+        values.append(datetime.fromtimestamp(seconds, timezone.utc))
+        values.append(datetime.fromtimestamp(round(seconds), plus_two))
+    for value in values:
+        assert sqlite_utc(value) == reference(value), value
+    assert sqlite_utc(None) is None
+
+
+def test_seconds_since_the_epoch_are_stored_as_their_datetime() -> None:
+    """Events carry times as seconds: the writer's processors format them without a datetime of their own, and
+    must store exactly what the datetime would have stored (rounding to the microsecond included)."""
+    sqlite_dialect, postgres_dialect = sqlite.dialect(), postgresql.dialect()
+    column_type = Task.__table__.c.requested_at.type
+    reference = column_type.dialect_impl(sqlite_dialect).bind_processor(sqlite_dialect)
+    postgres = _bind_processor(column_type, postgres_dialect)
+    assert postgres is not None
+    generator = random.Random(11)
+    seconds = [0.0, 1.0000005, 1.0000015, 1_700_000_000.9999996, 1_764_115_200.0000004, 86_399.9999995]
+    seconds += [-1.5, -0.0000004]  # before 1970: the general way
+    seconds += [generator.uniform(0, 4_000_000_000) for _ in range(4_000)]
+    seconds += [round(generator.uniform(1e9, 2e9), 6) for _ in range(1_000)]
+    for value in seconds:
+        as_datetime = datetime.fromtimestamp(value, timezone.utc)
+        assert sqlite_utc(value) == reference(as_datetime), value
+        assert sqlite_utc(value) == reference(as_datetime), value  # again: its second is known now (a fast path)
+        assert postgres(value) == postgres(as_datetime) == as_datetime, value
+    assert postgres(None) is None
+    for impossible in (float("nan"), float("inf"), 1e20):
+        with pytest.raises((ValueError, OverflowError)):
+            sqlite_utc(impossible)
+
+
+def test_every_batch_statement_goes_to_postgresql_as_one_statement_over_arrays() -> None:
+    """A statement whose shape the rewrite does not know falls back to psycopg's executemany, a statement per row
+    (2-3 times slower): none of the writer's may."""
+    from slack_tasklog.storage.store import Store
+    from sqlalchemy import create_engine
+
+    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connects
+    store = Store(engine)
+    statements = summary._Statements(engine.dialect)
+    bulks = {
+        "tasks": store._insert_task,
+        "follow-ups": store._insert_follow_up,
+        "rounds": store._insert_assignment,
+        "evaluations": store._insert_evaluation,
+        "outcomes": store._insert_outcome,
+        "summary update": statements.update,
+        "daily stats": statements.upsert,
+        "calibration": statements.upsert_calibration,
+        "failures": statements.upsert_failures,
+    }
+    for name, bulk in bulks.items():
+        assert bulk._arrays is not None, name
+        sql, _ = bulk._arrays
+        assert "unnest(" in sql, name
+        assert "VARCHAR(" not in sql, name  # a cast with a length would cut long values instead of refusing them
+
+
+def test_the_writer_stores_booleans_and_numbers_on_sqlite_as_sqlalchemy_does(tmp_path: Path) -> None:
+    """Bulk leaves booleans and floats to sqlite3 and the column's REAL affinity: the stored values and their
+    storage classes must be what SQLAlchemy's own processors would have stored."""
+    from slack_tasklog.storage.bulk import Bulk
+    from slack_tasklog.storage.models import Base, Outcome
+    from sqlalchemy import create_engine, insert, text
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'types.db'}")
+    Base.metadata.create_all(engine)
+    table = Outcome.__table__
+    names = ("id", "thread_ts", "agent", "success", "execution_time", "started_at", "finished_at")
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    rows = [("bulk-1", "1.1", "Grok", True, 2, when, when), ("bulk-2", "1.1", "Grok", False, 2.5, when, when)]
+    with engine.begin() as conn:
+        Bulk(insert(table), engine.dialect, names).execute_tuples(conn, rows)
+        conn.execute(insert(table), [dict(zip(names, ("core" + row[0][4:], *row[1:]), strict=True)) for row in rows])
+        stored = conn.execute(
+            text(
+                "SELECT id, typeof(success), success, typeof(execution_time), execution_time, started_at "
+                "FROM tasklog_outcomes ORDER BY id"
+            )
+        ).all()
+    by_writer = {row[0][-1]: row[1:] for row in stored if row[0].startswith("bulk")}
+    by_core = {row[0][-1]: row[1:] for row in stored if row[0].startswith("core")}
+    assert by_writer == by_core
+    assert by_writer["1"][:4] == ("integer", 1, "real", 2.0)
+
+
+@pytest.mark.parametrize("count", [2, 3, 63, 64, 65, 127, 128, 200, 1_000])
+def test_sqlite_inserts_of_many_rows_per_statement_do_what_a_statement_per_row_does(tmp_path: Path, count: int) -> None:
+    """On SQLite, Bulk inserts 64 rows per statement, the rest in statements of 32, 16, ... rows: every row lands,
+    in the order given (the tasks' ids), a row repeated in a batch is ignored as its conflict says, and an upsert
+    given one key twice adds both."""
+    from slack_tasklog.storage.models import Base, DailyStats
+    from slack_tasklog.storage.store import Store
+    from sqlalchemy import create_engine, select
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'many.db'}")
+    Base.metadata.create_all(engine)
+    store = Store(engine)
+    statements = summary._Statements(engine.dialect)
+    for bulk in (store._insert_task, store._insert_evaluation, statements.upsert):
+        assert bulk._rows is not None
+    threads = [f"{1_700_000_000 + i}.000100" for i in range(count)]
+    tasks = [("T1", None, "C1", ts, ts, "U1", f"request {ts}", 1_700_000_000.5, 1_700_000_001.0, 0) for ts in threads]
+    day = datetime(2024, 1, 1).date()
+    counts = [("T1", "", day, True, "Grok", 3, 1, 1, 50.0, 1)] * count
+    with engine.begin() as conn:
+        store._insert_task.execute_tuples(conn, tasks + tasks[: count // 2])  # the repeats: ignored
+        statements.upsert.execute_tuples(conn, counts)
+        stored = conn.execute(select(Task.__table__.c.id, Task.__table__.c.thread_ts).order_by("id")).all()
+        daily = conn.execute(select(DailyStats.__table__.c.tasks, DailyStats.__table__.c.confidence_sum)).all()
+    assert [ts for _, ts in stored] == threads
+    assert [task_id for task_id, _ in stored] == list(range(1, count + 1))
+    assert daily == [(count, 50.0 * count)]
+
+
+def test_sqlite_adapters_store_what_sqlite3_stores_and_leave_an_apps_own() -> None:
+    import sqlite3
+
+    from slack_tasklog.storage.bulk import register_sqlite_adapters
+
+    keys = [(type(None), sqlite3.PrepareProtocol), (bool, sqlite3.PrepareProtocol)]
+    saved = {key: sqlite3.adapters[key] for key in keys if key in sqlite3.adapters}  # process-wide: put back after
+    rows = [(None, True, False, 1.5)]
+
+    def stored() -> list[tuple[object, ...]]:
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE TABLE t (a, b, c, d)")
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+        found = conn.execute("SELECT a, typeof(a), b, typeof(b), c, d FROM t").fetchall()
+        conn.close()
+        return found
+
+    try:
+        for key in keys:
+            sqlite3.adapters.pop(key, None)
+        without = stored()
+        register_sqlite_adapters()
+        assert stored() == without == [(None, "null", 1, "integer", 0, 1.5)]
+        # An application's own adapter is left alone.
+        sqlite3.register_adapter(bool, lambda value: "yes" if value else "no")
+        register_sqlite_adapters()
+        assert stored()[0][2] == "yes"
+    finally:
+        for key in keys:
+            sqlite3.adapters.pop(key, None)
+        sqlite3.adapters.update(saved)
+
+
+def test_a_slack_ts_that_is_no_time_falls_back() -> None:
+    # A task's request time comes from its ts; one a datetime cannot hold must not sink the writer's batch.
+    from slack_tasklog.storage.store import _ts_seconds
+
+    assert _ts_seconds("1700000000.000100", 5.0) == 1700000000.0001
+    assert _ts_seconds("-86400", 5.0) == -86400.0
+    for garbage in ("nan", "inf", "-inf", "1e400", "1e20", "-1e20", "abc", ""):
+        assert _ts_seconds(garbage, 5.0) == 5.0, garbage
