@@ -42,7 +42,7 @@ class _DefaultTracking(Tracking):
 _tracking = _DefaultTracking()
 
 #: ``app.use(tasklog_middleware)`` records into the default ``TaskLog``.
-tasklog_middleware = TaskLogMiddleware(get_default_tasklog)
+tasklog_middleware = TaskLogMiddleware(lambda: get_default_tasklog().recorder)
 #: :meth:`TaskLog.track_assignment` on the default ``TaskLog``.
 track_assignment = _tracking.track_assignment
 #: :meth:`TaskLog.track_outcome` on the default ``TaskLog``.

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from sqlalchemy import URL, Engine
+from sqlalchemy import URL, Connection, Engine
 
 from slack_tasklog.capture.decorators import Tracking
-from slack_tasklog.capture.middleware import TaskLogMiddleware, register_async
+from slack_tasklog.capture.middleware import MessageRecorder, TaskLogMiddleware, register_async
+from slack_tasklog.capture.rules import CaptureRules
+from slack_tasklog.capture.text import TextPolicy
 from slack_tasklog.durations import parse_duration
-from slack_tasklog.events import Event, MessageDeleted, MessageInThread, TaskRequested
-from slack_tasklog.logs import RateLimitedLog, logger
+from slack_tasklog.events import Event
+from slack_tasklog.logs import logger
 from slack_tasklog.reports.export import ExportFilter, write_csv
 from slack_tasklog.slack.commands import DEFAULT_COMMAND, CommandFlow, RoleCache, admins_from
 from slack_tasklog.slack.commands import register_app_home as _register_app_home
@@ -26,12 +29,10 @@ from slack_tasklog.slack.commands import register_commands as _register_commands
 from slack_tasklog.slack.digest import Digests, DigestSchedule
 from slack_tasklog.storage.migrate import MIGRATE_MODES, MigrateMode
 from slack_tasklog.storage.store import Store, create_tasklog_engine
-from slack_tasklog.writer.background import BackgroundWriter, WriterStats
+from slack_tasklog.writer.background import BackgroundWriter, Observer
 from slack_tasklog.writer.journal import Journal
 
 __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UNASSIGNED_ERROR", "Health", "TaskLog", "default_journal_dir"]
-
-_redact_failures = RateLimitedLog()
 
 #: Where tasks go when neither an argument nor ``$TASKLOG_DATABASE_URL`` says otherwise.
 DEFAULT_DATABASE_URL = "sqlite:///tasklog.db"
@@ -67,6 +68,11 @@ class Health:
     replayed: int  #: events recovered from journals left by processes that died
     journal_bytes: int  #: the size of this process's journal
     journal_dir: str | None  #: where the journal is (None: no journal)
+    journal_failures: int  #: events the journal could not take (disk full, not writable): held in memory only
+    corrupt_journals: int  #: unreadable journal files found at start, set aside as ``*.corrupt``
+    writer_errors: int  #: unexpected errors in the writer thread (logged with their traceback; it went on)
+    left_in_journal: int  #: not written at shutdown, kept in the journal for the next start
+    lost_at_shutdown: int  #: not written at shutdown, with no journal to keep them
 
 
 class TaskLog(Tracking):
@@ -94,15 +100,17 @@ class TaskLog(Tracking):
             whose schema an operator upgrades: ``slack-tasklog db upgrade``; events are kept meanwhile and written
             once it is done), or ``"off"`` (you manage the schema).
         capture_thread_replies: record later messages in a task's thread as its follow-ups.
+        capture_direct_messages: a person's message in the app's direct messages (Messages tab, assistant
+            threads) is a task request, its thread's later messages follow-ups.
         unassigned_error: the error recorded when ``check_and_assign`` assigns nobody.
         max_queue: events held in memory while the database catches up; beyond it they spill to the journal
             (or, without one, are dropped and counted).
         shutdown_timeout: how long ``close()`` (and the exit hook) waits for the last events to be written.
-        journal: the write-ahead journal. ``True`` keeps it beside a SQLite file (``tasklog.db.tasklog-journal/``)
-            or, for a database server, in a per-user data directory; a path puts it there; ``False`` (the default:
-            it fits the request path's budget, but costs the decorators up to a quarter of their ingest rate — see
-            benchmarks/README.md) keeps events only in memory until written. A process that dies leaves its journal
-            behind, and the next ``TaskLog`` on the same journal writes those events.
+        journal: the write-ahead journal, on by default: ``True`` keeps it beside a SQLite file
+            (``tasklog.db.tasklog-journal/``) or, for a database server, in a per-user data directory; a path puts
+            it there; ``False`` keeps events only in memory until written. In-memory SQLite gets none. A process
+            that dies leaves its journal behind, and the next ``TaskLog`` on the same journal writes those events.
+            If the journal cannot be written (disk full), events are held in memory and ``health()`` counts it.
         journal_fsync: flush every journal line to disk: survives power loss too, at the cost of a disk write per
             event. Without it the journal survives the process being killed, not the machine.
         redact: applied to every request and follow-up text before it is stored or journaled (return the text to
@@ -132,10 +140,11 @@ class TaskLog(Tracking):
         engine: Engine | None = None,
         migrate: MigrateMode | None = None,
         capture_thread_replies: bool = True,
+        capture_direct_messages: bool = True,
         unassigned_error: str = DEFAULT_UNASSIGNED_ERROR,
         max_queue: int = 100_000,
         shutdown_timeout: float = 10.0,
-        journal: bool | str | os.PathLike[str] = False,
+        journal: bool | str | os.PathLike[str] = True,
         journal_fsync: bool = False,
         redact: Callable[[str], str | None] | None = None,
         store_text: bool = True,
@@ -164,15 +173,10 @@ class TaskLog(Tracking):
             url = database_url or os.environ.get("TASKLOG_DATABASE_URL") or DEFAULT_DATABASE_URL
             engine = create_tasklog_engine(url)
         self.engine = engine
-        self.capture_thread_replies = capture_thread_replies
         self.unassigned_error = unassigned_error
         self.shutdown_timeout = shutdown_timeout
         self._store = Store(engine, migrate=migrate)
         self._store.retention = parse_duration(retention) if retention is not None else None
-        self.redact = redact
-        self.store_text = store_text
-        # The middleware may hand requests over unread only if no text needs changing before it is journaled.
-        self._fast_lane = store_text and redact is None
         journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
         self._writer = BackgroundWriter(
             self._store,
@@ -182,10 +186,14 @@ class TaskLog(Tracking):
         if self._writer.journal is not None and self._writer.journal.orphans():
             # A previous process died with events only in its journal: write them now, not at the next event.
             self._writer.start()
-        self._middleware = TaskLogMiddleware(lambda: self, bound=self)
-        #: Called with every event the decorators record (slack_tasklog.integrations.prometheus adds one).
-        self._observers: tuple[Callable[[Event], None], ...] = ()
-        register_async()  # the AsyncApp fast path, if Bolt's async side is loaded by now
+        #: What the middleware records through: the capture rules, the text policy and this log's writer.
+        self.recorder = MessageRecorder(
+            CaptureRules(follow_ups=capture_thread_replies, direct_messages=capture_direct_messages),
+            TextPolicy(store_text=store_text, redact=redact),
+            self._writer.submit,
+        )
+        self._middleware = TaskLogMiddleware(lambda: self.recorder)
+        register_async()  # if Bolt's async side is loaded by now
         self._digests: Digests | None = None
         if digest_channel is not None:
             schedule = DigestSchedule(
@@ -218,26 +226,6 @@ class TaskLog(Tracking):
 
     def _record(self, event: Event) -> None:
         self._writer.submit(event)
-        for observe in self._observers:  # e.g. slack_tasklog.integrations.prometheus; each catches its own errors
-            observe(event)
-
-    def _record_message(self, event: TaskRequested | MessageInThread | MessageDeleted) -> None:
-        """Record what the middleware captured, after the text policy (``store_text``, ``redact``)."""
-        if isinstance(event, MessageDeleted) or event.text is None or (self.store_text and self.redact is None):
-            self._writer.submit(event)
-            return
-        text: str | None = None
-        if isinstance(event, TaskRequested):
-            # Redaction sees the text as it will be stored, without the app's mention.
-            event = event._replace(text=event.stored_text(), mention=None)
-        if self.store_text and self.redact is not None and event.text is not None:
-            try:
-                text = self.redact(event.text)
-            except Exception:
-                _redact_failures.warning(
-                    "redact", "slack_tasklog: the redact function raised; the text was not stored", exc_info=True
-                )
-        self._writer.submit(event._replace(text=text))
 
     def _unassigned_error(self) -> str:
         return self.unassigned_error
@@ -322,26 +310,56 @@ class TaskLog(Tracking):
         """
         writer = self._writer
         journal = writer.journal
-        stats = writer.stats
+        counters = writer.counters
         return Health(
             queued=writer.pending,
             in_memory=writer.in_memory,
-            written=stats.written,
-            retried=stats.retries,
-            spilled=stats.spilled,
-            dropped=stats.dropped,
-            rejected=stats.rejected,
-            replayed=stats.replayed,
+            written=counters.written,
+            retried=counters.retries,
+            spilled=counters.spilled,
+            dropped=counters.dropped,
+            rejected=counters.rejected,
+            replayed=counters.replayed,
             journal_bytes=journal.size if journal is not None else 0,
             journal_dir=str(journal.directory) if journal is not None else None,
+            journal_failures=journal.failures if journal is not None else 0,
+            corrupt_journals=journal.set_aside if journal is not None else 0,
+            writer_errors=counters.errors,
+            left_in_journal=counters.left_in_journal,
+            lost_at_shutdown=counters.lost_at_shutdown,
         )
 
-    @property
-    def stats(self) -> WriterStats:
-        """The writer's counters: written, dropped, rejected, retries, lost at shutdown."""
-        return self._writer.stats
+    def add_observer(self, callback: Observer) -> None:
+        """Call ``callback`` with the events of each batch once it is committed to the database.
+
+        It runs in the writer thread, never on the request path, so a slow callback delays writing, not the bot. An
+        exception in it is logged (at most once a minute) and the writer goes on. Events recovered from a journal
+        left by a process that died are included. Example::
+
+            def count_failures(events):
+                failures.inc(sum(isinstance(e, OutcomeRecorded) and not e.success for e in events))
+
+            tasklog.add_observer(count_failures)
+        """
+        self._writer.add_observer(callback)
 
     # -- reading ----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection to the task log's database, its schema checked first (and upgraded, if ``migrate`` says so),
+        for reading it yourself. Raises :class:`SchemaNotReadyError` if the schema is not this version's.
+
+        Example::
+
+            from slack_tasklog.reports import compute_stats
+
+            with tasklog.connect() as conn:
+                stats = compute_stats(conn, since=datetime.now(timezone.utc) - timedelta(days=7))
+        """
+        self._store.ensure_schema()
+        with self.engine.connect() as conn:
+            yield conn
 
     def export_csv(
         self,
@@ -364,15 +382,14 @@ class TaskLog(Tracking):
         flushed first (waiting at most ``shutdown_timeout``).
         """
         self.flush(self.shutdown_timeout)
-        self._store.ensure_schema()
         where = ExportFilter(since=since, until=until, agent=agent, team_id=team_id, enterprise_id=enterprise_id)
         if isinstance(dest, str | os.PathLike):
             path = Path(dest)
-            with path.open("w", encoding="utf-8", newline="") as out, self.engine.connect() as conn:
+            with path.open("w", encoding="utf-8", newline="") as out, self.connect() as conn:
                 count = write_csv(conn, out, where, neutralize_formulas=neutralize_formulas)
             logger.debug("slack_tasklog: exported %d tasks to %s", count, path)
             return count
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return write_csv(conn, dest, where, neutralize_formulas=neutralize_formulas)
 
 

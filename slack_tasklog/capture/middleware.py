@@ -4,104 +4,85 @@ It is a ``slack_bolt.middleware.Middleware`` (``App`` calls ``process``) with an
 ``AsyncApp``. Importing Bolt's ``AsyncMiddleware`` base class imports aiohttp, which a sync app never needs, so the
 class is registered as a virtual ``AsyncMiddleware`` only once that module is loaded anyway (by the time an
 ``AsyncApp`` exists, it is). Should it not be registered in time, ``AsyncApp`` still accepts the object as a
-coroutine callable (``__call__``), at the price of Bolt's argument injection on every request.
+coroutine callable (``__call__``).
 
-Both paths share ``_capture``: read the body, hand what it records to the writer, never raise, never wait. Bolt
-runs every global middleware on every request, so this is the one place where each microsecond counts: the
-classification is a handful of dict lookups, and everything that can wait (linking, storing) happens in the
-writer thread.
+Both paths do the same: apply the capture rules to the body, queue what they record (never raising, never waiting
+on the database), let the chain run, then decide the answer.
 
-Bolt answers 404 to an event no listener handled, and Slack redelivers what got a 404. A follow-up in a task thread
-(or a deletion) is a ``message`` event that many bots have no listener for, so for those the middleware passes on
-a 200 response when the chain has none: Bolt then still logs "Unhandled request" but answers 200, and Slack does
-not retry. A listener's own response, when one runs, takes precedence as always.
+The answer: an app asks Slack for ``message`` events so that the task log sees follow-ups, DMs and deletions, and
+Bolt answers 404 to an event no listener handled. Slack redelivers what failed, and turns an app's subscriptions off
+when most deliveries fail. So every ``message`` event that no listener answered gets 200 from here, whatever it is;
+``app_mention`` and every other request keep Bolt's own answer.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from slack_tasklog.capture.rules import capture
-from slack_tasklog.events import TaskRequested
+from slack_tasklog.capture.rules import CapturedMessage, CaptureRules
+from slack_tasklog.capture.text import TextPolicy
+from slack_tasklog.events import Event
 from slack_tasklog.logs import RateLimitedLog
 
-if TYPE_CHECKING:
-    from slack_tasklog.tasklog import TaskLog
-
-__all__ = ["TaskLogMiddleware", "register_async"]
+__all__ = ["MessageRecorder", "TaskLogMiddleware", "register_async"]
 
 _failures = RateLimitedLog()
-# Queued events beyond which the middleware decides on the request path (see _capture): one writer batch.
-_FAST_LANE_BACKLOG = 1_000
+
+
+@dataclass(frozen=True)
+class MessageRecorder:
+    """What the middleware needs from a task log: the capture rules, the text policy and where events go."""
+
+    rules: CaptureRules
+    policy: TextPolicy
+    submit: Callable[[Event], object]
+
+    def record(
+        self, body: Mapping[str, Any], *, team_id: str | None, enterprise_id: str | None, bot_user_id: str | None
+    ) -> CapturedMessage | None:
+        captured = self.rules.capture(body, team_id=team_id, enterprise_id=enterprise_id, bot_user_id=bot_user_id)
+        if captured is not None:
+            self.submit(self.policy.apply(captured))
+        return captured
 
 
 class TaskLogMiddleware(Middleware):
     """Records task requests and follow-ups from the events passing through a Bolt app.
 
     Get it from a :class:`~slack_tasklog.TaskLog` (``app.use(tasklog.middleware)``) or use the module default
-    ``slack_tasklog.tasklog_middleware``.
+    ``slack_tasklog.tasklog_middleware``. ``recorder`` is called on each event to find where it goes (the module
+    default builds its ``TaskLog`` on the first event).
     """
 
-    def __init__(self, tasklog: Callable[[], TaskLog], *, bound: TaskLog | None = None) -> None:
-        self._tasklog = tasklog
-        # A TaskLog's own middleware knows it: a call fewer on every request than asking ``tasklog()``.
-        self._bound = bound
+    def __init__(self, recorder: Callable[[], MessageRecorder]) -> None:
+        self._recorder = recorder
 
     @property
     def name(self) -> str:
         return "slack_tasklog.TaskLogMiddleware"
 
-    def _capture(self, req: Any) -> bool:  # noqa: PLR0911 - early returns keep the common path short
-        """Record what the request carries; True if it is a message the app may have no listener for."""
+    def _record(self, req: Any) -> bool:
+        """Record what the request carries; True if it is a ``message`` event (answered 200 if nobody else does)."""
         try:
             body = req.body
-            if body.get("type") != "event_callback":
+            event = body.get("event") if body.get("type") == "event_callback" else None
+            if not isinstance(event, Mapping) or event.get("type") not in ("app_mention", "message"):
                 return False
-            event = body.get("event")
-            try:
-                kind = event.get("type")
-            except AttributeError:  # not an object (a malformed body): nothing to record. No type() call per request
-                return False
-            if kind != "app_mention" and kind != "message":  # noqa: PLR1714 - cheaper than a tuple here
-                return False
-            tasklog = self._bound or self._tasklog()
             context = req.context
-            raw = req.raw_body
-            if raw and tasklog._fast_lane and len(tasklog._writer._items) < _FAST_LANE_BACKLOG:
-                # Nothing needs the text before it is journaled: hand over the request as it is, and let the
-                # writer thread decide what it records (see SlackEvent). A bot's message is obviously nothing.
-                # Only while the writer keeps up: a whole request body weighs some kilobytes, so a backlog (the
-                # database down or slow) is queued as the few fields that matter, decided here.
-                if event.get("bot_id") is not None:
-                    return False
-                tasklog._writer.submit(
-                    (  # a SlackEvent's fields, as a plain tuple: see RawSlackEvent
-                        raw,
-                        context.get("team_id"),
-                        context.get("enterprise_id"),
-                        context.get("bot_user_id"),
-                        tasklog.capture_thread_replies,
-                        body,
-                    )
-                )
-                return kind == "message" and ("thread_ts" in event or event.get("subtype") == "message_deleted")
-            captured = capture(
+            self._recorder().record(
                 body,
-                context.get("team_id"),
-                context.get("enterprise_id"),
-                context.get("bot_user_id"),
-                tasklog.capture_thread_replies,
+                team_id=context.get("team_id"),
+                enterprise_id=context.get("enterprise_id"),
+                bot_user_id=context.get("bot_user_id"),
             )
-            if captured is None:
-                return False
-            tasklog._record_message(captured)
-            return type(captured) is not TaskRequested
+            return event.get("type") == "message"
         except Exception:
             _failures.warning(
                 "middleware",
@@ -113,25 +94,28 @@ class TaskLogMiddleware(Middleware):
     def process(
         self, *, req: BoltRequest, resp: BoltResponse | None, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:
-        answer_ok = self._capture(req)
+        is_message = self._record(req)
         next()
-        if answer_ok and resp is None:
-            return BoltResponse(status=200, body="")
-        return resp
+        return _answer(is_message, resp)
 
     async def async_process(
         self, *, req: Any, resp: BoltResponse | None, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse | None:
-        answer_ok = self._capture(req)
+        is_message = self._record(req)
         await next()
-        if answer_ok and resp is None:
-            return BoltResponse(status=200, body="")
-        return resp
+        return _answer(is_message, resp)
 
     async def __call__(
         self, req: Any, resp: BoltResponse | None, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse | None:
         return await self.async_process(req=req, resp=resp, next=next)
+
+
+def _answer(is_message: bool, resp: BoltResponse | None) -> BoltResponse | None:
+    # A listener's own response, when one ran, takes precedence as always.
+    if is_message and resp is None:
+        return BoltResponse(status=200, body="")
+    return resp
 
 
 def register_async() -> None:

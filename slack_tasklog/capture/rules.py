@@ -4,12 +4,15 @@ The rules, in the order they are applied:
 
 - Only Events API ``event_callback`` bodies with an ``app_mention`` or ``message`` event.
 - Never a bot's message (``bot_id`` is set on nearly all of them, with or without the ``bot_message`` subtype), the
-  app's own messages, edits, deletions or other hidden subtypes; only people's plain messages, file shares,
-  ``/me`` messages and replies also sent to the channel.
-- An ``app_mention`` is a :class:`TaskRequested` keyed on its thread: the writer makes it the task's request if
-  the thread holds no task yet, or a follow-up if it does.
-- A ``message`` inside a thread is a :class:`MessageInThread`: a follow-up if the thread holds a task. Top-level
-  messages (channel chatter, and the ``message`` copy of a top-level mention) are ignored.
+  app's own messages, edits or other hidden subtypes; only people's plain messages, file shares, ``/me`` messages
+  and replies also sent to the channel.
+- An ``app_mention`` (in a channel or a group DM) is a :class:`TaskRequested` keyed on its thread: the writer makes
+  it the task's request if the thread holds no task yet, or a follow-up if it does.
+- A person's ``message`` in the app's direct-message channel (``channel_type: "im"``) is a :class:`TaskRequested`
+  too, with the whole text (``direct_messages``): a top-level message opens a task on its own ts; in a thread (an
+  assistant thread, or a reply) the first one opens the thread's task and later ones are its follow-ups.
+- Any other ``message`` inside a thread is a :class:`MessageInThread`: a follow-up if the thread holds a task
+  (``follow_ups``). Top-level messages in channels (chatter, and the ``message`` copy of a mention) are ignored.
 - A ``message_deleted`` is a :class:`MessageDeleted`: if the deleted message is a task's request or a follow-up,
   its stored text is erased (the task's numbers stay).
 
@@ -22,19 +25,88 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from slack_tasklog.events import MessageDeleted, MessageInThread, TaskRequested
 
-__all__ = ["capture", "capture_event", "strip_leading_mention"]
+__all__ = ["CaptureRules", "CapturedMessage", "capture_event", "strip_leading_mention"]
+
+CapturedMessage = TaskRequested | MessageInThread | MessageDeleted
 
 # Subtypes that are still a person talking. Everything else (message_changed, message_deleted, channel_join,
 # bot_message, ...) is bookkeeping or a bot.
 _PERSON_SUBTYPES = frozenset({"thread_broadcast", "file_share", "me_message"})
-
-_new = tuple.__new__
 _USER_ID = re.compile(r"[A-Z0-9]+")
 _AFTER_MENTION = " \t\r\n,:"
+
+
+@dataclass(frozen=True)
+class CaptureRules:
+    """The options of the rules above: follow-ups in task threads, and direct messages as requests."""
+
+    follow_ups: bool = True
+    direct_messages: bool = True
+
+    def capture(  # noqa: PLR0911 - one early return per rule reads better than nested conditions
+        self,
+        body: Mapping[str, Any],
+        *,
+        team_id: str | None = None,
+        enterprise_id: str | None = None,
+        bot_user_id: str | None = None,
+    ) -> CapturedMessage | None:
+        """What, if anything, an Events API body records. ``team_id``, ``enterprise_id`` and ``bot_user_id`` come
+        from Bolt's context when known (the installation that received the event); the body's fields are the
+        fallback."""
+        if body.get("type") != "event_callback":
+            return None
+        event = body.get("event")
+        if not isinstance(event, Mapping) or event.get("type") not in ("app_mention", "message"):
+            return None
+        subtype = event.get("subtype")
+        if subtype is not None and subtype not in _PERSON_SUBTYPES:
+            return _deleted(body, event, team_id) if subtype == "message_deleted" else None
+        if event.get("bot_id") or event.get("hidden"):
+            return None
+        user, channel, ts = _text(event.get("user")), _text(event.get("channel")), _text(event.get("ts"))
+        if not (user and channel and ts) or user == bot_user_id:  # the app's own messages, should one lack bot_id
+            return None
+        thread_ts = _text(event.get("thread_ts"))
+        text = event.get("text")
+        if not isinstance(text, str):
+            text = ""
+        team = team_id or _text(body.get("team_id")) or _text(event.get("team")) or ""
+        enterprise = enterprise_id or _text(body.get("enterprise_id"))
+        if event.get("type") == "app_mention":
+            text = strip_leading_mention(text, bot_user_id)
+            return TaskRequested(team, enterprise, channel, thread_ts or ts, ts, user, text)
+        if self.direct_messages and event.get("channel_type") == "im":
+            return TaskRequested(team, enterprise, channel, thread_ts or ts, ts, user, text.strip())
+        if not self.follow_ups or thread_ts is None or thread_ts == ts:
+            return None
+        return MessageInThread(team, channel, thread_ts, ts, user, text)
+
+
+def capture_event(
+    body: Mapping[str, Any],
+    *,
+    team_id: str | None = None,
+    enterprise_id: str | None = None,
+    bot_user_id: str | None = None,
+    follow_ups: bool = True,
+    direct_messages: bool = True,
+) -> CapturedMessage | None:
+    """Decide what, if anything, an Events API body records (the rules of this module, as the middleware applies
+    them).
+
+    >>> body = {"type": "event_callback", "team_id": "T1", "event": {"type": "app_mention", "user": "U1",
+    ...         "channel": "C1", "ts": "1.000001", "text": "<@UBOT> write a poem"}}
+    >>> capture_event(body, bot_user_id="UBOT").text
+    'write a poem'
+    """
+    rules = CaptureRules(follow_ups=follow_ups, direct_messages=direct_messages)
+    return rules.capture(body, team_id=team_id, enterprise_id=enterprise_id, bot_user_id=bot_user_id)
 
 
 def strip_leading_mention(text: str, bot_user_id: str | None) -> str:
@@ -52,83 +124,19 @@ def strip_leading_mention(text: str, bot_user_id: str | None) -> str:
     return text
 
 
-def capture_event(
-    body: Mapping[str, Any],
-    *,
-    team_id: str | None = None,
-    enterprise_id: str | None = None,
-    bot_user_id: str | None = None,
-    follow_ups: bool = True,
-) -> TaskRequested | MessageInThread | MessageDeleted | None:
-    """Decide what, if anything, an Events API body records.
-
-    ``team_id``, ``enterprise_id`` and ``bot_user_id`` come from Bolt's context when known (the
-    installation that received the event); the body's own fields are the fallback.
-    """
-    captured = capture(body, team_id, enterprise_id, bot_user_id, follow_ups)
-    if type(captured) is TaskRequested:
-        return captured._replace(text=captured.stored_text(), mention=None)
-    return captured
-
-
-def capture(  # noqa: PLR0911 - one early return per rule reads better than nested conditions
-    body: Mapping[str, Any],
-    team_id: str | None,
-    enterprise_id: str | None,
-    bot_user_id: str | None,
-    follow_ups: bool,
-) -> TaskRequested | MessageInThread | MessageDeleted | None:
-    """:func:`capture_event` with positional arguments: the middleware's hot path, where every microsecond shows
-    in Bolt's dispatch time (exact type checks first, the general ones only for unusual payloads)."""
-    if body.get("type") != "event_callback":
-        return None
-    event = body.get("event")
-    if type(event) is not dict and not isinstance(event, Mapping):
-        return None
-    kind = event.get("type")
-    if kind != "app_mention" and kind != "message":  # noqa: PLR1714 - two compares beat building a tuple
-        return None
-    subtype = event.get("subtype")
-    if subtype is not None and subtype not in _PERSON_SUBTYPES:
-        return _deleted(body, event, team_id) if subtype == "message_deleted" else None
-    if event.get("bot_id") or event.get("hidden"):
-        return None
-    user = event.get("user")
-    channel = event.get("channel")
-    ts = event.get("ts")
-    if not (type(user) is str and user and type(channel) is str and channel and type(ts) is str and ts):
-        return None
-    if user == bot_user_id:  # the app's own messages, should one arrive without a bot_id
-        return None
-    thread_ts = event.get("thread_ts")
-    if type(thread_ts) is not str or not thread_ts:
-        thread_ts = None
-    text = event.get("text")
-    if type(text) is not str:
-        text = ""
-    team = team_id or _str_or_none(body.get("team_id")) or _str_or_none(event.get("team")) or ""
-    # tuple.__new__ skips the named tuples' Python-level __new__; the app's mention is stripped by the writer
-    # ("" when the app's user id is unknown: strip whichever user is mentioned first).
-    if kind == "app_mention":
-        enterprise = enterprise_id or _str_or_none(body.get("enterprise_id"))
-        mention = bot_user_id or ""
-        return _new(TaskRequested, (team, enterprise, channel, thread_ts or ts, ts, user, text, mention))
-    if not follow_ups or thread_ts is None or thread_ts == ts:
-        return None
-    return _new(MessageInThread, (team, channel, thread_ts, ts, user, text))
-
-
 def _deleted(body: Mapping[str, Any], event: Mapping[str, Any], team_id: str | None) -> MessageDeleted | None:
-    channel = event.get("channel")
+    channel = _text(event.get("channel"))
     deleted_ts = event.get("deleted_ts")
     previous = event.get("previous_message")
     if not isinstance(deleted_ts, str) and isinstance(previous, Mapping):
         deleted_ts = previous.get("ts")
-    if not (isinstance(channel, str) and channel and isinstance(deleted_ts, str) and deleted_ts):
+    deleted_ts = _text(deleted_ts)
+    if not (channel and deleted_ts):
         return None
-    team = team_id or _str_or_none(body.get("team_id")) or ""
+    team = team_id or _text(body.get("team_id")) or ""
     return MessageDeleted(team_id=team, channel_id=channel, ts=deleted_ts)
 
 
-def _str_or_none(value: object) -> str | None:
+def _text(value: object) -> str | None:
+    """A non-empty string field, or None (Slack payloads are not always what they should be)."""
     return value if isinstance(value, str) and value else None

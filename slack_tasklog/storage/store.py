@@ -7,14 +7,13 @@ written twice lands once.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -37,15 +36,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from slack_tasklog.capture.rules import capture
 from slack_tasklog.events import (
     AssignmentRecorded,
     Event,
     MessageDeleted,
     MessageInThread,
     OutcomeRecorded,
-    RawSlackEvent,
-    SlackEvent,
     TaskRequested,
 )
 from slack_tasklog.logs import logger
@@ -111,10 +107,10 @@ def create_tasklog_engine(url: str) -> Engine:
     else:
         if not database.startswith("file:"):
             try:
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _create_private_file(Path(database).expanduser())
             except OSError as error:
                 # Not fatal here: the writer will report it, and retry, like any other database it cannot open.
-                logger.warning("slack_tasklog: cannot create the folder for %s: %s", database, error)
+                logger.warning("slack_tasklog: cannot create %s: %s", database, error)
         engine = create_engine(parsed)
 
     @event.listens_for(engine, "connect")
@@ -143,6 +139,20 @@ def create_tasklog_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """Create a missing SQLite file empty, 0600, and its missing folders 0700, whatever the umask: SQLite gives the
+    ``-wal`` and ``-shm`` files the database file's mode, and the task log holds what people asked the bot."""
+    if path.exists():
+        return
+    missing = [parent for parent in path.parents if not parent.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        path.touch(mode=0o600, exist_ok=False)  # os.open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+    except FileExistsError:
+        return  # another process made it first
 
 
 class _KnownTask(NamedTuple):
@@ -417,7 +427,7 @@ class Store:
             if key not in rows:
                 rows[key] = (
                     r.team_id, r.enterprise_id, r.channel_id, r.thread_ts, r.ts, r.user_id,
-                    r.stored_text(), _ts_seconds(r.ts, now), now, 0,
+                    r.text, _ts_seconds(r.ts, now), now, 0,
                 )  # fmt: skip
         self._insert_task.execute_tuples(conn, list(rows.values()))
         # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
@@ -488,7 +498,7 @@ class Store:
                 "channel_id": m.channel_id,
                 "ts": m.ts,
                 "user_id": m.user_id,
-                "text": m.stored_text() if type(m) is TaskRequested else m.text,
+                "text": m.text,
                 "posted_at": _ts_seconds(m.ts, now),
             }
 
@@ -613,23 +623,7 @@ def _partition(
     assignments: list[AssignmentRecorded] = []
     outcomes: list[OutcomeRecorded] = []
     deletions: list[MessageDeleted] = []
-    # The two kinds the decorators record, by exact type first: most of a busy batch, one check each.
-    add_assignment: Callable[[Any], None] = assignments.append
-    add_outcome: Callable[[Any], None] = outcomes.append
-    for given in batch:
-        kind = type(given)
-        if kind is AssignmentRecorded:
-            add_assignment(given)
-            continue
-        if kind is OutcomeRecorded:
-            add_outcome(given)
-            continue
-        # A request the middleware passed on unread: what it records is decided here.
-        item: Event | None = given
-        if kind is tuple or kind is SlackEvent:
-            item = _look_at(cast("SlackEvent | RawSlackEvent", given))
-        if item is None:
-            continue
+    for item in batch:
         if isinstance(item, TaskRequested):
             requests.append(item)
         elif isinstance(item, MessageInThread):
@@ -641,19 +635,6 @@ def _partition(
         elif isinstance(item, MessageDeleted):
             deletions.append(item)
     return requests, messages, assignments, outcomes, deletions
-
-
-def _look_at(item: SlackEvent | RawSlackEvent) -> TaskRequested | MessageInThread | MessageDeleted | None:
-    """What a request the middleware passed on unread records, if anything (from the queue, a plain tuple; from the
-    journal, a SlackEvent without its parsed body)."""
-    raw, team_id, enterprise_id, bot_user_id, follow_ups, body = item
-    if body is None:
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            logger.warning("slack_tasklog: skipped a journaled Slack request that is not JSON")
-            return None
-    return capture(body, team_id, enterprise_id, bot_user_id, follow_ups)
 
 
 def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _KnownTask | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -163,16 +164,116 @@ def test_replies_are_not_captured_when_switched_off(make_app: Callable[..., App]
 
 
 @sqlite_only
-def test_an_unhandled_captured_message_still_gets_200_so_slack_does_not_retry(
-    app: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture
+def test_every_message_event_no_listener_answered_gets_200_and_the_rest_keep_bolts_answer(
+    app: App, tasklog: TaskLog
 ) -> None:
     send(app, app_mention("a task", ts=ROOT))
-    # The app has no "message" listener: Bolt would answer 404 and Slack would redeliver.
-    response = send(app, message("more", ts="1700000060.000100", thread_ts=ROOT))
-    assert response.status == 200
+    # The app has no "message" listener: Bolt would answer 404, Slack would redeliver and in the end turn the
+    # app's event subscriptions off.
+    assert send(app, message("more", ts="1700000060.000100", thread_ts=ROOT)).status == 200
     assert len(follow_ups(tasklog)) == 1
-    # What the middleware does not capture keeps Bolt's own answer.
-    assert send(app, message("lunch?", ts="1700000061.000100")).status == 404
+    assert send(app, message("lunch?", ts="1700000061.000100")).status == 200  # chatter
+    assert send(app, message("other", ts="1700000062.000100", thread_ts="1600000000.000100")).status == 200
+    assert send(app, message("edited", ts="1700000063.000100", subtype="message_changed")).status == 200
+    assert send(app, message("a bot", ts="1700000064.000100", bot_id="B1")).status == 200
+    # Events the task log does not ask for keep Bolt's own answer.
+    assert send(app, {"type": "reaction_added", "user": "U1", "reaction": "+1", "item": {}}).status == 404
+
+
+# One kind of event each, from the middleware's point of view.
+ANSWERED_EVENTS = {
+    "mention": app_mention("a task", ts=ROOT),
+    "follow-up": message("more", ts="1700000060.000100", thread_ts=ROOT),
+    "untracked thread": message("other", ts="1700000062.000100", thread_ts="1600000000.000100"),
+    "chatter": message("lunch?", ts="1700000061.000100"),
+    "direct message": message("help me", channel="D111", channel_type="im", ts="1700000065.000100"),
+    "bot message": message("a bot", ts="1700000064.000100", bot_id="B1"),
+    "deletion": message("", ts="1700000066.000100", subtype="message_deleted", deleted_ts=ROOT),
+    "edit": message("edited", ts="1700000063.000100", subtype="message_changed"),
+    "reaction": {"type": "reaction_added", "user": "U1", "reaction": "+1", "item": {}},
+}
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"redact": lambda text: text.upper()}, {"store_text": False}, {"capture_thread_replies": False}],
+    ids=["defaults", "redact", "no-text", "no-replies"],
+)
+def test_the_answer_slack_gets_never_depends_on_text_options(
+    make_app: Callable[..., App], database_url: str, options: dict[str, Any]
+) -> None:
+    def answers(tasklog: TaskLog) -> dict[str, int]:
+        app = make_app(tasklog, mention_listener=False)
+        return {name: send(app, event).status for name, event in ANSWERED_EVENTS.items()}
+
+    expected = {name: 404 if name in ("mention", "reaction") else 200 for name in ANSWERED_EVENTS}
+    tasklog = TaskLog(database_url, **options)
+    try:
+        assert answers(tasklog) == expected
+    finally:
+        tasklog.close()
+
+
+@sqlite_only
+def test_a_busy_channel_without_a_message_listener_is_answered_200_every_time(app: App, tasklog: TaskLog) -> None:
+    statuses = []
+    for i in range(1_000):
+        statuses.append(send(app, message(f"chatter {i}", ts=f"1700001000.{i:06d}")).status)
+        if i % 100 == 0:
+            statuses.append(send(app, app_mention(f"task {i}", ts=f"1700002000.{i:06d}")).status)
+    assert statuses == [200] * 1_010
+    assert len(tasks(tasklog)) == 10
+
+
+@sqlite_only
+def test_a_direct_message_is_a_task_and_its_thread_replies_follow_ups(app: App, tasklog: TaskLog) -> None:
+    dm = "1700000100.000100"
+    send(app, message("summarise yesterday's incidents", channel="D111", channel_type="im", ts=dm))
+    send(app, message("only the P1s", channel="D111", channel_type="im", ts="1700000101.000100", thread_ts=dm))
+    assert tasks(tasklog) == [("T111", "D111", dm, dm, "U123", "summarise yesterday's incidents")]
+    assert follow_ups(tasklog) == [(dm, "1700000101.000100", "U123", "only the P1s")]
+
+
+@sqlite_only
+def test_an_assistant_thread_first_user_message_is_the_request_later_ones_follow_ups(
+    app: App, tasklog: TaskLog
+) -> None:
+    # Bolt's Assistant: the thread is opened by Slack (assistant_thread_started), the user writes in it.
+    thread = "1700000200.000100"
+    started = {
+        "type": "assistant_thread_started",
+        "assistant_thread": {"user_id": "U123", "channel_id": "D111", "thread_ts": thread, "context": {}},
+        "event_ts": thread,
+    }
+    send(app, started)
+    first, second = "1700000201.000100", "1700000202.000100"
+    send(app, message("draft a reply to the customer", channel="D111", channel_type="im", ts=first, thread_ts=thread))
+    send(app, message("shorter please", channel="D111", channel_type="im", ts=second, thread_ts=thread))
+    assert tasks(tasklog) == [("T111", "D111", thread, first, "U123", "draft a reply to the customer")]
+    assert follow_ups(tasklog) == [(thread, second, "U123", "shorter please")]
+
+
+@sqlite_only
+def test_direct_messages_are_not_tasks_when_switched_off(make_app: Callable[..., App], database_url: str) -> None:
+    tasklog = TaskLog(database_url, capture_direct_messages=False)
+    try:
+        app = make_app(tasklog)
+        assert send(app, message("hi", channel="D111", channel_type="im", ts="1700000300.000100")).status == 200
+        send(app, app_mention("a channel task", ts=ROOT))
+        assert [row[1] for row in tasks(tasklog)] == ["C111"]
+    finally:
+        tasklog.close()
+
+
+@sqlite_only
+def test_a_mention_in_a_group_dm_is_a_task_like_in_a_channel(app: App, tasklog: TaskLog) -> None:
+    root = "1700000400.000100"
+    send(app, app_mention("<@UBOT> plan the offsite", channel="G111", ts=root))
+    send(app, message("Friday works", channel="G111", channel_type="mpim", ts="1700000401.000100", thread_ts=root))
+    send(app, message("top-level chatter", channel="G111", channel_type="mpim", ts="1700000402.000100"))
+    assert [row[1:3] for row in tasks(tasklog)] == [("G111", root)]
+    assert follow_ups(tasklog) == [(root, "1700000401.000100", "U123", "Friday works")]
 
 
 @sqlite_only
@@ -217,7 +318,7 @@ def test_a_broken_task_log_never_breaks_the_app(
     def explode(event: object) -> bool:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(tasklog._writer, "submit", explode)
+    monkeypatch.setattr(tasklog, "recorder", dataclasses.replace(tasklog.recorder, submit=explode))
     with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
         for i in range(3):
             assert send(app, app_mention("go", ts=f"1700000080.00010{i}")).status == 200
@@ -273,7 +374,7 @@ async def test_async_app_captures_the_same_way(api: FakeSlackAPI, tasklog: TaskL
     assert (await send_async(app_mention("async task", ts=ROOT))).status == 200
     assert (await send_async(app_mention("async task", ts=ROOT), retry_num=1)).status == 200
     assert (await send_async(message("reply", ts="1700000090.000100", thread_ts=ROOT))).status == 200
-    assert (await send_async(message("bot", ts="1700000091.000100", thread_ts=ROOT, bot_id="B1"))).status == 404
+    assert (await send_async(message("bot", ts="1700000091.000100", thread_ts=ROOT, bot_id="B1"))).status == 200
     assert handled == [ROOT, ROOT]
     assert tasks(tasklog) == [("T111", "C111", ROOT, ROOT, "U123", "async task")]
     assert follow_ups(tasklog) == [(ROOT, "1700000090.000100", "U123", "reply")]

@@ -100,21 +100,3 @@ def test_a_bad_event_is_skipped_not_retried_forever(tasklog: TaskLog, caplog: py
     assert any("refused one event (OutcomeRecorded" in r.getMessage() for r in caplog.records)
 
 
-def test_a_backlog_is_queued_compact(make_app: Callable[..., App]) -> None:
-    """While the database is down, queued events are the few fields that matter, not whole request bodies."""
-    from slack_tasklog.events import TaskRequested
-
-    tasklog = TaskLog(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test")
-    try:
-        app = make_app(tasklog)
-        for i in range(2_500):
-            ts = f"1700000000.{i:06d}"
-            assert app.dispatch(signed_request(event_body(app_mention("backlog", ts=ts)))).status == 200
-        # (The writer holds up to one batch of them itself, retrying.)
-        queued = [event for _, event in tasklog._writer._items]
-        assert len(queued) >= 1_400
-        assert sum(type(event) is tuple for event in queued) <= 1_000  # a request's fields, unread (RawSlackEvent)
-        assert isinstance(queued[-1], TaskRequested)
-        assert queued[-1].stored_text() == "backlog"
-    finally:
-        tasklog.close(timeout=0.2)
