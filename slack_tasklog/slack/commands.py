@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from slack_sdk.errors import SlackApiError
 
@@ -43,9 +43,7 @@ from slack_tasklog.reports import chart
 from slack_tasklog.reports.stats import Stats, compute_stats
 from slack_tasklog.slack import blocks
 from slack_tasklog.slack.grammar import CommandSyntaxError, ExportRequest, HelpRequest, StatsRequest, parse_command
-
-if TYPE_CHECKING:
-    from slack_tasklog.tasklog import TaskLog
+from slack_tasklog.slack.source import TaskSource
 
 __all__ = [
     "DEFAULT_COMMAND",
@@ -300,7 +298,7 @@ class CommandFlow:
 
     def __init__(
         self,
-        tasklog: TaskLog,
+        tasklog: TaskSource,
         command: str = DEFAULT_COMMAND,
         *,
         admins: Collection[str] = (),
@@ -462,8 +460,7 @@ class CommandFlow:
         # What this process recorded a moment ago should be in the figures, but a busy writer must not hold the
         # answer up for long.
         self.tasklog.flush(_STATS_FLUSH_TIMEOUT)
-        self.tasklog._store.ensure_schema()
-        with self.tasklog.engine.connect() as conn:
+        with self.tasklog.connect() as conn:
             return compute_stats(
                 conn, since=since, until=until, team_id=who.team_id, enterprise_id=who.enterprise_id, agent=agent
             )

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Table, func, select, update
 
@@ -28,11 +28,9 @@ from slack_tasklog.logs import RateLimitedLog, logger
 from slack_tasklog.reports.export import ExportFilter, write_csv
 from slack_tasklog.reports.stats import Stats, compute_stats
 from slack_tasklog.slack import blocks
+from slack_tasklog.slack.source import TaskSource
 from slack_tasklog.storage.models import DigestPost
 from slack_tasklog.storage.store import _insert_ignore
-
-if TYPE_CHECKING:
-    from slack_tasklog.tasklog import TaskLog
 
 __all__ = ["DigestSchedule", "Digests", "due_periods"]
 
@@ -91,7 +89,7 @@ class Digests:
 
     def __init__(
         self,
-        tasklog: TaskLog,
+        tasklog: TaskSource,
         schedule: DigestSchedule,
         client: Any,
         *,
@@ -125,7 +123,6 @@ class Digests:
         """Post every due period this process wins. Returns how many it posted. Never raises."""
         posted = 0
         try:
-            self.tasklog._store.ensure_schema()
             now = self._clock()
             for start, end in due_periods(now, self.schedule.every, self._last_posted()):
                 if self._claim(start, end, now):
@@ -141,7 +138,7 @@ class Digests:
 
     def _last_posted(self) -> datetime | None:
         d = _digests.c
-        with self.tasklog.engine.connect() as conn:
+        with self.tasklog.connect() as conn:
             value: datetime | None = conn.execute(
                 select(func.max(d.period_start)).where(d.channel_id == self.schedule.channel, d.posted_at.is_not(None))
             ).scalar_one()
@@ -152,7 +149,7 @@ class Digests:
         d = _digests.c
         row = {"channel_id": self.schedule.channel, "period_start": start, "period_end": end,
                "claimed_by": self._me, "claimed_at": now, "posted_at": None}  # fmt: skip
-        with self.tasklog.engine.begin() as conn:
+        with self.tasklog.connect() as conn, conn.begin():
             conn.execute(_insert_ignore(_digests, conn.dialect.name), [row])
             claimed_by, posted_at, claimed_at = conn.execute(
                 select(d.claimed_by, d.posted_at, d.claimed_at).where(
@@ -180,7 +177,7 @@ class Digests:
 
     def _mark_posted(self, start: datetime) -> None:
         d = _digests.c
-        with self.tasklog.engine.begin() as conn:
+        with self.tasklog.connect() as conn, conn.begin():
             conn.execute(
                 update(_digests)
                 .where(d.channel_id == self.schedule.channel, d.period_start == start)
@@ -192,7 +189,7 @@ class Digests:
     def _post(self, start: datetime, end: datetime) -> None:
         schedule = self.schedule
         self.tasklog.flush(2.0)
-        with self.tasklog.engine.connect() as conn:
+        with self.tasklog.connect() as conn:
             stats: Stats = compute_stats(conn, since=start, until=end, team_id=schedule.team_id)
         message = blocks.digest_message(stats, start, end)
         self.client.chat_postMessage(channel=schedule.channel, text=message["text"], blocks=message["blocks"])
@@ -202,7 +199,7 @@ class Digests:
         if schedule.csv:
             with tempfile.TemporaryFile() as spool:
                 text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-                with self.tasklog.engine.connect() as conn:
+                with self.tasklog.connect() as conn:
                     write_csv(conn, text, ExportFilter(since=start, until=end, team_id=schedule.team_id))
                 text.flush()
                 text.detach()
