@@ -38,25 +38,16 @@ def new_event_id() -> str:
     at random places (a uuid4 key costs SQLite and MySQL a page split per insert once the table is large). The
     random module reseeds itself in a forked child, so two workers do not share a sequence.
     """
-    # One 128-bit number's bytes in hex: less than half the time of formatting the two halves with "016x".
-    return (_time_ns() << 64 | _random_bits(64)).to_bytes(16, "big").hex()
-
-
-_time_ns = time.time_ns
-_random_bits = random.getrandbits
+    return f"{time.time_ns():016x}{random.getrandbits(64):016x}"
 
 
 _misshapen = RateLimitedLog()
 _MISSING = object()
-_new = tuple.__new__
 
 
 class _Arguments(Mapping[str, Any]):
-    """A call's arguments by parameter name, read straight from ``args``/``kwargs``.
-
-    ``inspect.Signature.bind`` on every call would cost more than the rest of the recording; a lookup by
-    precomputed position costs nothing. Iterating (a getter that wants everything) binds once, on demand.
-    """
+    """A call's arguments by parameter name, read from ``args``/``kwargs`` by the parameters' positions (worked out
+    once, at decoration). Iterating (a getter that wants everything) binds the whole signature, on demand."""
 
     __slots__ = ("_args", "_bound", "_kwargs", "_recorder")
 
@@ -120,19 +111,11 @@ class _Recorder:
         kwargs: dict[str, Any],
         where: Callable[[Mapping[str, Any]], Any] | tuple[str, ...],
     ) -> Any:
-        """The value ``where`` says, from a call's ``args`` and ``kwargs``: by name straight from them (what
-        :class:`_Arguments` does, without making one, twice per call of the bot's function), or the getter's
-        answer on the call's :class:`_Arguments`."""
-        if type(where) is tuple:
-            positions = self._positions
-            for name in where:
-                if name in kwargs:
-                    return kwargs[name]
-                position = positions.get(name)
-                if position is not None and position < len(args):
-                    return args[position]
-            return None
-        return where(self.bind(args, kwargs))  # type: ignore[operator]
+        """The value ``where`` says: the first of its parameter names the call has, or the getter's answer."""
+        arguments = self.bind(args, kwargs)
+        if isinstance(where, tuple):
+            return next((arguments[name] for name in where if name in arguments), None)
+        return where(arguments)
 
     def where(
         self, getter: ArgumentGetter | None, *fallbacks: str
@@ -158,7 +141,6 @@ class _Recorder:
 def wrap(func: F, recorder: _Recorder) -> F:
     """Wrap ``func`` so that ``recorder`` sees every call; async functions stay async."""
 
-    # Plain try/except (no context manager to enter): these run twice per call of the bot's function.
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             return recorder.start(args, kwargs)
@@ -244,21 +226,17 @@ class AssignmentRecorder(_Recorder):
         agent, confidence = normalize_assigned(self._assigned(result) if self._assigned else result)
         if agent is not None and confidence is None:
             confidence = dict(evaluations).get(agent)
-        # Positional, in AssignmentRecorded's field order: a named tuple built from keywords costs twice as much.
         self._submit(
-            _new(
-                AssignmentRecorded,
-                (
-                    new_event_id(),
-                    thread_ts,
-                    _text(self.get(args, kwargs, self._channel)) if self._channel else None,
-                    _text(self.get(args, kwargs, self._team)) if self._team else None,
-                    agent,
-                    confidence,
-                    evaluations,
-                    started,
-                    self._unassigned_error(),
-                ),
+            AssignmentRecorded(
+                id=new_event_id(),
+                thread_ts=thread_ts,
+                channel_id=_text(self.get(args, kwargs, self._channel)),
+                team_id=_text(self.get(args, kwargs, self._team)),
+                agent=agent,
+                confidence=confidence,
+                evaluations=evaluations,
+                recorded_at=started,
+                unassigned_error=self._unassigned_error(),
             )
         )
 
@@ -392,20 +370,17 @@ class OutcomeRecorder(_Recorder):
             self.warn("no thread_ts argument, nothing recorded (pass thread_ts= to the decorator to say where it is)")
             return
         self._submit(
-            _new(
-                OutcomeRecorded,
-                (
-                    new_event_id(),
-                    thread_ts,
-                    _text(self.get(args, kwargs, self._channel)) if self._channel else None,
-                    _text(self.get(args, kwargs, self._team)) if self._team else None,
-                    self._agent_of(args, kwargs),
-                    error is None,
-                    elapsed,
-                    None if error is None else _describe(error),
-                    started,
-                    started + elapsed,
-                ),
+            OutcomeRecorded(
+                id=new_event_id(),
+                thread_ts=thread_ts,
+                channel_id=_text(self.get(args, kwargs, self._channel)),
+                team_id=_text(self.get(args, kwargs, self._team)),
+                agent=self._agent_of(args, kwargs),
+                success=error is None,
+                execution_time=elapsed,
+                error_message=None if error is None else _describe(error),
+                started_at=started,
+                finished_at=started + elapsed,
             )
         )
 
