@@ -128,6 +128,10 @@ class TaskLog(Tracking):
         digest_csv: attach the period's CSV (it holds every request's text: post it where that is fine).
         digest_chart: attach the period's chart (the ``charts`` extra).
         digest_client: the ``slack_sdk.WebClient`` to post with (default: one with ``$SLACK_BOT_TOKEN``).
+        write_through: write each event to the database before the call that recorded it returns, for FaaS
+            runtimes that freeze the process once the handler returns (run Bolt with
+            ``process_before_response=True`` there). Default: on where ``$AWS_LAMBDA_FUNCTION_NAME`` is set (AWS
+            Lambda), off elsewhere. Each event then waits for its commit, at most ``shutdown_timeout``.
 
     Recording never raises into the bot and never waits on the database: events go to a background writer. Call
     :meth:`flush` to wait for them, :meth:`close` when done (it is also called at interpreter exit).
@@ -158,6 +162,7 @@ class TaskLog(Tracking):
         digest_csv: bool = False,
         digest_chart: bool = False,
         digest_client: Any = None,
+        write_through: bool | None = None,
     ) -> None:
         if migrate is not None and migrate not in MIGRATE_MODES:
             raise ValueError(f"migrate must be one of {', '.join(MIGRATE_MODES)}, not {migrate!r}")
@@ -175,6 +180,8 @@ class TaskLog(Tracking):
         self.engine = engine
         self.unassigned_error = unassigned_error
         self.shutdown_timeout = shutdown_timeout
+        # A FaaS runtime may freeze the process, writer thread included, as soon as the handler returns.
+        self.write_through = "AWS_LAMBDA_FUNCTION_NAME" in os.environ if write_through is None else write_through
         self._store = Store(engine, migrate=migrate)
         self._store.retention = parse_duration(retention) if retention is not None else None
         journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
@@ -190,7 +197,7 @@ class TaskLog(Tracking):
         self.recorder = MessageRecorder(
             CaptureRules(follow_ups=capture_thread_replies, direct_messages=capture_direct_messages),
             TextPolicy(store_text=store_text, redact=redact),
-            self._writer.submit,
+            self._record,
         )
         self._middleware = TaskLogMiddleware(lambda: self.recorder)
         register_async()  # if Bolt's async side is loaded by now
@@ -226,6 +233,8 @@ class TaskLog(Tracking):
 
     def _record(self, event: Event) -> None:
         self._writer.submit(event)
+        if self.write_through:
+            self._writer.flush(self.shutdown_timeout)
 
     def _unassigned_error(self) -> str:
         return self.unassigned_error
