@@ -346,9 +346,9 @@ def _band(band: Any) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    from slack_tasklog.slack.blocks import _seconds as seconds
+    from slack_tasklog.slack.blocks import format_seconds
 
-    return seconds(value)
+    return format_seconds(value)
 
 
 @_with_grammar(export_params())

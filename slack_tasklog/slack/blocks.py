@@ -20,6 +20,7 @@ __all__ = [
     "export_filename",
     "export_title",
     "failure_message",
+    "format_seconds",
     "help_message",
     "internal_error_message",
     "refusal_message",
@@ -76,7 +77,7 @@ def _percent(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.1%}"
 
 
-def _seconds(value: float | None) -> str:
+def format_seconds(value: float | None) -> str:
     """``0.42 s``, ``4.2 s``, ``12 s``, ``4 min 05 s``, ``2 h 03 min``: two significant digits under a minute, as
     many as the percentiles have (they are within 1%, see ``_stats``)."""
     if value is None:
@@ -203,8 +204,8 @@ def _agent_line(agent: AgentStats) -> str:
     parts = [
         f"*{_name(agent.agent)}* · {_count(agent.tasks, 'task')}",
         f"{_percent(agent.success_rate)} success ({agent.succeeded:,} of {agent.finished:,} finished)",
-        f"median {_seconds(agent.median_execution_time)}",
-        f"p95 {_seconds(agent.p95_execution_time)}",
+        f"median {format_seconds(agent.median_execution_time)}",
+        f"p95 {format_seconds(agent.p95_execution_time)}",
         "mean confidence " + ("n/a" if agent.mean_confidence is None else f"{agent.mean_confidence:.1f}"),
     ]
     return parts[0] + "\n" + " · ".join(parts[1:])

@@ -6,7 +6,13 @@ from datetime import datetime, timezone
 
 import pytest
 from slack_tasklog.reports.stats import AgentStats, Stats
-from slack_tasklog.slack.blocks import _seconds, export_filename, help_message, stats_message, syntax_error_message
+from slack_tasklog.slack.blocks import (
+    export_filename,
+    format_seconds,
+    help_message,
+    stats_message,
+    syntax_error_message,
+)
 from slack_tasklog.slack.grammar import StatsRequest, Window
 
 UTC = timezone.utc
@@ -75,7 +81,7 @@ def test_help_uses_the_registered_command_and_errors_repeat_it() -> None:
     ],
 )
 def test_durations(seconds: float | None, shown: str) -> None:
-    assert _seconds(seconds) == shown
+    assert format_seconds(seconds) == shown
 
 
 def test_filenames_are_safe() -> None:
