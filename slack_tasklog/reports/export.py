@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import IO, Any, TypeVar
 
-from sqlalchemy import Connection, Join, Select, Table, and_, case, func, or_, select
-from sqlalchemy.sql.selectable import NamedFromClause
+from sqlalchemy import Connection, Select, Table, case, func, or_, select
 
 from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task
+from slack_tasklog.storage.rounds import number_text, other_agents
 
 __all__ = [
     "CSV_COLUMNS",
@@ -25,9 +25,7 @@ __all__ = [
     "count_tasks",
     "filter_tasks",
     "iter_pages",
-    "latest_round_join",
     "neutralize",
-    "other_agents",
     "write_csv",
     "write_jsonl",
 ]
@@ -57,6 +55,7 @@ CSV_COLUMNS = (
 )
 
 _PAGE = 2_000
+_IN_CHUNK = 500  # round ids per IN (...) list
 SelectT = TypeVar("SelectT", bound=Select[Any])
 # OWASP "CSV injection": a cell starting with one of these may run as a formula in a spreadsheet.
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -94,50 +93,10 @@ def neutralize(cell: str) -> str:
     return cell
 
 
-def latest_round_join(tasks: Table) -> tuple[Join, NamedFromClause, NamedFromClause]:
-    """``tasks`` outer-joined to each task's latest round and that round's outcome: the one rule of which round
-    counts, shared by the CSV and the stats.
-
-    The latest round is the newest assignment (``recorded_at``, then ``id``); its outcome is the newest run
-    (``finished_at``, then ``id``) by the round's agent — or the round's own "nobody" outcome — that started after
-    the round was recorded. Returns the join and the two aliases, ``latest_round`` and ``round_outcome``; both are
-    NULL for a task with no round yet, and the outcome alone for a round still running.
-    """
-    a, o = _assignments, _outcomes
-    latest_round = a.alias("latest_round")
-    round_outcome = o.alias("round_outcome")
-    newest_round_id = (
-        select(a.c.id)
-        .where(a.c.task_id == tasks.c.id)
-        .order_by(a.c.recorded_at.desc(), a.c.id.desc())
-        .limit(1)
-        .correlate(tasks)
-        .scalar_subquery()
-    )
-    newest_outcome_id = (
-        select(o.c.id)
-        .where(
-            o.c.task_id == tasks.c.id,
-            o.c.agent.is_not_distinct_from(latest_round.c.agent),
-            o.c.started_at >= latest_round.c.recorded_at,
-        )
-        .order_by(o.c.finished_at.desc(), o.c.id.desc())
-        .limit(1)
-        .correlate(tasks, latest_round)
-        .scalar_subquery()
-    )
-    # The task_id terms are implied by the ids, but they let the planner reach the rows through the task_id indexes
-    # (and SQLAlchemy's linter see how the tables join).
-    joined = tasks.outerjoin(
-        latest_round, and_(latest_round.c.task_id == tasks.c.id, latest_round.c.id == newest_round_id)
-    ).outerjoin(round_outcome, and_(round_outcome.c.task_id == tasks.c.id, round_outcome.c.id == newest_outcome_id))
-    return joined, latest_round, round_outcome
-
-
 def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
     t, a, o = _tasks, _assignments, _outcomes
-    # The latest round and its outcome as the writer keeps them on the task (``_summary``: the rule of
-    # latest_round_join, worked out once when they were written); the outcome's error message by its key.
+    # The latest round and its outcome as the writer keeps them on the task (storage.summary applies the
+    # latest-round rule when they are written); the outcome's error message by its id.
     # Counted by the writer; counted here only for tasks written before it kept the counts.
     follow_up_count = func.coalesce(
         t.c.follow_ups,
@@ -212,14 +171,8 @@ def filter_tasks(
     return query
 
 
-def iter_pages(conn: Connection, where: ExportFilter, *, raw: bool = False) -> Iterator[Sequence[Any]]:
-    """The tasks, oldest first, a page at a time (each row as ``_query`` selects it).
-
-    ``raw``: each row as the driver returned it. SQLAlchemy still compiles each page's statement and binds its
-    parameters; only building a ``Row`` per task is skipped, which costs more than formatting the CSV line. The
-    values are then the driver's own: a datetime is text on SQLite (the ``UTCDateTime`` format) and naive UTC on
-    MySQL, a boolean 0 or 1 outside PostgreSQL.
-    """
+def iter_pages(conn: Connection, where: ExportFilter) -> Iterator[Sequence[Any]]:
+    """The tasks, oldest first, a page at a time (each row as ``_query`` selects it)."""
     base, requested_at, task_id = _query(where)
     after: tuple[datetime, int] | None = None
     while True:
@@ -228,52 +181,25 @@ def iter_pages(conn: Connection, where: ExportFilter, *, raw: bool = False) -> I
             # The leading ">=" lets every backend seek the requested_at index to the page's start; with the OR
             # alone SQLite scans from the first task again for every page (quadratic over a large log).
             query = query.where(requested_at >= after[0], or_(requested_at > after[0], task_id > after[1]))
-        result = conn.execute(query)
-        try:
-            rows: Sequence[Any] = result.cursor.fetchall() if raw else result.all()
-        finally:
-            result.close()
+        rows = conn.execute(query).all()
         if not rows:
             return
         yield rows
         if len(rows) < _PAGE:
             return
-        after = (_raw_datetime(rows[-1][1]), rows[-1][0])
+        after = (rows[-1].requested_at, rows[-1].id)
 
 
-def _raw_datetime(value: str | datetime) -> datetime:
-    """A ``UTCDateTime`` as a driver returns it (or as SQLAlchemy did), as an aware UTC datetime."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def _raw_timestamp(value: str | datetime) -> str:
-    """The CSV's ``timestamp`` (second precision, UTC) of a ``UTCDateTime`` as a driver returns it."""
-    if isinstance(value, str):  # SQLite: "2024-01-15 10:30:00.000000", UTC
-        return f"{value[:10]}T{value[11:19]}Z"
-    return _timestamp(value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc))
-
-
-def _raw_evaluations(conn: Connection, round_ids: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
-    """Each round's evaluations, ``(agent, confidence)``, the rows as the driver returned them."""
+def _evaluations_of(conn: Connection, round_ids: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+    """Each round's evaluations, ``(agent, confidence)``."""
     found: dict[str, list[tuple[str, Any]]] = {}
-    if not round_ids:
-        return found
     e = _evaluations
-    result = conn.execute(select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(round_ids)))
-    try:
-        rows = result.cursor.fetchall()
-    finally:
-        result.close()
-    for assignment_id, agent, confidence in rows:
-        held = found.get(assignment_id)
-        if held is None:
-            found[assignment_id] = [(agent, confidence)]
-        else:
-            held.append((agent, confidence))
+    for start in range(0, len(round_ids), _IN_CHUNK):
+        chunk = round_ids[start : start + _IN_CHUNK]
+        for assignment_id, agent, confidence in conn.execute(
+            select(e.c.assignment_id, e.c.agent, e.c.confidence).where(e.c.assignment_id.in_(chunk))
+        ):
+            found.setdefault(assignment_id, []).append((agent, confidence))
     return found
 
 
@@ -283,45 +209,6 @@ def count_tasks(conn: Connection, where: ExportFilter) -> int:
     return int(conn.execute(select(func.count()).select_from(query.limit(None).order_by(None).subquery())).scalar_one())
 
 
-def other_agents(evaluations: Iterable[tuple[str, Any]], assigned: str | None) -> str:
-    """The CSV's ``other_agents_confidence``, ``Writer:8;Builder:6``: the agents not assigned, most confident first
-    (ties by name). Made when a round is written (``tasklog_assignments.others``) and, for rounds written before
-    that column existed, when exporting."""
-    others = [pair for pair in evaluations if pair[0] != assigned]
-    if len(others) == 2:
-        # The usual round (three agents asked), once per round in the writer: ordered by hand, no sort and key calls.
-        (first, high), (second, low) = others
-        if high is not None and low is not None:
-            if low > high or (low == high and second < first):
-                first, high, second, low = second, low, first, high
-            return f"{first}:{_WHOLE.get(high) or _number(high)};{second}:{_WHOLE.get(low) or _number(low)}"
-    if len(others) > 1:
-        others.sort(key=_most_confident_first)
-    return ";".join([f"{agent}:{_number(confidence)}" for agent, confidence in others])
-
-
-def _most_confident_first(pair: tuple[str, Any]) -> tuple[float, str]:
-    confidence = pair[1]
-    return (_INFINITY if confidence is None else -confidence, pair[0])
-
-
-_INFINITY = float("inf")
-# Whole percents, the usual confidences, formatted once (the writer formats three per round).
-_WHOLE = {float(number): str(number) for number in range(101)}
-
-
-def _number(value: float | None) -> str:
-    if value is None:
-        return ""
-    text = _WHOLE.get(value)
-    if text is not None:
-        return text
-    number = float(value)
-    if number.is_integer():
-        return str(int(number))
-    return repr(number)
-
-
 def _seconds(value: float | None) -> str:
     if value is None:
         return ""
@@ -329,9 +216,8 @@ def _seconds(value: float | None) -> str:
 
 
 def _timestamp(value: datetime) -> str:
-    if value.utcoffset():  # UTCDateTime reads UTC already; anything else is converted
-        value = value.astimezone(timezone.utc)
-    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
+    """The CSV's ``timestamp``: UTC, to the second."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_csv(
@@ -348,40 +234,37 @@ def write_csv(
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
-    no_evaluations: list[tuple[str, Any]] = []
-    for rows in iter_pages(conn, where, raw=True):
+    for rows in iter_pages(conn, where):
         # Rounds written before the writer kept their ``others``: from their evaluations.
-        evaluations = _raw_evaluations(conn, [row[7] for row in rows if row[7] is not None and row[15] is None])
-        # A page at a time, each row unpacked once: building Rows and reading their attributes cost more than the
-        # CSV itself.
-        writer.writerows(
-            (
-                _raw_timestamp(requested_at),
-                safe(user_id),
-                safe(request_text or ""),
-                safe(agent or ""),
-                _number(confidence),
-                safe(others if others is not None else other_agents(evaluations.get(round_id, no_evaluations), agent))
-                if round_id is not None
-                else "",
-                "" if success is None else ("true" if success else "false"),
-                _seconds(execution_time),
-                safe(error_message or ""),
-                follow_ups,
-                attempts,
-                safe(team_id),
-                safe(channel_id),
-                thread_ts,
-            )
-            for (
-                _, requested_at, user_id, request_text, team_id, channel_id, thread_ts, round_id, agent,
-                confidence, success, execution_time, error_message, follow_ups, attempts, others,
-            ) in rows
-        )  # fmt: skip
+        evaluations = _evaluations_of(conn, [row.round_id for row in rows if row.round_id and row.others is None])
+        writer.writerows(_csv_row(row, evaluations, safe) for row in rows)
         count += len(rows)
         if progress is not None:
             progress(len(rows))
     return count
+
+
+def _csv_row(row: Any, evaluations: Mapping[str, list[tuple[str, Any]]], safe: Callable[[str], str]) -> tuple[Any, ...]:
+    """A task's cells, in the order of :data:`CSV_COLUMNS`."""
+    others = ""
+    if row.round_id is not None:
+        others = row.others if row.others is not None else other_agents(evaluations.get(row.round_id, ()), row.agent)
+    return (
+        _timestamp(row.requested_at),
+        safe(row.user_id),
+        safe(row.request_text or ""),
+        safe(row.agent or ""),
+        number_text(row.confidence),
+        safe(others),
+        "" if row.success is None else ("true" if row.success else "false"),
+        _seconds(row.execution_time),
+        safe(row.error_message or ""),
+        row.follow_ups,
+        row.attempts,
+        safe(row.team_id),
+        safe(row.channel_id),
+        row.thread_ts,
+    )
 
 
 def _same(cell: str) -> str:

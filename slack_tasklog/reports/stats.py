@@ -3,9 +3,9 @@
 Which round counts
 ------------------
 A task is counted once, by its **latest round** and that round's outcome — exactly the round and outcome the CSV
-reports (:func:`~slack_tasklog.reports.export.latest_round_join` is the one rule both use). A task re-routed after a
-failure therefore counts for the agent that has it now, with that agent's result; the failed first attempt is not
-counted a second time. Tasks are selected by when they were requested (``since`` inclusive, ``until`` exclusive).
+reports (both read what the writer keeps by the one rule of :mod:`slack_tasklog.storage.rounds`). A task re-routed
+after a failure therefore counts for the agent that has it now, with that agent's result; the failed first attempt
+is not counted a second time. Tasks are selected by when they were requested (``since`` inclusive, ``until`` exclusive).
 
 - ``tasks``: tasks requested in the window.
 - ``finished``: tasks whose latest round has an outcome; a round that assigned nobody is finished (and failed)
@@ -18,12 +18,13 @@ counted a second time. Tasks are selected by when they were requested (``since``
 
 How
 ---
-Counts and means are exact. Percentiles are read from execution-time buckets 2% wide (``_summary.bucket_of``), so
-each is **within 1%** of the exact value (interpolated linearly between the two nearest ranks, like PostgreSQL's
-``percentile_cont``: the median of 1, 2, 3, 4 is 2.5, give or take 1%). That is what lets whole days come from the
-daily rollup (``tasklog_daily_stats``): a window reads the rollup for the UTC days it covers entirely and the tasks'
-own summary columns for the part-days at its edges, one ``GROUP BY`` each, whose results are a few thousand rows
-whatever the window. ``_summary`` explains how the writer keeps both exact.
+Counts and means are exact. Percentiles are read from execution-time buckets 2% wide
+(:func:`slack_tasklog.storage.summary.bucket_of`), so each is **within 1%** of the exact value (interpolated linearly
+between the two nearest ranks, like PostgreSQL's ``percentile_cont``: the median of 1, 2, 3, 4 is 2.5, give or take
+1%). That is what lets whole days come from the daily rollup (``tasklog_daily_stats``): a window reads the rollup for
+the UTC days it covers entirely and the tasks' own summary columns for the part-days at its edges, one ``GROUP BY``
+each, whose results are a few thousand rows
+whatever the window. :mod:`slack_tasklog.storage.summary` explains how the writer keeps both exact.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Select, String, Table, and_, func, select, type_coerce
+from sqlalchemy import Connection, Select, Table, and_, func, select
 
 from slack_tasklog.reports.export import as_utc, filter_tasks
 from slack_tasklog.storage.models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
@@ -296,7 +297,7 @@ class _Tally:
         t, o = _tasks, _outcomes
         query = where.tasks(
             select(
-                type_coerce(t.c.requested_at, String),
+                t.c.requested_at,
                 t.c.latest_round_id.is_not(None),
                 t.c.latest_agent,
                 func.coalesce(t.c.stats_bucket, UNFINISHED),
@@ -312,7 +313,6 @@ class _Tally:
             succeeded = int(bool(success))
             confidence = None if raw_confidence is None else float(raw_confidence)
             self.group(routed, agent).add(int(bucket), 1, succeeded, confidence or 0.0, int(confidence is not None))
-            # A part-day's tasks all fall on its day: reading it from each row would cost more than the rest here.
             self._add(self.days, (day or day_of(requested_at), agent or ""), 1, finished, succeeded)
             if agent and confidence is not None:
                 self._add(self.calibration, (agent, confidence_percent(confidence)), 1, finished, succeeded)

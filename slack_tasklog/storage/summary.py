@@ -1,10 +1,9 @@
 """Each task's latest round on its own row, and the daily rollup that stats over months read instead of the tasks.
 
-Why: which round counts for a task (:func:`~slack_tasklog.reports.export.latest_round_join`) takes two correlated
-searches
-per task. Stats over a month of a busy bot read hundreds of thousands of tasks, and percentiles sort them: seconds.
-So the writer, in the transaction that adds a round or an outcome, works the rule out once for the tasks it touched
-(:func:`refresh`: three indexed reads and the rule in Python, which tests check against the SQL), keeps the answer
+Why: which round counts for a task (the latest-round rule, :mod:`slack_tasklog.storage.rounds`) takes two
+correlated searches per task. Stats over a month of a busy bot read hundreds of thousands of tasks, and percentiles
+sort them: seconds. So the writer, in the transaction that adds a round or an outcome, works the rule out once for
+the tasks it touched (:func:`refresh`, with :func:`~slack_tasklog.storage.rounds.latest_rounds`), keeps the answer
 in the task's ``latest_*`` columns, and moves the task from its old row of
 ``tasklog_daily_stats`` to its new one (counts go down there and up here: a task is always counted exactly once).
 Stats then read whole days from the rollup and only the part-days at a window's edges from the tasks.
@@ -32,11 +31,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Dialect, String, Table, delete, func, select, type_coerce, update
+from sqlalchemy import Connection, Dialect, Table, delete, func, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import bindparam
 
-from slack_tasklog.reports.export import other_agents
 from slack_tasklog.storage.bulk import Bulk, among
 from slack_tasklog.storage.models import (
     Assignment,
@@ -45,9 +43,9 @@ from slack_tasklog.storage.models import (
     DailyStats,
     Evaluation,
     FollowUp,
-    Outcome,
     Task,
 )
+from slack_tasklog.storage.rounds import NOT_ROUTED, latest_rounds, other_agents
 
 __all__ = [
     "GAMMA",
@@ -96,9 +94,6 @@ def failure_of(message: str | None) -> tuple[str, str]:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:32], text
 
 
-_new_state = tuple.__new__
-
-
 class _State(NamedTuple):
     routed: bool
     agent: str | None
@@ -136,14 +131,7 @@ class Deltas:
             counts[3] += sign
         # Every task, by its agent ("" for none) and whole confidence percent (-1 for none): calibration reads the
         # rows with both, the daily series all of them (a far smaller table than daily_stats to group by day).
-        # The usual confidence (0 <= c < 100) without a call: floor is int() for those.
-        percent = (
-            -1
-            if confidence is None
-            else int(confidence)
-            if 0.0 <= confidence < 100.0
-            else confidence_percent(confidence)
-        )
+        percent = -1 if confidence is None else confidence_percent(confidence)
         calibration_key = (team_id, enterprise_id, day, agent or "", percent)
         tally = self.calibration.get(calibration_key)
         if tally is None:
@@ -201,88 +189,22 @@ def lock(conn: Connection, task_ids: Iterable[int]) -> None:
         conn.execute(query.with_for_update(key_share=conn.dialect.name == "postgresql")).all()
 
 
-def _raw(column: Any) -> Any:
-    # A datetime as the driver gives it: text on SQLite, in one fixed format, so it compares as the database
-    # compares it, and parsing it (the costly part of reading a row) is not needed to find the newest.
-    return type_coerce(column, String).label(column.name)
-
-
-_t, _a, _o = _tasks, Assignment.__table__.c, Outcome.__table__.c
 _CURRENT = select(
-    _t.c.id,
-    _t.c.team_id,
-    _t.c.enterprise_id,
-    _raw(_t.c.requested_at),
-    _t.c.latest_round_id,
-    _t.c.latest_outcome_id,
-    _t.c.latest_agent,
-    _t.c.latest_confidence,
-    _t.c.latest_success,
-    _t.c.latest_execution_time,
-    _t.c.stats_bucket,
-    _t.c.latest_error_key,
-    _t.c.latest_others,
-    _t.c.rounds,
+    _tasks.c.id,
+    _tasks.c.team_id,
+    _tasks.c.enterprise_id,
+    _tasks.c.requested_at,
+    _tasks.c.latest_round_id,
+    _tasks.c.latest_outcome_id,
+    _tasks.c.latest_agent,
+    _tasks.c.latest_confidence,
+    _tasks.c.latest_success,
+    _tasks.c.latest_execution_time,
+    _tasks.c.stats_bucket,
+    _tasks.c.latest_error_key,
+    _tasks.c.latest_others,
+    _tasks.c.rounds,
 )
-_ROUNDS = select(_a.task_id, _raw(_a.recorded_at), _a.id, _a.agent, _a.confidence, _a.others)
-_OUTCOMES = select(
-    _o.task_id, _raw(_o.finished_at), _o.id, _o.agent, _o.success, _o.execution_time, _raw(_o.started_at),
-    _o.error_message,
-)  # fmt: skip
-
-
-def _latest(conn: Connection, chunk: Sequence[int]) -> dict[int, tuple[Any, ...]]:
-    """Each task's latest round and that round's outcome, by the rule of :func:`~slack_tasklog.reports.export.
-    latest_round_join` (tests check the two agree): task id -> (round id, agent, confidence, outcome id, success,
-    execution time, error message, the round's ``others``, how many rounds); tasks with no round are missing.
-
-    Three plain indexed reads and the rule in Python: the rule's correlated subqueries cost PostgreSQL several
-    times more per task."""
-    newest_round: dict[int, tuple[Any, ...]] = {}
-    rounds: dict[int, int] = {}
-    round_row: Any
-    for round_row in conn.execute(_ROUNDS.where(among(conn, _a.task_id, chunk))).all():
-        # (task_id, recorded_at, id, agent, confidence, others): the newest by (recorded_at, id)
-        row = tuple(round_row)
-        rounds[row[0]] = rounds.get(row[0], 0) + 1
-        held = newest_round.get(row[0])
-        if held is None or row[1:3] > held[1:3]:
-            newest_round[row[0]] = row
-    if not newest_round:
-        return {}
-    newest_outcome: dict[int, tuple[Any, ...]] = {}
-    outcome_row: Any
-    for outcome_row in conn.execute(_OUTCOMES.where(among(conn, _o.task_id, list(newest_round)))).all():
-        # (task_id, finished_at, id, agent, success, execution_time, started_at): the newest run by the round's
-        # agent (or the round's own "nobody" outcome) that started at or after the round.
-        row = tuple(outcome_row)
-        task_round = newest_round.get(row[0])
-        if task_round is None or row[3] != task_round[3] or row[6] < task_round[1]:
-            continue
-        held = newest_outcome.get(row[0])
-        if held is None or row[1:3] > held[1:3]:
-            newest_outcome[row[0]] = row
-    latest: dict[int, tuple[Any, ...]] = {}
-    for task_id, (_, _, round_id, agent, confidence, others) in newest_round.items():
-        outcome = newest_outcome.get(task_id)
-        if outcome is None:
-            latest[task_id] = (round_id, agent, confidence, None, None, None, None, others, rounds[task_id])
-        else:
-            latest[task_id] = (
-                round_id,
-                agent,
-                confidence,
-                outcome[2],
-                outcome[4],
-                outcome[5],
-                outcome[7],
-                others,
-                rounds[task_id],
-            )
-    return latest
-
-
-_NOT_ROUTED = (None, None, None, None, None, None, None, None, 0)
 
 _SUMMARY = (
     "latest_round_id",
@@ -305,13 +227,21 @@ _UPDATE = (
 _UPDATE_ORDER = ("b_id", *(f"b_{name}" for name in _SUMMARY))
 
 
-def day_of(requested_at: str | datetime) -> date:
-    """The UTC day of a ``requested_at`` as the driver returns it (text on SQLite, naive UTC on MySQL)."""
-    if isinstance(requested_at, str):  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
-        return date.fromisoformat(requested_at[:10])
-    if requested_at.tzinfo is not None:  # PostgreSQL: in the session's time zone
-        requested_at = requested_at.astimezone(timezone.utc)
-    return requested_at.date()
+def _counted_state(row: Any) -> _State:
+    """The state a task is counted in, from its summary columns (a row of ``_CURRENT``)."""
+    return _State(
+        routed=row.latest_round_id is not None,
+        agent=row.latest_agent,
+        bucket=int(row.stats_bucket),
+        success=row.latest_success,
+        confidence=None if row.latest_confidence is None else float(row.latest_confidence),
+        failure=None if row.latest_error_key is None else (row.latest_error_key, ""),
+    )
+
+
+def day_of(requested_at: datetime) -> date:
+    """The UTC day of a ``requested_at``."""
+    return requested_at.astimezone(timezone.utc).date()
 
 
 class _Statements:
@@ -361,53 +291,29 @@ def refresh(
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         lock(conn, [task_id for task_id in chunk if task_id not in locked] if locked else chunk)
-        latest = _latest(conn, chunk)
-        for (
-            task_id, team_id, enterprise_id, requested_at,
-            round_id, outcome_id, agent, confidence, success, execution_time, bucket, error_key, others, rounds,
-        ) in conn.execute(_CURRENT.where(_among(conn, _tasks.c.id, chunk))).all():  # fmt: skip
-            (
-                new_round_id, new_agent, raw_confidence, new_outcome_id, raw_success, raw_time, error, new_others,
-                new_rounds,
-            ) = latest.get(task_id, _NOT_ROUTED)  # fmt: skip
-            finished = new_outcome_id is not None
-            new_success = bool(raw_success) if finished else None
-            new_execution_time = float(raw_time) if finished else None
-            new_bucket = bucket_of(new_execution_time)
-            new_confidence = None if raw_confidence is None else float(raw_confidence)
-            new_failure = failure_of(error) if finished and not new_success else None
-            new_error_key = None if new_failure is None else new_failure[0]
-            if (
-                bucket == new_bucket
-                and round_id == new_round_id
-                and outcome_id == new_outcome_id
-                and agent == new_agent
-                and confidence == new_confidence
-                and success == new_success
-                and execution_time == new_execution_time
-                and error_key == new_error_key
-                and others == new_others
-                and rounds == new_rounds
-            ):
-                continue
-            day = day_of(requested_at)
-            enterprise = enterprise_id or ""
-            if bucket is not None:
-                old_confidence = None if confidence is None else float(confidence)
-                old_failure = None if error_key is None else (error_key, "")
-                # tuple.__new__: a named tuple's own __new__ is a Python frame, twice per task here.
-                old_state = _new_state(
-                    _State, (round_id is not None, agent, int(bucket), success, old_confidence, old_failure)
-                )
-                collected.count(-1, team_id, enterprise, day, old_state)
-            new_state = _new_state(
-                _State, (new_round_id is not None, new_agent, new_bucket, new_success, new_confidence, new_failure)
-            )
-            collected.count(1, team_id, enterprise, day, new_state)
-            changed.append(
-                (task_id, new_round_id, new_outcome_id, new_agent, new_confidence, new_success, new_execution_time,
-                 new_bucket, new_error_key, new_others, new_rounds)
+        latest = latest_rounds(conn, chunk)
+        for row in conn.execute(_CURRENT.where(_among(conn, _tasks.c.id, chunk))):
+            new = latest.get(row.id, NOT_ROUTED)
+            # Outcome fields are None exactly when the round has no outcome yet.
+            success = None if new.success is None else bool(new.success)
+            execution_time = None if new.execution_time is None else float(new.execution_time)
+            confidence = None if new.confidence is None else float(new.confidence)
+            failure = failure_of(new.error_message) if success is False else None
+            bucket = bucket_of(execution_time)
+            # In the order of _SUMMARY.
+            kept = (
+                new.round_id, new.outcome_id, new.agent, confidence, success, execution_time, bucket,
+                None if failure is None else failure[0], new.others, new.rounds,
             )  # fmt: skip
+            if kept == tuple(getattr(row, name) for name in _SUMMARY):
+                continue
+            day = day_of(row.requested_at)
+            enterprise = row.enterprise_id or ""
+            if row.stats_bucket is not None:  # counted already: stop counting it as it was
+                collected.count(-1, row.team_id, enterprise, day, _counted_state(row))
+            new_state = _State(new.round_id is not None, new.agent, bucket, success, confidence, failure)
+            collected.count(1, row.team_id, enterprise, day, new_state)
+            changed.append((row.id, *kept))
     if changed:
         _statements(conn).update.execute_tuples(conn, changed)
     if own:
@@ -433,8 +339,9 @@ def fill_others(conn: Connection, *, chunk: int = 5_000) -> int:
     e = Evaluation.__table__.c
     statement = update(_assignments).where(_assignments.c.id == bindparam("b_id")).values(others=bindparam("b_others"))
     filled = 0
+    a = _assignments.c
     while True:
-        missing = conn.execute(select(_a.id, _a.agent).where(_a.others.is_(None)).order_by(_a.id).limit(chunk)).all()
+        missing = conn.execute(select(a.id, a.agent).where(a.others.is_(None)).order_by(a.id).limit(chunk)).all()
         if not missing:
             return filled
         evaluations: dict[str, list[tuple[str, Any]]] = {}
@@ -453,33 +360,12 @@ def fill_others(conn: Connection, *, chunk: int = 5_000) -> int:
 def remove(conn: Connection, task_ids: Sequence[int]) -> None:
     """Take these tasks (about to be deleted) out of the rollup."""
     collected = Deltas()
-    t = _tasks
     for start in range(0, len(task_ids), _CHUNK):
         chunk = task_ids[start : start + _CHUNK]
         lock(conn, chunk)
-        query = select(
-            t.c.team_id,
-            t.c.enterprise_id,
-            type_coerce(t.c.requested_at, String),
-            t.c.latest_round_id,
-            t.c.latest_agent,
-            t.c.latest_confidence,
-            t.c.latest_success,
-            t.c.stats_bucket,
-            t.c.latest_error_key,
-        ).where(_among(conn, t.c.id, chunk), t.c.stats_bucket.is_not(None))
-        row: Any
+        query = _CURRENT.where(_among(conn, _tasks.c.id, chunk), _tasks.c.stats_bucket.is_not(None))
         for row in conn.execute(query):
-            team_id, enterprise_id, requested_at, round_id, agent, confidence, success, bucket, error_key = row
-            state = _State(
-                round_id is not None,
-                agent,
-                int(bucket),
-                success,
-                None if confidence is None else float(confidence),
-                None if error_key is None else (error_key, ""),
-            )
-            collected.count(-1, team_id, enterprise_id or "", day_of(requested_at), state)
+            collected.count(-1, row.team_id, row.enterprise_id or "", day_of(row.requested_at), _counted_state(row))
     upsert_deltas(conn, collected)
 
 

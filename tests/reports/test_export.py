@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import tracemalloc
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -248,18 +247,3 @@ def csv_text(tasklog: TaskLog) -> str:
     out = io.StringIO(newline="")
     tasklog.export_csv(out)
     return out.getvalue()
-
-
-def test_other_agents_orders_two_by_hand_as_the_sort_does() -> None:
-    """Most confident first, ties by name, None last; whole numbers without ".0"."""
-    from slack_tasklog.reports.export import _most_confident_first, _number, other_agents
-
-    generator = random.Random(5)
-    values = [None, 0.0, 1.0, 8.0, 8.5, 40.5, 100.0, 1e-7]
-    for _ in range(2_000):
-        names = generator.sample(["Grok", "Writer", "Builder", "Zed"], 3)
-        evaluations = [(name, generator.choice(values)) for name in names]
-        assigned = generator.choice([*names, None])
-        expected = sorted((pair for pair in evaluations if pair[0] != assigned), key=_most_confident_first)
-        want = ";".join(f"{agent}:{_number(confidence)}" for agent, confidence in expected)
-        assert other_agents(evaluations, assigned) == want, (evaluations, assigned)

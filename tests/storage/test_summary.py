@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from slack_tasklog import TaskLog
 from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
-from slack_tasklog.reports.export import latest_round_join
 from slack_tasklog.reports.stats import Stats, compute_stats
 from slack_tasklog.storage import summary
 from slack_tasklog.storage.models import DailyCalibration, DailyFailures, DailyStats, Task
+from slack_tasklog.storage.rounds import latest_round_join
 from sqlalchemy import select
 
 UTC = timezone.utc
