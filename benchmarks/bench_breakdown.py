@@ -93,15 +93,15 @@ class CaptureOnly(Middleware):
 
 
 class CaptureAndEncode(Middleware):
-    """capture_event plus the journal line for it (``_events.encode_event``), not written anywhere."""
+    """capture_event plus the journal line for it (``writer.records.encode_record``), not written anywhere."""
 
     def process(self, *, req: Any, resp: Any, next: Callable[[], Any]) -> Any:
-        from slack_tasklog.events import encode_event
+        from slack_tasklog.writer.records import encode_record
 
         c = req.context
         event = capture_event(req.body, team_id=c.team_id, enterprise_id=c.enterprise_id, bot_user_id=c.bot_user_id)
         if event is not None:
-            encode_event(1, event)
+            encode_record(event)
         next()
         return resp
 
@@ -151,7 +151,7 @@ def request_path(rounds: int, block: int) -> list[list[object]]:
             "TaskLog middleware (defaults)": tasklog.middleware,
         }
         if no_journal is not None:
-            sync_mw["capture_event + encode_event (the journal line, not written)"] = CaptureAndEncode()
+            sync_mw["capture_event + encode_record (the journal line, not written)"] = CaptureAndEncode()
             sync_mw["TaskLog middleware, journal=False"] = no_journal.middleware
         loop = asyncio.new_event_loop()
         sync_apps = {k: build_app(api, process_before_response=True, middleware=m) for k, m in sync_mw.items()}

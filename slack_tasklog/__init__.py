@@ -27,7 +27,6 @@ from slack_tasklog.default import get_default_tasklog, tasklog_middleware, track
 from slack_tasklog.reports.export import CSV_COLUMNS
 from slack_tasklog.storage.migrate import MigrationRequiredError, SchemaNotReadyError
 from slack_tasklog.tasklog import DEFAULT_DATABASE_URL, DEFAULT_UNASSIGNED_ERROR, Health, TaskLog
-from slack_tasklog.writer.background import WriterStats
 
 __all__ = [
     "CSV_COLUMNS",
@@ -39,7 +38,6 @@ __all__ = [
     "SchemaNotReadyError",
     "TaskLog",
     "TaskLogMiddleware",
-    "WriterStats",
     "__version__",
     "capture_event",
     "get_default_tasklog",

@@ -6,8 +6,7 @@ are and read them back in another process. Times are Unix seconds as floats; the
 
 from __future__ import annotations
 
-import marshal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 __all__ = [
     "AssignmentRecorded",
@@ -16,8 +15,6 @@ __all__ = [
     "MessageInThread",
     "OutcomeRecorded",
     "TaskRequested",
-    "decode_event",
-    "encode_event",
 ]
 
 
@@ -86,26 +83,3 @@ class MessageDeleted(NamedTuple):
 Event = (
     TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted
 )
-
-# -- the journal's record format --------------------------------------------------------------------------------
-# marshal of (index, kind, *fields), fields in the order above.
-
-_KINDS: tuple[type[Any], ...] = (TaskRequested, MessageInThread, AssignmentRecorded, OutcomeRecorded, MessageDeleted)
-_KIND_OF: dict[type[Any], int] = {cls: code for code, cls in enumerate(_KINDS)}
-
-
-def encode_event(index: int, event: Event) -> bytes:
-    """The journal record for ``event`` (``index`` is the writer's sequence number)."""
-    return marshal.dumps((index, _KIND_OF[type(event)], *event))
-
-
-def decode_event(record: bytes) -> tuple[int | None, Event]:
-    """The inverse of :func:`encode_event`; raises ValueError for anything else."""
-    try:
-        index, kind, *values = marshal.loads(record)
-        event: Event = _KINDS[kind](*values)
-    except (TypeError, IndexError, ValueError, EOFError) as error:
-        raise ValueError(f"not a journal record: {error}") from error
-    if type(index) is not int:
-        raise ValueError("not a journal record: bad sequence number")
-    return index, event

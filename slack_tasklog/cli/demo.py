@@ -299,8 +299,9 @@ def run_demo(directory: Path, *, database_url: str | None = None) -> DemoResult:
             raise DemoError(f"{database} did not take the demo's events within 10 s")
         csv_path = directory / "tasks.csv"
         exported = tasklog.export_csv(csv_path, since=datetime.fromtimestamp(start, timezone.utc), team_id=TEAM)
-        if tasklog.stats.rejected or tasklog.stats.dropped:
-            raise DemoError(f"the task log lost events: {tasklog.stats}")
+        health = tasklog.health()
+        if health.rejected or health.dropped:
+            raise DemoError(f"the task log lost events: {health}")
     finally:
         tasklog.close()
         tasklog.engine.dispose()  # close() leaves the engine's connections open; the next run deletes the file

@@ -4,7 +4,7 @@ Two formats, told apart line by line:
 
 - The design document's Approach 1 (``task_logs.jsonl``): objects with ``event_type`` ``task_request``,
   ``evaluations`` or ``task_complete``, written by its ``log_task`` sketch.
-- This package's own journal segments (``*.journal`` files, see ``_journal``): :func:`import_journal`.
+- This package's own journal segments (``*.journal`` files, see ``writer.journal``): :func:`import_journal`.
 
 Events are linked by thread as the bot's own are, and written through the same idempotent path: every imported
 event has an identity derived from its content, so importing a file twice changes nothing. Lines that cannot be
@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from slack_tasklog.capture.decorators import normalize_evaluations
-from slack_tasklog.events import _KIND_OF, _KINDS, AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
+from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
 from slack_tasklog.storage.store import Store
-from slack_tasklog.writer.journal import MAGIC, read_segment
+from slack_tasklog.writer.journal import is_journal, read_segment
+from slack_tasklog.writer.records import EVENT_CLASSES
 
 __all__ = [
     "ImportParserError",
@@ -223,9 +224,9 @@ def _parse_to_stdout() -> None:
                 for batch in _batches(file, team_id, unassigned_error, ids == "legacy"):
                     # Events as plain tuples, by kind: marshal takes no tuple subclasses, and is several times
                     # faster than pickle both ways. Store.write takes each kind apart anyway, in the order given.
-                    by_kind: dict[int, list[tuple[Any, ...]]] = {}
+                    by_kind: dict[str, list[tuple[Any, ...]]] = {}
                     for event in batch.events:
-                        by_kind.setdefault(_KIND_OF[type(event)], []).append(tuple(event))
+                        by_kind.setdefault(type(event).__name__, []).append(tuple(event))
                     send((_BATCH_MESSAGE, batch.lines, batch.size, batch.skipped, batch.problems, by_kind))
         except OSError as error:
             send((_ERROR_MESSAGE, f"{type(error).__name__}: {error}"))
@@ -252,7 +253,7 @@ def _received(stream: IO[bytes]) -> Iterator[_Batch]:
         _, lines, size, skipped, problems, by_kind = message
         events: list[Event] = []
         for kind, records in by_kind.items():
-            events.extend(map(functools.partial(new, _KINDS[kind]), records))
+            events.extend(map(functools.partial(new, EVENT_CLASSES[kind]), records))
         yield _Batch(events, lines, size, skipped, [tuple(problem) for problem in problems])
 
 
@@ -291,19 +292,16 @@ def parse_line(
 
 
 def import_journal(path: Path, store: Store) -> ImportReport:
-    """Write the events of a journal segment (``*.journal``) that were not yet marked committed."""
-    events, unreadable = read_segment(path)
+    """Write the events of a journal segment (``*.journal``); ``UnreadableJournalError`` (a ValueError) if it is not
+    one this version reads."""
+    contents = read_segment(path)
+    events, unreadable = contents.events, contents.unreadable
     for start in range(0, len(events), _BATCH):
         store.write(events[start : start + _BATCH])
     report = ImportReport(lines=len(events) + unreadable, events=len(events), skipped=unreadable)
     if unreadable:
         report.problems.append((0, f"{unreadable} unreadable records"))
     return report
-
-
-def is_journal(path: Path) -> bool:
-    with path.open("rb") as file:
-        return file.read(len(MAGIC)) == MAGIC
 
 
 def _why(error: Exception) -> str:

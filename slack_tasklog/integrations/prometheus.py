@@ -1,4 +1,4 @@
-"""Live metrics for Prometheus (the ``prometheus`` extra): what this process records, as it records it.
+"""Live metrics for Prometheus (the ``prometheus`` extra): what this process records, as it is committed.
 
 Example::
 
@@ -10,8 +10,8 @@ Example::
     instrument(tasklog, port=9464)    # ... and serve /metrics on that port (a thread of its own)
 
 Every bot process exposes its own figures; Prometheus sums them (``sum by (agent) (...)``), so one Grafana sees
-the orchestrator and every specialist bot together. Updated in process as the decorators record, never read from the
-database:
+the orchestrator and every specialist bot together. Updated in process (:meth:`~slack_tasklog.TaskLog.add_observer`)
+as the writer commits each batch, a moment after the decorators record, never read from the database:
 
 - ``slack_tasklog_assignments_total{agent}``: rounds of ``check_and_assign``; ``agent=""`` when nobody was
   confident enough.
@@ -25,7 +25,7 @@ database:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded
@@ -54,7 +54,8 @@ def instrument(tasklog: TaskLog, *, registry: Any = None, port: int | None = Non
     serve them over HTTP at ``addr:port/metrics``.
 
     Call it once per ``TaskLog`` and registry (a second call raises prometheus_client's "Duplicated timeseries").
-    Metrics never raise into the bot: a failure is logged, at most once a minute.
+    Metrics are updated from the writer thread once each batch is committed (``tasklog.flush()`` waits for them),
+    and never raise into the bot: a failure is logged, at most once a minute.
     """
     client = _client()
     registry = registry if registry is not None else client.REGISTRY
@@ -82,24 +83,25 @@ def instrument(tasklog: TaskLog, *, registry: Any = None, port: int | None = Non
         registry=registry,
     )
 
-    def observe(event: Event) -> None:
-        try:
-            if type(event) is OutcomeRecorded:
-                agent = event.agent or ""
-                outcomes.labels(agent, "success" if event.success else "failure").inc()
-                execution.labels(agent).observe(event.execution_time)
-            elif type(event) is AssignmentRecorded:
-                agent = event.agent or ""
-                assignments.labels(agent).inc()
-                if event.agent is None:
-                    outcomes.labels("", "unassigned").inc()
-                elif event.confidence is not None:
-                    confidence.labels(agent).observe(event.confidence)
-        except Exception as error:  # never into the bot's code
-            _failures.warning("metrics", "slack_tasklog: could not update the Prometheus metrics: %s", error)
+    def observe(events: Sequence[Event]) -> None:
+        for event in events:
+            try:
+                if type(event) is OutcomeRecorded:
+                    agent = event.agent or ""
+                    outcomes.labels(agent, "success" if event.success else "failure").inc()
+                    execution.labels(agent).observe(event.execution_time)
+                elif type(event) is AssignmentRecorded:
+                    agent = event.agent or ""
+                    assignments.labels(agent).inc()
+                    if event.agent is None:
+                        outcomes.labels("", "unassigned").inc()
+                    elif event.confidence is not None:
+                        confidence.labels(agent).observe(event.confidence)
+            except Exception as error:  # one odd event must not hide the rest of the batch
+                _failures.warning("metrics", "slack_tasklog: could not update the Prometheus metrics: %s", error)
 
     registry.register(_WriterCollector(tasklog))
-    tasklog._observers = (*tasklog._observers, observe)
+    tasklog.add_observer(observe)
     if port is not None:
         client.start_http_server(port, addr=addr, registry=registry)
 

@@ -6,12 +6,15 @@ once a minute. The thread starts lazily on the first event and again in a child 
 server imports the app once and forks workers), so no lock or connection is shared across processes.
 
 The thread lingers a few milliseconds after waking so that events arriving together are written in one
-transaction, and so that the request path, which shares the GIL with it, is not interrupted once per event.
+transaction, and so that the request path, which shares the GIL with it, is not interrupted once per event. It
+never dies: an unexpected error in its loop is logged and counted, and the loop goes on after a pause.
 
-With a journal (``_journal.Journal``), every event is appended to local disk before it is queued, in the same
+With a journal (``journal.Journal``), every event is appended to local disk before it is queued, in the same
 critical section, so the journal's order is the queue's order and "everything up to event N is committed" is one
 number. When the queue is full, events spill: they go to the journal only, and the writer reads them back once the
 queue is empty. Without a journal, a full queue drops events (counted, logged once a minute).
+
+Observers (``add_observer``) see each batch once it is committed, from this thread: never on the request path.
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from slack_tasklog.events import Event, encode_event
+from slack_tasklog.events import Event
 from slack_tasklog.logs import RateLimitedLog, logger
-from slack_tasklog.writer.journal import Journal, JournalCursor, claimed, read_segment, read_spilled
+from slack_tasklog.writer.journal import Journal, JournalCursor, UnreadableJournalError, claimed, read_segment
 
-__all__ = ["BackgroundWriter", "BatchSink", "WriterStats"]
+__all__ = ["BackgroundWriter", "BatchSink", "Observer", "WriterCounters"]
+
+#: Called with the events of each committed batch (see ``TaskLog.add_observer``).
+Observer = Callable[[Sequence[Event]], None]
 
 
 class BatchSink(Protocol):
@@ -55,8 +61,9 @@ class BatchSink(Protocol):
 
 
 @dataclass
-class WriterStats:
-    """The writer's counters. Plain ints: each is written by one thread only, or under the writer's lock."""
+class WriterCounters:
+    """The writer's own counters (``TaskLog.health()`` is the public view). Plain ints: each is written by one
+    thread only, or under the writer's lock."""
 
     written: int = 0
     dropped: int = 0  # refused: queue full with no journal to spill to, or the writer closed
@@ -64,11 +71,13 @@ class WriterStats:
     rejected: int = 0  # the database refused the event itself (bad data); written alone, then skipped
     retries: int = 0  # failed attempts to write a batch that were tried again
     replayed: int = 0  # read back from journals left by processes that died
+    errors: int = 0  # unexpected errors in the writer thread's loop (logged with their traceback)
     left_in_journal: int = 0  # not written at shutdown, kept in the journal for the next start
     lost_at_shutdown: int = 0  # not written at shutdown, and no journal to keep them
 
 
 _MAX_BACKOFF = 30.0
+_FIRST_BACKOFF = 0.5
 
 
 class BackgroundWriter:
@@ -88,7 +97,9 @@ class BackgroundWriter:
         self._batch_size = batch_size
         self._linger = linger
         self._maintenance_interval = maintenance_interval
+        self._observers: tuple[Observer, ...] = ()
         self._drop_log = RateLimitedLog()
+        self._error_log = RateLimitedLog()
         self._reset_state()
         # A weak reference: the fork hook must not keep a discarded TaskLog (and its engine) alive.
         ref = weakref.ref(self)
@@ -102,15 +113,15 @@ class BackgroundWriter:
 
     def _reset_state(self) -> None:
         # A forked child starts afresh: its counters are its own, like its queue and thread.
-        self.stats = WriterStats()
+        self.counters = WriterCounters()
         self._items: deque[tuple[int, Event]] = deque()
+        self._in_flight: list[tuple[int, Event]] = []  # taken from _items, not yet committed
         self._lock = threading.Lock()  # orders journal appends with queueing; guards the indexes below
         self._progress = threading.Condition()  # notified when _committed moves
         self._accepted = 0  # index of the last event accepted (queued or spilled)
         self._committed = 0  # every accepted event up to this index is written, or was rejected
         self._spill: JournalCursor | None = None  # while spilling: where to read spilled events back
         self._wake = threading.Event()
-        self._signalled = False  # _wake was set since the writer last cleared it (read without the Event's lock)
         self._urgent = threading.Event()  # flush or close: skip the linger
         self._stopping = threading.Event()
         # Set by flush() and close(): a write waiting out its backoff tries again now (the database may just
@@ -137,37 +148,27 @@ class BackgroundWriter:
             self._count_drop("the writer is closed")
             return False
         # Journal, then queue, in one critical section so both keep one order ("everything up to event N is
-        # committed" is one number). The common case inline: this runs on Bolt's request path. acquire/release
-        # rather than ``with``, which makes a bound method of each of __enter__ and __exit__ on every request.
-        lock = self._lock
-        lock.acquire()
-        try:
+        # committed" is one number).
+        with self._lock:
             index = self._accepted + 1
-            journal = self.journal
             if self._spill is None and len(self._items) < self._max_queue:
-                if journal is not None:
-                    journal.append(encode_event(index, event), index)  # False: memory only (it logs why)
+                if self.journal is not None:
+                    self.journal.append(event, index)  # False: in memory only (the journal counts and logs why)
                 self._accepted = index
                 self._items.append((index, event))
                 accepted = True
             else:
                 accepted = self._spill_event(index, event)
-        finally:
-            lock.release()
         if not accepted:
             self._count_drop(f"queue full at {self._max_queue} events")
             return False
-        # A plain flag rather than Event.is_set (a Python call): see _run for why a stale True is harmless. It is
-        # False until the first event, so the thread is started here too.
-        if not self._signalled:
-            if self._thread is None:
-                self._start()
-            self._signalled = True
-            self._wake.set()
+        if self._thread is None:
+            self._start()
+        self._wake.set()
         return True
 
     def _spill_event(self, index: int, event: Event) -> bool:
-        """The queue is full, or spilling has begun: the event goes to the journal only, if there is one."""
+        """The queue is full, or spilling has begun: the event goes to the journal only, if it can take it."""
         journal = self.journal
         if journal is None:
             return False  # nowhere to spill to
@@ -175,17 +176,21 @@ class BackgroundWriter:
             self._spill = journal.spill_cursor(index)
             if self._spill is None:
                 return False
-        if not journal.append(encode_event(index, event), index):
+        if not journal.append(event, index):
             return False
         self._accepted = index
-        self.stats.spilled += 1
+        self.counters.spilled += 1
         return True
 
     def _count_drop(self, why: str) -> None:
         with self._lock:
-            self.stats.dropped += 1
-            dropped = self.stats.dropped
+            self.counters.dropped += 1
+            dropped = self.counters.dropped
         self._drop_log.warning("drop", "slack_tasklog: event dropped (%s); %d dropped so far", why, dropped)
+
+    def add_observer(self, observer: Observer) -> None:
+        with self._lock:
+            self._observers = (*self._observers, observer)
 
     def start(self) -> None:
         """Start the writer thread now (it otherwise starts with the first event): to replay orphaned journals."""
@@ -207,7 +212,7 @@ class BackgroundWriter:
 
     @property
     def in_memory(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._in_flight)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event submitted before this call is committed. False if ``timeout`` ran out."""
@@ -232,7 +237,7 @@ class BackgroundWriter:
         """Write what is pending (retrying for at most ``timeout`` seconds), then stop.
 
         True if everything was written. What could not be written stays in the journal for the next start (see
-        ``stats.left_in_journal``), or, without a journal, is lost (``stats.lost_at_shutdown``).
+        ``counters.left_in_journal``), or, without a journal, is lost (``counters.lost_at_shutdown``).
         """
         with self._lock:
             if self._closed:
@@ -254,25 +259,31 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         try:
-            self._recover()
+            self._guarded(self._recover)
             with self._progress:
                 self._recovered = True
                 self._progress.notify_all()
             last_maintenance = time.monotonic()
+            backoff = _FIRST_BACKOFF
             while True:
                 woke = self._wake.wait(self._maintenance_interval)
                 if woke and not self._urgent.is_set() and len(self._items) < self._batch_size:
                     self._urgent.wait(self._linger)
-                # Clear before draining, the event first and then submit's flag: an event queued after this point
-                # sets both again, and one queued before it (even one whose submit saw the flag still True) is
-                # drained below, so none waits for the next wake-up.
+                # Cleared before draining: an event queued from here on sets it again, one queued before is drained.
                 self._wake.clear()
-                self._signalled = False
                 self._urgent.clear()
-                self._drain()
                 if self._stopping.is_set():
-                    self._drain()  # what arrived while the last batch was written
+                    self._guarded(self._drain)  # once more: what arrived while the last batch was written
+                    self._guarded(self._drain)
                     return
+                if not self._guarded(self._drain):
+                    # Try again after a pause that grows while the error repeats, rather than at the next event.
+                    self._retry_now.wait(backoff)
+                    self._retry_now.clear()
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
+                    self._wake.set()
+                    continue
+                backoff = _FIRST_BACKOFF
                 now = time.monotonic()
                 if now - last_maintenance >= self._maintenance_interval:
                     last_maintenance = now
@@ -283,19 +294,32 @@ class BackgroundWriter:
         finally:
             self._finish()
 
+    def _guarded(self, step: Callable[[], object]) -> bool:
+        """Run one step of the loop; an unexpected error is logged with its traceback and counted, never fatal.
+        False if it raised."""
+        try:
+            step()
+        except Exception:
+            self.counters.errors += 1
+            self._error_log.warning(
+                "loop", "slack_tasklog: unexpected error in the writer thread; it goes on", exc_info=True
+            )
+            return False
+        return True
+
     def _drain(self) -> bool:
         """Write everything pending: the queue first, then what spilled. False if it had to give up (shutdown)."""
         while True:
-            batch: list[tuple[int, Event]] = []
-            while len(batch) < self._batch_size:
-                try:
-                    batch.append(self._items.popleft())
-                except IndexError:
-                    break
-            if batch:
-                if not self._write([event for _, event in batch]):
+            # A batch leaves memory only once committed: after an unexpected error it is written again.
+            if not self._in_flight:
+                while len(self._in_flight) < self._batch_size and self._items:
+                    self._in_flight.append(self._items.popleft())
+            if self._in_flight:
+                if not self._write([event for _, event in self._in_flight]):
                     return False
-                self._advance(batch[-1][0])
+                last = self._in_flight[-1][0]
+                self._in_flight = []
+                self._advance(last)
                 continue
             if self._spill is None:
                 return True
@@ -316,15 +340,15 @@ class BackgroundWriter:
                 self._spill = None  # caught up: new events go to the queue again
                 journal.committed(self._committed, caught_up=self._accepted == self._committed)
                 return False
-            ranges = journal.snapshot(cursor)
-        events, after = read_spilled(ranges, self._batch_size, cursor.index)
+            ranges = journal.spilled_until(cursor)
+        events, after = journal.read_spilled(ranges, self._batch_size, cursor.index)
         if events and not self._write(events):
             return None
-        with self._lock:
-            if after is not None:
+        if after is not None:
+            with self._lock:
                 self._spill = after
-        if after is not None and after.index > cursor.index:
-            self._advance(after.index - 1)  # unreadable records included: they are skipped for good
+            if after.index > cursor.index:
+                self._advance(after.index - 1)  # unreadable records included: they are skipped for good
         return True
 
     def _advance(self, index: int) -> None:
@@ -334,12 +358,10 @@ class BackgroundWriter:
         with self._progress:
             self._committed = index
             self._progress.notify_all()
-        if self.journal is not None:
-            self.journal.prefault()  # outside the lock: appends go on meanwhile
 
     def _write(self, batch: list[Event]) -> bool:
         """Commit ``batch``, retrying while the database is unavailable. False only when shutting down."""
-        delay = 0.5
+        delay = _FIRST_BACKOFF
         failing = False
         while True:
             try:
@@ -359,7 +381,7 @@ class BackgroundWriter:
                         _first_line(error),
                         max(self.pending, len(batch)),
                     )
-                self.stats.retries += 1
+                self.counters.retries += 1
                 if self._stopping.is_set():
                     self._stopping.wait(delay)  # shutting down: try until the deadline, no backoff
                 else:
@@ -367,50 +389,79 @@ class BackgroundWriter:
                     self._retry_now.clear()
                 delay = min(delay * 2, _MAX_BACKOFF)
             else:
-                self.stats.written += len(batch)
+                self.counters.written += len(batch)
                 if failing:
                     logger.warning("slack_tasklog: %s is writable again; held events written", self._sink.describe())
+                self._notify(batch)
                 return True
 
     def _write_one_by_one(self, batch: list[Event]) -> None:
         # One bad event must not sink the batch, nor be retried forever.
+        written: list[Event] = []
         for event in batch:
             try:
                 self._sink.write([event])
             except Exception as error:
-                self.stats.rejected += 1
+                self.counters.rejected += 1
                 logger.warning(
                     "slack_tasklog: the database refused one event (%s; %s: %s); it was skipped",
-                    "SlackEvent" if type(event) is tuple else type(event).__name__,  # see RawSlackEvent
+                    type(event).__name__,
                     type(error).__name__,
                     _first_line(error),
                 )
             else:
-                self.stats.written += 1
+                self.counters.written += 1
+                written.append(event)
+        if written:
+            self._notify(written)
+
+    def _notify(self, batch: Sequence[Event]) -> None:
+        for observer in self._observers:
+            try:
+                observer(batch)
+            except Exception:
+                self._error_log.warning(
+                    "observer", "slack_tasklog: an observer raised; the writer goes on", exc_info=True
+                )
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and self._stopping.is_set() and time.monotonic() >= self._deadline
 
     def _recover(self) -> None:
-        """Write the events of journal segments whose processes died, then delete the segments."""
-        if self.journal is None:
+        """Write the events of journal segments whose processes died, then delete the segments. A file that is no
+        readable segment is set aside as ``*.corrupt``."""
+        journal = self.journal
+        if journal is None:
             return
-        for path in self.journal.orphans():
+        for path in journal.orphans():
             with claimed(path) as ours:
                 if not ours:
                     continue
-                events, unreadable = read_segment(path)
+                try:
+                    contents = read_segment(path)
+                except UnreadableJournalError as error:
+                    journal.set_aside_file(path, error)
+                    continue
+                except OSError as error:
+                    logger.warning(
+                        "slack_tasklog: cannot read the journal %s (%s); left for the next start", path, error
+                    )
+                    continue
+                events = contents.events
                 for start in range(0, len(events), self._batch_size):
                     if not self._write(events[start : start + self._batch_size]):
                         return  # shutting down: the segment stays for the next start
-                self.stats.replayed += len(events)
-                path.unlink(missing_ok=True)
-            logger.warning(
-                "slack_tasklog: recovered %d events from %s, left by a process that stopped before writing them%s",
-                len(events),
-                path,
-                f" ({unreadable} unreadable lines skipped)" if unreadable else "",
-            )
+                self.counters.replayed += len(events)
+                if contents.unreadable:
+                    journal.set_aside_file(path, f"{contents.unreadable} unreadable records; the others were written")
+                else:
+                    path.unlink(missing_ok=True)
+            if events:
+                logger.warning(
+                    "slack_tasklog: recovered %d events from %s, left by a process that stopped before writing them",
+                    len(events),
+                    path,
+                )
 
     def _finish(self) -> None:
         with self._lock:
@@ -422,7 +473,7 @@ class BackgroundWriter:
                 kept = self.journal.close(everything_committed=left == 0)
         if left:
             if kept is not None:
-                self.stats.left_in_journal = left
+                self.counters.left_in_journal = left
                 logger.warning(
                     "slack_tasklog: %s unreachable at shutdown; %d events left in the journal %s, "
                     "to be written on the next start",
@@ -431,7 +482,7 @@ class BackgroundWriter:
                     kept,
                 )
             else:
-                self.stats.lost_at_shutdown = left
+                self.counters.lost_at_shutdown = left
                 logger.warning(
                     "slack_tasklog: shutting down with %s unreachable; %d events were not written",
                     self._sink.describe(),

@@ -1,95 +1,84 @@
 """The write-ahead journal: every event is on local disk before it is queued for the database.
 
-Each process writes segment files of its own in the journal directory and holds an ``flock`` on each, so another
-process can tell a live segment from one left behind by a process that died: the lock goes with the process,
-however it ended (``kill -9`` included). A segment nobody holds is *orphaned*; the next ``TaskLog`` on the same
-journal directory writes its events to the database and deletes it. Writes are idempotent, so replaying an event
-that did reach the database before the crash changes nothing.
+Each process appends to segment files of its own in the journal directory and holds an ``flock`` on each, so
+another process can tell a live segment from one left behind by a process that died: the lock goes with the
+process, however it ended (``kill -9`` included). A segment nobody holds is *orphaned*; the next ``TaskLog`` on the
+same directory writes its events to the database and deletes it. Writes are idempotent, so replaying an event that
+did reach the database before the crash changes nothing.
 
-A segment is a preallocated file mapped into memory (``mmap``, shared): appending an event is a copy into the
-mapping, with no system call on the request path — the kernel owns those pages, so they survive the process being
-killed the moment the copy is done. They do not survive a power loss or kernel crash in the following seconds
-unless ``fsync=True`` (an ``msync`` per event, far slower).
+A segment is a plain file: a header line, then one line per event (see ``records``), each appended with one
+``os.write``. Once written, a record is the kernel's: it survives the process being killed at once, though not a
+power loss in the next seconds unless ``fsync=True`` (an ``fdatasync`` per event, far slower). A process killed in
+the middle of a write leaves at most a torn last line, which is skipped.
 
-While the database keeps up, the writer marks everything committed and the segment is reused from its start, so
-the journal stays small. When the database falls behind (down, slow, a burst), the in-memory queue fills up and
-later events *spill*: they are only in the journal until the writer reads them back. Memory stays bounded; the
-journal grows, segment by segment, up to ``max_bytes``; segments are deleted as soon as they are committed.
+While the database keeps up, the live segment is truncated back to its header whenever everything in it is
+committed, so the journal stays small. When the database falls behind, the in-memory queue fills up and later
+events *spill*: they are only in the journal until the writer reads them back. Memory stays bounded; the journal
+grows, segment by segment, up to ``max_bytes``, and committed segments are deleted.
 
-Layout: a 16-byte header (``SLTJ``, a format byte, three spare bytes, then the byte offset up to which everything is
-known to be committed), then records: a 4-byte little-endian length and that many bytes of ``encode_event``
-output. A zero length ends the segment. Everything past the last record is zero: a new segment is a sparse file,
-and the writer zeroes what a segment held before starting it over. So an append writes the record's bytes, then
-its length, which makes it visible: a process killed before that leaves a zero length, and nothing to replay. Two
-copies into the mapping, and no end marker to write: the request path touches as little code as it can (inside
-Bolt's dispatch, every C function it calls runs cold, see benchmarks/README.md).
+The journal never harms its host: a full disk, a read-only or unwritable folder, a short write — the event stays
+in memory, the failure is counted and logged (once a minute), and the journal tries again a second later. After a
+failed write it starts a new segment, never appending after torn bytes. Files it cannot read at start are set
+aside as ``*.corrupt``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
-import struct
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from slack_tasklog.events import Event, decode_event
-from slack_tasklog.logs import RateLimitedLog
+from slack_tasklog.events import Event
+from slack_tasklog.logs import RateLimitedLog, logger
+from slack_tasklog.writer.records import decode_record, encode_record
 
 # The journal needs POSIX file locks to tell a live process's segments from a dead one's; elsewhere it is off.
 _LOCKS = sys.platform != "win32"
 if _LOCKS:
     import fcntl
 
-__all__ = ["MAGIC", "Journal", "JournalCursor", "claimed", "read_segment", "read_spilled"]
+__all__ = [
+    "HEADER",
+    "Journal",
+    "JournalCursor",
+    "SegmentContents",
+    "UnreadableJournalError",
+    "claimed",
+    "is_journal",
+    "make_private_dir",
+    "read_segment",
+]
 
-MAGIC = b"SLTJ\x01"
-_HEADER = 16
-_COMMITTED_AT = 8  # where in the header the committed offset is
-_LENGTH = struct.Struct("<I")
-_LENGTH_SIZE = _LENGTH.size
-_OFFSET = struct.Struct("<Q")
-_END = b"\0\0\0\0"
+#: The first line of every segment: the format and its version.
+HEADER = b'{"format":"slack_tasklog journal","version":2}\n'
 _SUFFIX = ".journal"
-# Linux's MADV_POPULATE_WRITE (5.14+; Python does not name it yet): fault pages in, writable, without touching them.
-_POPULATE_WRITE: int | None = getattr(mmap, "MADV_POPULATE_WRITE", 23) if sys.platform == "linux" else None
-# How far ahead of the write position the writer keeps pages faulted in, and how much it does per madvise call.
-_PREFAULT_AHEAD = 2 * 1024 * 1024
-_PREFAULT_STEP = 256 * 1024
-_failures = RateLimitedLog()
-# Record lengths as the 4 bytes written, by length: a dict lookup is cheaper on the request path than packing.
-_LENGTHS: dict[int, bytes] = {}
-_MAX_LENGTHS = 4_096
-# Zeroes a reused segment in slices of this much (memoryview slices of one buffer: no allocation per reset).
-_ZEROS = memoryview(bytes(256 * 1024))
+_CORRUPT_SUFFIX = ".corrupt"
+#: After a failure, how long appends go to memory only before the journal tries the disk again.
+RETRY_INTERVAL = 1.0
+_READ_CHUNK = 1 << 20
+
+
+class UnreadableJournalError(ValueError):
+    """A file that is not a journal segment of this version (no header, truncated, garbage)."""
 
 
 @dataclass(eq=False)
 class _Segment:
     path: Path
     fd: int
-    map: mmap.mmap
-    position: int = _HEADER  # where the next record goes
-    # The writer's count of accepted events when this segment's last record was appended.
-    last_index: int = 0
-    # Bytes from the start whose pages the writer thread has already faulted in (see Journal.prefault).
-    populated: int = 0
-    # Where a record may end at most: room is left for the end marker after it.
-    limit: int = 0
-
-    def mark_committed(self, offset: int) -> None:
-        self.map[_COMMITTED_AT : _COMMITTED_AT + 8] = _OFFSET.pack(offset)
+    size: int = len(HEADER)  # bytes up to the end of the last complete record
+    last_index: int = 0  # the writer's index of the last event appended here
 
 
 @dataclass
 class JournalCursor:
-    """Where the writer is reading spilled events back: a segment, a byte offset in it, and the index of the record
-    there. Spilled events have consecutive indexes (an event whose append failed was refused, its index not taken),
-    so records are numbered by counting: the request path's records do not hold their index."""
+    """Where the writer is reading spilled events back: a segment, a byte offset in it, and the index of the
+    record there. Spilled events have consecutive indexes (an event the journal could not take while spilling is
+    refused, its index not taken), so records are numbered by counting and do not hold their index."""
 
     segment: _Segment
     offset: int
@@ -97,211 +86,216 @@ class JournalCursor:
 
 
 @dataclass
+class SegmentContents:
+    """What :func:`read_segment` found in a segment file."""
+
+    events: list[Event]
+    unreadable: int  # records in the middle that could not be decoded (a torn last record is not counted)
+
+
 class Journal:
     """One process's segments in ``directory``. Every method is called under the writer's lock, except
-    :func:`read_spilled`, which reads records that were complete when its byte ranges were taken."""
+    :meth:`read_spilled` (it reads records that were complete when its cursor and end were taken) and the recovery
+    methods, which the writer thread calls before any event is appended."""
 
-    directory: Path
-    fsync: bool = False
-    segment_bytes: int = 16 * 1024 * 1024
-    max_bytes: int = 1024 * 1024 * 1024
-    _segments: list[_Segment] = field(default_factory=list)  # oldest first; the last one is live
-    disabled: bool = not _LOCKS
-    _populate: int | None = _POPULATE_WRITE
-    _live: _Segment | None = None  # the last of _segments, None when there is none or the journal is disabled
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        fsync: bool = False,
+        segment_bytes: int = 16 * 1024 * 1024,
+        max_bytes: int = 1024 * 1024 * 1024,
+    ) -> None:
+        self.directory = directory
+        self.fsync = fsync
+        self.segment_bytes = segment_bytes
+        self.max_bytes = max_bytes
+        self.disabled = not _LOCKS
+        self._segments: list[_Segment] = []  # oldest first
+        self._live: _Segment | None = None  # the one appended to; None until opened, or after a failure
+        self._bytes = 0  # record bytes in _segments (headers not counted)
+        self._retry_at = 0.0  # while broken: when to try the disk again (time.monotonic)
+        self._broken = False
+        self._log = RateLimitedLog()
+        self.failures = 0  # events the journal could not take (they stayed in memory, or were dropped when spilling)
+        self.set_aside = 0  # unreadable files renamed to *.corrupt
 
     # -- appending ------------------------------------------------------------------------------------------
 
-    def append(self, record: bytes, index: int) -> bool:
-        """Append one event record; False if the journal could not take it (the event is then memory-only).
-
-        On Bolt's request path: when the live segment has room (nearly always), a few bytecodes and two copies into
-        the mapping (the record, then its length), with no intermediate bytes object."""
-        size = len(record)
-        segment = self._live
-        if segment is None or (end := segment.position + _LENGTH_SIZE + size) > segment.limit:
-            segment = self._segment_with_room(size)
-            if segment is None:
-                return False
-            end = segment.position + _LENGTH_SIZE + size
+    def append(self, event: Event, index: int) -> bool:
+        """Append one event; False if the journal could not take it (counted and logged; never raises)."""
         try:
-            length = _LENGTHS[size]
-        except KeyError:
-            length = _length_bytes(size)
-        start = segment.position
-        mapped = segment.map
-        try:
-            mapped[start + _LENGTH_SIZE : end] = record
-            mapped[start : start + _LENGTH_SIZE] = length  # last: this makes the record visible
-            if self.fsync:
-                mapped.flush()
-        except (OSError, ValueError) as error:  # ValueError: the mapping was closed under us
-            # Its bytes may be past the end now, where the next append expects zeroes: no more appends here.
-            segment.limit = 0
+            record = encode_record(event)
+        except (TypeError, ValueError) as error:
             return self._failed(error)
-        segment.position = end
+        segment = self._live
+        if segment is None or segment.size + len(record) > self.segment_bytes:
+            segment = self._segment_with_room()
+            if segment is None:
+                self.failures += not self.disabled
+                return False
+        if self._bytes + len(record) > self.max_bytes:
+            return self._failed(f"it is full, at {self.max_bytes} bytes")
+        try:
+            written = os.write(segment.fd, record)
+            if written == len(record) and self.fsync:
+                os.fsync(segment.fd)
+        except OSError as error:
+            return self._failed(error, retire=segment)
+        if written != len(record):
+            return self._failed(OSError(f"short write, {written} of {len(record)} bytes"), retire=segment)
+        segment.size += written
         segment.last_index = index
+        self._bytes += written
         return True
 
-    def _segment_with_room(self, record_size: int) -> _Segment | None:
-        """The live segment, or a new one if it has no room for the record (or there is none); None if the journal
-        is disabled or a segment cannot be opened."""
-        if self.disabled:
+    def _segment_with_room(self) -> _Segment | None:
+        """A fresh segment once the live one is full (or there is none); None while broken or disabled."""
+        if self.disabled or (self._broken and time.monotonic() < self._retry_at):
             return None
+        if self._live is not None and self._live.size == len(HEADER):
+            return self._live  # a record bigger than a segment gets a segment of its own
         try:
-            segment = self._live or self._open_segment()
-            if segment.position + _LENGTH.size + record_size > segment.limit:
-                segment = self._open_segment(record_size)
+            segment = self._open_segment()
         except OSError as error:
-            self._failed(error)
+            self._failed(error, count=False)
             return None
+        if self._broken:
+            self._broken = False
+            # Rate-limited too: a disk that stays nearly full may take a few records after each retry.
+            self._log.warning("resumed", "slack_tasklog: the journal in %s is writable again", self.directory)
         return segment
 
-    def _failed(self, error: Exception) -> bool:
-        _failures.warning(
+    def _failed(self, why: object, *, retire: _Segment | None = None, count: bool = True) -> bool:
+        if retire is not None and retire is self._live:
+            # Torn bytes may follow its last record: never append after them; the next append starts a new segment.
+            self._live = None
+        if isinstance(why, OSError):
+            # Broken (a full disk, a read-only folder): memory only until the retry time, not a system call per event.
+            self._broken = True
+            self._retry_at = time.monotonic() + RETRY_INTERVAL
+        if count:
+            self.failures += 1
+        self._log.warning(
             "append",
-            "slack_tasklog: cannot write the journal in %s (%s); events are held in memory only",
+            "slack_tasklog: cannot write the journal in %s (%s); events are held in memory only until it can",
             self.directory,
-            error,
+            why,
         )
         return False
 
-    def _open_segment(self, record_size: int = 0) -> _Segment:
-        if len(self._segments) * self.segment_bytes >= self.max_bytes:
-            raise OSError(f"the journal is full ({self.max_bytes} bytes)")
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def _open_segment(self) -> _Segment:
+        make_private_dir(self.directory)
         path = self.directory / f"tasklog-{os.getpid()}-{time.time_ns()}{_SUFFIX}"
         # 0600: the journal holds what people asked the bot, like the database does.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # Sparse: disk is used only as records are written.
-            os.ftruncate(fd, max(self.segment_bytes, _HEADER + record_size + 2 * _LENGTH.size))
-            mapped = mmap.mmap(fd, 0)
+            if os.write(fd, HEADER) != len(HEADER):
+                raise OSError("short write of the journal header")
         except OSError:
             os.close(fd)
             path.unlink(missing_ok=True)
             raise
-        mapped[0 : len(MAGIC)] = MAGIC
-        segment = _Segment(path, fd, mapped)
-        segment.mark_committed(_HEADER)
+        segment = _Segment(path, fd)
         if self._segments:
             segment.last_index = self._segments[-1].last_index
         self._segments.append(segment)
-        segment.limit = len(mapped) - _LENGTH.size
         self._live = segment
         return segment
-
-    def prefault(self) -> None:
-        """From the writer thread, between batches: fault in the live segment's pages ahead of the write position.
-
-        A first write to a page of a fresh (sparse) segment costs a page fault and a block allocation, three times
-        the copy itself (2.3 µs against 0.7 µs per 2 kB record, measured): that cost moves here, off the request
-        path. Needs no lock: it does not change what the pages hold, and a segment closed meanwhile only makes
-        madvise fail."""
-        advice = self._populate
-        if advice is None or self.disabled or not self._segments:
-            return
-        segment = self._segments[-1]
-        # Whole steps (madvise wants page-aligned starts), up to the end of the segment.
-        target = min(len(segment.map), (segment.position + _PREFAULT_AHEAD) // _PREFAULT_STEP * _PREFAULT_STEP)
-        while segment.populated < target:
-            length = min(_PREFAULT_STEP, target - segment.populated)
-            try:
-                segment.map.madvise(advice, segment.populated, length)
-            except ValueError:  # closed meanwhile
-                return
-            except OSError:  # a kernel without MADV_POPULATE_WRITE: appends fault pages in themselves
-                self._populate = None
-                return
-            segment.populated += length
 
     # -- trimming -------------------------------------------------------------------------------------------
 
     def committed(self, index: int, *, caught_up: bool) -> None:
-        """Every event up to ``index`` is in the database: drop what no longer needs keeping."""
-        while len(self._segments) > 1 and self._segments[0].last_index <= index:
+        """Every event up to ``index`` is in the database: drop what no longer needs keeping. ``caught_up``:
+        nothing accepted after ``index``, so the live segment can start over."""
+        while self._segments and self._segments[0] is not self._live and self._segments[0].last_index <= index:
             self._remove(self._segments.pop(0))
-        if caught_up and self._segments:
-            live = self._segments[-1]
-            if live.position > _HEADER and live.last_index <= index:
-                # Start the segment over: the first length first, so a crash from here on replays nothing; then
-                # the rest of the old records, since appends expect zeroes past the end; then the header.
-                live.map[_HEADER : _HEADER + _LENGTH_SIZE] = _END
-                _zero(live.map, _HEADER + _LENGTH_SIZE, live.position)
-                live.mark_committed(_HEADER)
-                live.position = _HEADER
+        live = self._live
+        if caught_up and live is not None and live.size > len(HEADER) and live.last_index <= index:
+            try:
+                os.ftruncate(live.fd, len(HEADER))  # appends are O_APPEND: they follow the new end
+            except OSError:
+                return  # the segment rolls over at its size limit instead
+            self._bytes -= live.size - len(HEADER)
+            live.size = len(HEADER)
 
     def _remove(self, segment: _Segment) -> None:
+        self._bytes -= segment.size - len(HEADER)
         with contextlib.suppress(OSError):
             segment.path.unlink()
-        self._close(segment)
-
-    @staticmethod
-    def _close(segment: _Segment) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            segment.map.close()
         with contextlib.suppress(OSError):
             os.close(segment.fd)
 
     @property
     def size(self) -> int:
         """Bytes of records not yet known to be committed."""
-        return sum(segment.position - _HEADER for segment in self._segments)
+        return self._bytes
 
     def close(self, *, everything_committed: bool) -> Path | None:
         """Stop appending. Delete the segments if nothing in them is pending; else keep them for the next start
         (releasing the lock is what marks them orphaned) and return the directory."""
-        segments, self._segments = self._segments, []
+        segments, self._segments, self._live = self._segments, [], None
         self.disabled = True
-        self._live = None
-        pending = not everything_committed and any(s.position > _HEADER for s in segments)
+        pending = not everything_committed and any(segment.size > len(HEADER) for segment in segments)
         for segment in segments:
             if pending:
-                with contextlib.suppress(OSError, ValueError):
-                    segment.map.flush()
-                self._close(segment)
+                with contextlib.suppress(OSError):
+                    os.close(segment.fd)
             else:
                 self._remove(segment)
+        self._bytes = 0
         return self.directory if pending else None
 
     def forget_after_fork(self) -> None:
         """In a forked child: the parent's segments and locks are the parent's. Close our copies only."""
         for segment in self._segments:
-            self._close(segment)
-        self._segments = []
-        self._live = None
+            with contextlib.suppress(OSError):
+                os.close(segment.fd)
+        self._segments, self._live, self._bytes = [], None, 0
+        self.failures = self.set_aside = 0
 
     # -- reading spilled events back ------------------------------------------------------------------------
 
     def spill_cursor(self, index: int) -> JournalCursor | None:
-        """Where the next appended record will start, ``index`` its index: taken just before the first spilled
-        event."""
-        if self.disabled:
+        """Where the next record will go, ``index`` its index: taken just before the first spilled event. None if
+        the journal cannot take events now."""
+        segment = self._live or self._segment_with_room()
+        if segment is None:
             return None
-        try:
-            segment = self._segments[-1] if self._segments else self._open_segment()
-        except OSError:
-            return None
-        return JournalCursor(segment, segment.position, index)
+        return JournalCursor(segment, segment.size, index)
 
-    def snapshot(self, cursor: JournalCursor) -> list[tuple[_Segment, int, int]]:
-        """The byte ranges from ``cursor`` to the current end, segment by segment (taken under the lock, so every
-        record in them is complete)."""
-        ranges = []
-        started = False
-        for segment in self._segments:
-            if segment is cursor.segment:
-                started = True
-                ranges.append((segment, cursor.offset, segment.position))
-            elif started:
-                ranges.append((segment, _HEADER, segment.position))
-        return ranges
+    def spilled_until(self, cursor: JournalCursor) -> list[tuple[_Segment, int, int]]:
+        """The byte ranges from ``cursor`` to the last complete record, segment by segment."""
+        if cursor.segment not in self._segments:  # deleted: every record in it was committed
+            return [(segment, len(HEADER), segment.size) for segment in self._segments]
+        start = self._segments.index(cursor.segment)
+        return [(cursor.segment, cursor.offset, cursor.segment.size)] + [
+            (segment, len(HEADER), segment.size) for segment in self._segments[start + 1 :]
+        ]
 
     def at_end(self, cursor: JournalCursor) -> bool:
-        return (
-            bool(self._segments) and cursor.segment is self._segments[-1] and cursor.offset >= cursor.segment.position
-        )
+        return all(start >= end for _, start, end in self.spilled_until(cursor))
+
+    def read_spilled(
+        self, ranges: list[tuple[_Segment, int, int]], limit: int, index: int
+    ) -> tuple[list[Event], JournalCursor | None]:
+        """Up to ``limit`` events from ``ranges`` (see :meth:`spilled_until`), and the cursor after the last record
+        read; ``index`` is the index of the first one. An unreadable record is skipped, and logged."""
+        events: list[Event] = []
+        cursor: JournalCursor | None = None
+        for segment, start, end in ranges:
+            cursor = JournalCursor(segment, start, index)
+            for after, line in _lines(segment.fd, start, end):
+                try:
+                    events.append(decode_record(line))
+                except ValueError as error:
+                    self._log.warning("spill", "slack_tasklog: skipped a record in %s: %s", segment.path, error)
+                index += 1
+                cursor = JournalCursor(segment, after, index)
+                if len(events) >= limit:
+                    return events, cursor
+        return events, cursor
 
     # -- recovery -------------------------------------------------------------------------------------------
 
@@ -316,68 +310,65 @@ class Journal:
         mine = {segment.path for segment in self._segments}
         return [path for path in paths if path not in mine and not _is_locked(path)]
 
-
-def _length_bytes(size: int) -> bytes:
-    if len(_LENGTHS) >= _MAX_LENGTHS:  # a bound: records of very many sizes
-        _LENGTHS.clear()
-    length = _LENGTHS[size] = _LENGTH.pack(size)
-    return length
-
-
-def _zero(mapped: mmap.mmap, start: int, end: int) -> None:
-    while start < end:
-        step = min(end - start, len(_ZEROS))
-        mapped[start : start + step] = _ZEROS[:step]
-        start += step
-
-
-def _records(data: bytes | mmap.mmap, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """(offset after the record, record bytes) from ``start`` until ``end`` or the end marker."""
-    position = start
-    while position + _LENGTH.size <= end:
-        (length,) = _LENGTH.unpack_from(data, position)
-        if length == 0 or position + _LENGTH.size + length > end:
-            return
-        record_start = position + _LENGTH.size
-        position = record_start + length
-        yield position, bytes(data[record_start:position])
-
-
-def read_spilled(
-    ranges: list[tuple[_Segment, int, int]], limit: int, index: int
-) -> tuple[list[Event], JournalCursor | None]:
-    """Up to ``limit`` events from the byte ranges, and the cursor after the last record read. ``index`` is the
-    index of the first record (see JournalCursor); an unreadable record is skipped, and counted."""
-    events: list[Event] = []
-    cursor: JournalCursor | None = None
-    for segment, start, end in ranges:
-        cursor = JournalCursor(segment, start, index)
-        for after, record in _records(segment.map, start, end):
-            try:
-                events.append(decode_event(record)[1])
-            except ValueError:
-                _failures.warning("spill", "slack_tasklog: skipped an unreadable record in %s", segment.path)
-            index += 1
-            cursor = JournalCursor(segment, after, index)
-            if len(events) >= limit:
-                return events, cursor
-    return events, cursor
-
-
-def read_segment(path: Path) -> tuple[list[Event], int]:
-    """The events of a segment file not yet marked committed, and how many records could not be read."""
-    data = path.read_bytes()
-    if not data.startswith(MAGIC) or len(data) < _HEADER:
-        raise ValueError(f"{path} is not a slack_tasklog journal segment")
-    (committed,) = _OFFSET.unpack_from(data, _COMMITTED_AT)
-    events: list[Event] = []
-    bad = 0
-    for _, record in _records(data, max(committed, _HEADER), len(data)):
+    def set_aside_file(self, path: Path, why: object) -> None:
+        """Rename a file the journal cannot use to ``*.corrupt`` (for someone to look at), and count it."""
+        target = path.with_name(path.name + _CORRUPT_SUFFIX)
         try:
-            events.append(decode_event(record)[1])
+            path.rename(target)
+        except OSError as error:
+            logger.warning("slack_tasklog: cannot set the unreadable journal %s aside (%s)", path, error)
+            return
+        self.set_aside += 1
+        logger.warning("slack_tasklog: the journal %s is unreadable (%s); moved it to %s", path, why, target.name)
+
+
+def make_private_dir(directory: Path) -> None:
+    """Create ``directory`` and any missing parents, each 0700 (the umask can only take bits away)."""
+    if directory.is_dir():
+        return
+    missing = [directory, *(parent for parent in directory.parents if not parent.exists())]
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+
+
+def _lines(fd: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(offset after the line, the line) for every complete line in ``[start, end)`` of the file."""
+    offset, pending = start, b""  # offset: where ``pending``, the start of an incomplete line, begins
+    while offset + len(pending) < end:
+        position = offset + len(pending)
+        chunk = os.pread(fd, min(_READ_CHUNK, end - position), position)
+        if not chunk:
+            return
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            offset += len(line) + 1
+            yield offset, line
+
+
+def read_segment(path: Path) -> SegmentContents:
+    """Every event in a segment file. A torn last record (a crash mid-write) is skipped; UnreadableJournalError if the
+    file is not a segment of this version."""
+    data = path.read_bytes()
+    if not data:
+        return SegmentContents([], 0)  # created, and its process killed before it wrote the header
+    if not data.startswith(HEADER):
+        raise UnreadableJournalError("truncated" if HEADER.startswith(data) else "not a journal of this version")
+    *lines, _torn = data[len(HEADER) :].split(b"\n")  # the last piece is empty, or a torn record
+    events: list[Event] = []
+    unreadable = 0
+    for line in lines:
+        try:
+            events.append(decode_record(line))
         except ValueError:
-            bad += 1
-    return events, bad
+            unreadable += 1
+    return SegmentContents(events, unreadable)
+
+
+def is_journal(path: Path) -> bool:
+    """Whether ``path`` starts like a journal segment of this version."""
+    with path.open("rb") as file:
+        return file.read(len(HEADER)) == HEADER
 
 
 def _segment_order(path: Path) -> tuple[int, str]:

@@ -166,11 +166,11 @@ def test_bad_lines_are_reported_with_their_numbers_and_the_rest_imported(tasklog
 def test_a_journal_segment_left_behind_imports_too(tmp_path: Path, tasklog: TaskLog, database_url: str) -> None:
     from click.testing import CliRunner
     from slack_tasklog.cli.main import main
-    from slack_tasklog.events import TaskRequested, encode_event
+    from slack_tasklog.events import TaskRequested
     from slack_tasklog.writer.journal import Journal
 
     journal = Journal(tmp_path / "journal")
-    journal.append(encode_event(1, TaskRequested("T1", None, "C1", "1.000100", "1.000100", "U1", "from a journal")), 1)
+    assert journal.append(TaskRequested("T1", None, "C1", "1.000100", "1.000100", "U1", "from a journal"), 1)
     assert journal.close(everything_committed=False) is not None
     [segment] = (tmp_path / "journal").iterdir()
     result = CliRunner().invoke(main, ["import", str(segment), "--database-url", database_url])

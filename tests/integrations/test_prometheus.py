@@ -1,4 +1,4 @@
-"""slack_tasklog.integrations.prometheus: counters and histograms as the decorators record, writer figures at scrape."""
+"""slack_tasklog.integrations.prometheus: counters and histograms as events are committed, writer figures at scrape."""
 
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def test_served_over_http(tasklog: TaskLog) -> None:
         return "Writer"
 
     check_and_assign("2.000001", {"Writer": 88})
+    assert tasklog.flush(10)  # metrics count what is committed
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         body = response.read().decode()
     assert 'slack_tasklog_assignments_total{agent="Writer"} 1.0' in body

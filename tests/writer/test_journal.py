@@ -1,8 +1,10 @@
-"""Nothing lost, nothing doubled: the journal, outages, kill -9, many writers, real processes and servers."""
+"""Nothing lost, nothing doubled, the host never harmed: the journal, a full disk, unreadable files, outages,
+kill -9, many writers; real processes, files and servers."""
 
 from __future__ import annotations
 
-import mmap
+import errno
+import json
 import multiprocessing
 import os
 import random
@@ -18,10 +20,11 @@ from pathlib import Path
 import pytest
 from slack_bolt import App
 from slack_tasklog import TaskLog
-from slack_tasklog.events import TaskRequested, encode_event
+from slack_tasklog.events import AssignmentRecorded, MessageDeleted, MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.tasklog import default_journal_dir
 from slack_tasklog.testing import app_mention, event_body, signed_request
-from slack_tasklog.writer.journal import Journal, read_segment
+from slack_tasklog.writer.journal import HEADER, RETRY_INTERVAL, Journal, read_segment
+from slack_tasklog.writer.records import decode_record, encode_record
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -71,137 +74,263 @@ def test_default_journal_places(tmp_path: Path) -> None:
     assert "s3cret" not in str(server)
 
 
-@pytest.fixture
-def journaled(database_url: str) -> Iterator[TaskLog]:
-    log = TaskLog(database_url, journal=True)
-    yield log
-    log.close()
+@sqlite_only
+def test_the_journal_is_on_by_default(tasklog: TaskLog, database_url: str) -> None:
+    assert tasklog.health().journal_dir == database_url.removeprefix("sqlite:///") + ".tasklog-journal"
+    in_memory = TaskLog("sqlite://")
+    try:
+        assert in_memory.health().journal_dir is None
+    finally:
+        in_memory.close()
 
 
 @sqlite_only
-def test_the_journal_is_off_unless_asked_for(tasklog: TaskLog) -> None:
-    # It fits the request path's budget, but costs the decorators' ingest rate (benchmarks/README.md): opt-in.
-    assert tasklog.health().journal_dir is None
-
-
-@sqlite_only
-def test_the_journal_is_trimmed_once_everything_is_committed(journaled: TaskLog, database_url: str) -> None:
-    tasklog = journaled
+def test_the_journal_is_trimmed_once_everything_is_committed(tasklog: TaskLog) -> None:
     for i in range(200):
         tasklog._record(request(i))
     assert tasklog.flush(10)
     health = tasklog.health()
     assert health.journal_bytes == 0
-    assert health.journal_dir == str(Path(database_url.removeprefix("sqlite:///")).with_suffix(".db.tasklog-journal"))
-    assert (health.queued, health.written, health.dropped, health.spilled) == (0, 200, 0, 0)
+    assert (health.queued, health.written, health.dropped, health.spilled, health.journal_failures) == (0, 200, 0, 0, 0)
     tasklog.close()
-    assert list(Path(health.journal_dir).iterdir()) == []
+    assert list(Path(health.journal_dir or "").iterdir()) == []
+
+
+def test_every_kind_of_event_reads_back_as_it_was_written() -> None:
+    events = [
+        request(1),
+        TaskRequested("T1", "E1", "C1", "1.000200", "1.000200", "U1", 'héllo 😀 "quoted" \\ new\nline \udc80'),
+        MessageInThread("T1", "C1", "1.000100", "1.000300", "U2", None),
+        AssignmentRecorded("a1", "1.000100", "C1", None, "Grok", 92.0, (("Grok", 92.0), ("Writer", None)), 1.5, "none"),
+        AssignmentRecorded("a2", "1.000100", None, "T1", None, None, (), 1.25, "No agent confident enough"),
+        OutcomeRecorded("o1", "1.000100", "C1", "T1", "Grok", False, 0.1 + 0.2, "boom\r\nline 2", 1.0, 1.3),
+        MessageDeleted("T1", "C1", "1.000300"),
+    ]
+    for event in events:
+        record = encode_record(event)
+        # One line of ASCII JSON: a lone surrogate or a newline in a text cannot break the file's lines.
+        assert record.isascii()
+        assert record.index(b"\n") == len(record) - 1
+        assert decode_record(record) == event
+        assert type(decode_record(record)) is type(event)
+    assert json.loads(encode_record(request(1)))["kind"] == "TaskRequested"
+    bad_records = [
+        b"",
+        b"garbage",
+        b"[1, 2]",
+        b"\xff",
+        b'{"kind": "Nope", "fields": []}',
+        b'{"kind": "MessageDeleted"}',
+        b'{"kind": "MessageDeleted", "fields": "abc"}',
+        b'{"kind": "MessageDeleted", "fields": [1]}',
+    ]
+    for bad in bad_records:
+        with pytest.raises(ValueError, match="not a journal record"):
+            decode_record(bad)
+    with pytest.raises(TypeError):
+        encode_record(("not", "an", "event"))  # type: ignore[arg-type]
+
+
+def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
+    """A process killed in the middle of a write leaves part of a line: the complete records before it read back."""
+    journal = Journal(tmp_path / "journal")
+    assert journal.append(request(1), 1)
+    assert journal.append(request(2), 2)
+    [segment] = journal._segments
+    with segment.path.open("ab") as file:
+        file.write(encode_record(request(3))[:25])
+    contents = read_segment(segment.path)
+    assert (contents.events, contents.unreadable) == ([request(1), request(2)], 0)
+    journal.close(everything_committed=True)
+
+
+@pytest.fixture
+def file_size_limit() -> Iterator[Callable[[int], None]]:
+    """Set RLIMIT_FSIZE, this process's largest file size: a write across it is cut short, the next one fails
+    (EFBIG), as on a full disk, for this test only."""
+    import resource
+
+    saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the default action kills the process
+
+    def limit(size: int) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, saved[1]))
+
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_short_write_starts_a_new_segment_after_a_pause(
+    tmp_path: Path, file_size_limit: Callable[[int], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = Journal(tmp_path / "journal")
+    record_size = len(encode_record(request(1)))
+    file_size_limit(len(HEADER) + 2 * record_size + record_size // 2)
+    assert journal.append(request(1), 1)
+    assert journal.append(request(2), 2)
+    assert not journal.append(request(3), 3)  # cut short: half a record in the file
+    [torn] = journal._segments
+    assert torn.path.stat().st_size > torn.size
+    assert not journal.append(request(4), 4)  # broken: memory only, without trying the disk again at once
+    assert journal.failures == 2
+    assert sum("cannot write the journal" in r.getMessage() for r in caplog.records) == 1
+    time.sleep(RETRY_INTERVAL + 0.05)
+    assert journal.append(request(5), 5)  # a new segment, not after the torn bytes
+    assert len(journal._segments) == 2
+    assert read_segment(torn.path).events == [request(1), request(2)]
+    assert read_segment(journal._segments[1].path).events == [request(5)]
+    assert "writable again" in caplog.text
+    journal.close(everything_committed=True)
+
+
+def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    saved = os.umask(0o022)
+    try:
+        database = tmp_path / "new" / "folder" / "tasklog.db"
+        tasklog = TaskLog(f"sqlite:///{database}")
+        try:
+            tasklog._record(request(1))
+            journal = Path(tasklog.health().journal_dir or "")
+            [segment] = journal.iterdir()
+            assert tasklog.flush(10)
+            modes = {
+                path.name: path.stat().st_mode & 0o777
+                for path in (tmp_path / "new", database.parent, database, journal, segment)
+            }
+            modes.update({name: Path(f"{database}{name}").stat().st_mode & 0o777 for name in ("-wal", "-shm")})
+        finally:
+            tasklog.close()
+        assert modes == {
+            "new": 0o700,
+            "folder": 0o700,
+            "tasklog.db": 0o600,
+            "-wal": 0o600,
+            "-shm": 0o600,
+            "tasklog.db.tasklog-journal": 0o700,
+            segment.name: 0o600,
+        }
+    finally:
+        os.umask(saved)
 
 
 @sqlite_only
-@pytest.mark.backends("sqlite")
-def test_the_writer_faults_pages_in_ahead_of_the_appends(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "journal")
-    events = [TaskRequested("T1", None, "C1", f"{i}.000100", f"{i}.000100", "U1", "x" * 900) for i in range(3000)]
-    for index, event in enumerate(events[:1000], start=1):
-        assert journal.append(encode_event(index, event), index)
-    journal.prefault()
-    [segment] = journal._segments
-    if journal._populate is not None:  # Linux 5.14+
-        assert segment.populated >= segment.position
-        assert segment.populated % mmap.PAGESIZE == 0
-    for index, event in enumerate(events[1000:], start=1001):
-        assert journal.append(encode_event(index, event), index)
-        if index % 250 == 0:
-            journal.prefault()
-    # What the pages hold is what was appended, whatever was faulted in when.
-    found, unreadable = read_segment(segment.path)
-    assert (found, unreadable) == (events, 0)
-    journal.close(everything_committed=True)
+def test_unreadable_journals_are_set_aside_and_the_rest_is_replayed(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = Path(database_url.removeprefix("sqlite:///") + ".tasklog-journal")
+    journal.mkdir()
+    files = {
+        # A crash mid-write: the torn last record is skipped, the others replayed, the file deleted.
+        "tasklog-1-1.journal": HEADER + encode_record(request(1)) + encode_record(request(2))[:30],
+        "tasklog-1-2.journal": b"\x00\xffgarbage\x13" * 40,
+        "tasklog-1-3.journal": HEADER[:10],  # truncated
+        "tasklog-1-4.journal": encode_record(request(4)),  # no header
+        "tasklog-1-5.journal": b"SLTJ\x01" + bytes(11),  # another version's
+        # A bad record in the middle: the good ones are replayed, the file is kept aside for someone to look at.
+        "tasklog-1-6.journal": HEADER + encode_record(request(6)) + b"not json\n" + encode_record(request(7)),
+        "tasklog-1-7.journal": b"",  # its process died before writing the header: nothing to replay
+    }
+    for name, data in files.items():
+        (journal / name).write_bytes(data)
+    tasklog = TaskLog(database_url)
+    try:
+        assert tasklog.flush(10)
+        tasklog._record(request(8))  # and the writer goes on
+        assert tasklog.flush(10)
+        health = tasklog.health()
+        assert (health.corrupt_journals, health.replayed, health.writer_errors) == (5, 3, 0)
+        assert sorted(path.name for path in journal.iterdir() if path.suffix == ".corrupt") == [
+            f"tasklog-1-{n}.journal.corrupt" for n in (2, 3, 4, 5, 6)
+        ]
+        assert query(tasklog, "SELECT request_text FROM tasklog_tasks ORDER BY thread_ts") == [
+            (f"task {n}",) for n in (1, 6, 7, 8)
+        ]
+    finally:
+        tasklog.close()
+    assert sum("is unreadable" in r.getMessage() for r in caplog.records) == 5
 
 
-@pytest.mark.backends("sqlite")
-def test_every_kind_of_record_reads_back_as_it_was_written() -> None:
-    from slack_tasklog.events import SlackEvent, decode_event
-
-    body = {"type": "event_callback"}  # in memory only: never journaled
-    cases = [
-        SlackEvent('{"text": "héllo \U0001f600"}', "T1", None, "UBOT", True, body),
-        SlackEvent("{}", None, "E1", None, False),
-        # Written as marshal: a lone surrogate (not UTF-8), an id holding the text record's separator.
-        SlackEvent('{"text": "\udc80"}', "T1", None, None, True),
-        SlackEvent("{}", "T\x1f1", None, None, True),
-        request(1),
-    ]
-    for index, event in enumerate(cases, start=1):
-        record = encode_event(index, event)
-        expected = event._replace(body=None) if isinstance(event, SlackEvent) else event
-        # A text record leaves its index out (the reader counts records); a marshalled one keeps it.
-        assert decode_event(record) == (None if record[:1] == b"\x1d" else index, expected)
-    # The common case is the text record; the odd ones fall back to marshal.
-    assert [encode_event(1, event)[:1] == b"\x1d" for event in cases] == [True, True, False, False, False]
-    # A SlackEvent journaled by an earlier version (marshal, or a text record with its index) still reads.
-    import marshal
-
-    old = marshal.dumps((5, 5, "{}", "T1", None, "UBOT", True))
-    assert decode_event(old) == (5, SlackEvent("{}", "T1", None, "UBOT", True))
-    assert decode_event(b"\x1e7\x1f1\x1fT1\x1f\x1fUBOT\x1f{}") == (7, SlackEvent("{}", "T1", None, "UBOT", True))
-    for bad in (
-        b"\x1e",
-        b"\x1e1\x1f2\x1f\x1f\x1f\x1f{}",
-        b"\x1ex\x1f1\x1f\x1f\x1f\x1f{}",
-        b"\x1e1\x1f1\xff",
-        b"\x1d1\x1f1\x1f\x1f\x1f\x1f{}",  # a number where none belongs
-        b"\x1d\x1f1\x1f\x1f\x1f",
-    ):
-        with pytest.raises(ValueError, match="not a journal record"):
-            decode_event(bad)
+# -- a full disk ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.backends("sqlite")
-def test_a_record_is_visible_only_once_its_length_is_written(tmp_path: Path) -> None:
-    """An append writes the bytes, then the length: a process killed before that last step leaves the segment as it
-    was. That needs zeroes past the last record, even in a segment started over (its old records are zeroed)."""
-    journal = Journal(tmp_path / "journal")
-    first = TaskRequested("T1", None, "C1", "1.000100", "1.000100", "U1", "a longer request " * 20)
-    second, third = request(2), request(3)
-    assert journal.append(encode_event(1, first), 1)
-    journal.committed(1, caught_up=True)  # started over from its start
-    [segment] = journal._segments
-    start = segment.position
-    assert segment.map[start : start + len(encode_event(1, first)) + 8] == bytes(len(encode_event(1, first)) + 8)
-    record = encode_event(2, second)
-    # What an append killed just before its last step leaves behind:
-    segment.map[start + 4 : start + 4 + len(record)] = record
-    assert read_segment(segment.path) == ([], 0)
-    assert journal.append(record, 2)
-    assert read_segment(segment.path) == ([second], 0)
-    assert journal.append(encode_event(3, third), 3)
-    assert read_segment(segment.path) == ([second, third], 0)
-    journal.close(everything_committed=True)
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs of the test's own (needs root; skipped where mounting is not permitted)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        pytest.skip(f"cannot mount a tmpfs: {error}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
 
 
-@pytest.mark.backends("sqlite")
-def test_a_failed_append_leaves_its_segment_for_a_new_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A failed copy may leave bytes past the end, where appends expect zeroes: that segment takes no more."""
-    journal = Journal(tmp_path / "journal")
-    assert journal.append(encode_event(1, request(1)), 1)
-    [broken] = journal._segments
-    broken.map.close()  # what a failing copy looks like from here
-    assert not journal.append(encode_event(2, request(2)), 2)
-    assert "cannot write the journal" in caplog.text
-    assert journal.append(encode_event(3, request(3)), 3)
-    assert len(journal._segments) == 2
-    assert read_segment(journal._segments[1].path) == ([request(3)], 0)
-    journal.close(everything_committed=True)
+def fill(path: Path) -> None:
+    """Write ``path`` until the disk is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                os.write(fd, bytes(4096))
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+                return
+    finally:
+        os.close(fd)
 
 
-def test_journal_files_are_private(journaled: TaskLog) -> None:
-    tasklog = journaled
-    tasklog._record(request(1))
-    directory = Path(tasklog.health().journal_dir or "")
-    [segment] = directory.iterdir()
-    assert segment.stat().st_mode & 0o777 == 0o600
+@sqlite_only
+def test_a_full_disk_never_harms_the_bot(small_disk: Path, database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The journal on a disk that fills up mid-traffic (the database elsewhere): every submit returns, the events
+    are written from memory, the failures are counted and logged once; with space back, the journal resumes."""
+    tasklog = TaskLog(database_url, journal=small_disk / "journal")
+    writer = tasklog._writer
+    try:
+        for i in range(100):
+            assert writer.submit(request(i))
+        assert tasklog.flush(10)
+        assert tasklog.health().journal_failures == 0
+
+        fill(small_disk / "filler")
+        started = time.monotonic()
+        i = 100
+        while time.monotonic() - started < 2.5 * RETRY_INTERVAL:  # the journal retries the disk meanwhile
+            assert writer.submit(request(i))
+            i += 1
+            time.sleep(0.001)
+        assert tasklog.flush(30)
+        health = tasklog.health()
+        assert health.journal_failures > 0
+        assert (health.written, health.dropped, health.writer_errors) == (i, 0, 0)
+        assert query(tasklog, "SELECT count(*) FROM tasklog_tasks") == [(i,)]
+        assert sum("cannot write the journal" in r.getMessage() for r in caplog.records) == 1
+
+        (small_disk / "filler").unlink()
+        time.sleep(RETRY_INTERVAL + 0.1)
+        failures = health.journal_failures
+        assert tasklog.flush(10)  # the writer is idle, lingering before it writes the next event
+        assert writer.submit(request(i))
+        assert tasklog.health().journal_bytes > 0  # journaled again
+        assert tasklog.flush(10)
+        assert tasklog.health().journal_failures == failures
+        assert "writable again" in caplog.text
+    finally:
+        tasklog.close()
 
 
 def test_overflow_spills_to_the_journal_then_lands_once(postgres_schema: str) -> None:
@@ -236,7 +365,7 @@ def test_events_left_at_shutdown_are_written_by_the_next_start(tmp_path: Path, p
     for i in range(30):
         down._record(request(i))
     assert down.close(timeout=0.5) is False
-    assert down.stats.left_in_journal == 30
+    assert down.health().left_in_journal == 30
     assert len(list(journal.iterdir())) == 1
 
     up = TaskLog(postgres_url(postgres_schema), journal=journal)
@@ -252,10 +381,15 @@ def test_events_left_at_shutdown_are_written_by_the_next_start(tmp_path: Path, p
 # -- kill -9 --------------------------------------------------------------------------------------------------------
 
 
-def run_and_kill(database_url: str, journal: Path, after: float) -> list[int]:
-    """Start a bot process that records lifecycles and says which ones returned; SIGKILL it after ``after`` s."""
+def run_and_kill(database_url: str, after: float, journal: Path | None = None) -> list[int]:
+    """Start a bot process that records lifecycles and says which ones returned; SIGKILL it after ``after`` s. With
+    ``journal``, the bot's journal goes there; without, the bot runs with the defaults."""
+    if journal is None:
+        command = [sys.executable, "-m", "tests.writer._bot", database_url]
+    else:
+        command = [sys.executable, "-m", "tests._workers", database_url, "3", "1000000", str(journal)]
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests._workers", database_url, "3", "1000000", str(journal)],
+        command,
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -286,13 +420,14 @@ def run_and_kill(database_url: str, journal: Path, after: float) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_kill_9_at_a_random_point_loses_nothing_and_doubles_nothing(tmp_path: Path, seed: int) -> None:
+    """With the defaults (``TaskLog(url)``): the journal is on, beside the SQLite file."""
     database_url = f"sqlite:///{tmp_path / 'tasklog.db'}"
-    journal = tmp_path / "journal"
-    returned = run_and_kill(database_url, journal, after=random.Random(seed).uniform(0.2, 1.0))
+    journal = tmp_path / "tasklog.db.tasklog-journal"
+    returned = run_and_kill(database_url, after=random.Random(seed).uniform(0.2, 1.0))
     orphans = list(journal.iterdir())
     assert len(orphans) == 1
 
-    tasklog = TaskLog(database_url, journal=journal)
+    tasklog = TaskLog(database_url)
     try:
         assert tasklog.flush(60)
         done = [_workers.thread_ts(3, i) for i in returned]
@@ -312,6 +447,7 @@ def test_kill_9_at_a_random_point_loses_nothing_and_doubles_nothing(tmp_path: Pa
         # Whatever the child was in the middle of is there at most once.
         assert all(counts[0] <= 1 and counts[1] <= 1 and counts[3] <= 1 for counts in by_thread.values())
         assert query(tasklog, "SELECT count(*) FROM tasklog_assignments WHERE task_id IS NULL") == [(0,)]
+        assert tasklog.health().replayed > 0
         assert list(journal.iterdir()) == []
     finally:
         tasklog.close()
@@ -323,7 +459,7 @@ def test_kill_9_with_the_database_down_recovers_everything_from_the_journal(
 ) -> None:
     journal = tmp_path / "journal"
     unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
-    returned = run_and_kill(unreachable, journal, after=0.5)
+    returned = run_and_kill(unreachable, after=0.5, journal=journal)
     tasklog = TaskLog(postgres_url(postgres_schema), journal=journal)
     try:
         assert tasklog.flush(60)

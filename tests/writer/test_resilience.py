@@ -43,10 +43,10 @@ def test_database_down_at_start_the_app_keeps_serving(
     assert any("cannot write to postgresql+psycopg://postgres@127.0.0.1" in m for m in warnings), warnings
     if journal:
         assert any("40 events left in the journal" in m for m in warnings), warnings
-        assert (tasklog.stats.left_in_journal, tasklog.stats.lost_at_shutdown) == (40, 0)
+        assert (tasklog.health().left_in_journal, tasklog.health().lost_at_shutdown) == (40, 0)
     else:
         assert any("40 events were not written" in m for m in warnings), warnings
-        assert (tasklog.stats.left_in_journal, tasklog.stats.lost_at_shutdown) == (0, 40)
+        assert (tasklog.health().left_in_journal, tasklog.health().lost_at_shutdown) == (0, 40)
     # Said once per outage, not once per event or per retry.
     assert sum("cannot write" in m for m in warnings) == 1
 
@@ -63,8 +63,8 @@ def test_events_wait_for_a_database_that_comes_back(make_app: Callable[..., App]
         forwarder.start()
         assert tasklog.flush(timeout=20) is True
         assert query(tasklog, "SELECT count(*) FROM tasklog_tasks") == [(10,)]
-        assert tasklog.stats.retries >= 1
-        assert tasklog.stats.dropped == 0
+        assert tasklog.health().retried >= 1
+        assert tasklog.health().dropped == 0
     finally:
         tasklog.close(timeout=2)
         forwarder.stop()
@@ -80,7 +80,7 @@ def test_a_full_queue_drops_and_counts_never_blocks(
             ts = f"1700000000.0001{i:02d}"
             assert app.dispatch(signed_request(event_body(app_mention("flood", ts=ts)))).status == 200
     tasklog.close(timeout=0.2)
-    assert tasklog.stats.dropped >= 40
+    assert tasklog.health().dropped >= 40
     drop_lines = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert 1 <= len(drop_lines) <= 2, "drops are reported once a minute, not per event"
 
@@ -96,7 +96,5 @@ def test_a_bad_event_is_skipped_not_retried_forever(tasklog: TaskLog, caplog: py
         tasklog._record(good)
         assert tasklog.flush(10)
     assert query(tasklog, "SELECT request_text FROM tasklog_tasks") == [("fine",)]
-    assert tasklog.stats.rejected == 1
+    assert tasklog.health().rejected == 1
     assert any("refused one event (OutcomeRecorded" in r.getMessage() for r in caplog.records)
-
-

@@ -29,8 +29,8 @@ def test_close_is_idempotent_and_later_events_are_counted_as_dropped(tasklog: Ta
     assert tasklog.close() is True
     assert tasklog.close() is True
     tasklog._record(request("1.000002"))
-    assert tasklog.stats.dropped == 1
-    assert tasklog.stats.written == 1
+    assert tasklog.health().dropped == 1
+    assert tasklog.health().written == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -43,7 +43,7 @@ def test_a_forked_child_gets_its_own_writer(tasklog: TaskLog) -> None:
         code = 1
         try:
             tasklog._record(request("2.000001"))
-            code = 0 if tasklog.flush(10) and tasklog.stats.written == 1 else 3
+            code = 0 if tasklog.flush(10) and tasklog.health().written == 1 else 3
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
