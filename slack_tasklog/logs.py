@@ -6,7 +6,9 @@ import logging
 import threading
 import time
 
-__all__ = ["RateLimitedLog", "internal_error", "logger"]
+from sqlalchemy import URL
+
+__all__ = ["RateLimitedLog", "internal_error", "logger", "safe_url"]
 
 logger = logging.getLogger("slack_tasklog")
 
@@ -53,3 +55,13 @@ def internal_error(where: str) -> None:
     _internal_errors.warning(
         where, "slack_tasklog: internal error in %s; the host app is unaffected", where, exc_info=True
     )
+
+
+_SECRET_KEYS = frozenset({"password", "passwd", "pwd", "secret", "token", "sslpassword", "sslkey", "access_key"})
+
+
+def safe_url(url: URL) -> str:
+    """A database URL as it may be logged or shown: no password, wherever it was given (also as a query
+    parameter such as ``?password=``)."""
+    query = {key: "***" if key.lower() in _SECRET_KEYS else value for key, value in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True)

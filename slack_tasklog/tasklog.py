@@ -21,7 +21,21 @@ from slack_tasklog.capture.rules import CaptureRules
 from slack_tasklog.capture.text import TextPolicy
 from slack_tasklog.durations import parse_duration
 from slack_tasklog.events import Event
-from slack_tasklog.logs import logger
+from slack_tasklog.logs import logger, safe_url
+from slack_tasklog.options import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_duration,
+    check_engine,
+    check_journal,
+    check_optional_bool,
+    check_optional_text,
+    check_positive_int,
+    check_seconds,
+    check_text,
+    check_user_ids,
+)
 from slack_tasklog.reports.export import ExportFilter, write_csv
 from slack_tasklog.slack.commands import DEFAULT_COMMAND, CommandFlow, RoleCache, admins_from
 from slack_tasklog.slack.commands import register_app_home as _register_app_home
@@ -137,7 +151,7 @@ class TaskLog(Tracking):
     :meth:`flush` to wait for them, :meth:`close` when done (it is also called at interpreter exit).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one check and one assignment per option
         self,
         database_url: str | None = None,
         *,
@@ -164,10 +178,32 @@ class TaskLog(Tracking):
         digest_client: Any = None,
         write_through: bool | None = None,
     ) -> None:
-        if migrate is not None and migrate not in MIGRATE_MODES:
-            raise ValueError(f"migrate must be one of {', '.join(MIGRATE_MODES)}, not {migrate!r}")
-        if stats_access not in ("everyone", "admins"):
-            raise ValueError(f"stats_access must be 'everyone' or 'admins', not {stats_access!r}")
+        # Every option is checked here, before anything starts: a wrong one fails now, naming itself.
+        if database_url is not None:
+            check_text("database_url", database_url)
+        engine = check_engine(engine)
+        if migrate is not None:
+            check_choice("migrate", migrate, MIGRATE_MODES)
+        capture_thread_replies = check_bool("capture_thread_replies", capture_thread_replies)
+        capture_direct_messages = check_bool("capture_direct_messages", capture_direct_messages)
+        unassigned_error = check_text("unassigned_error", unassigned_error)
+        max_queue = check_positive_int("max_queue", max_queue)
+        shutdown_timeout = check_seconds("shutdown_timeout", shutdown_timeout)
+        journal = check_journal(journal)
+        journal_fsync = check_bool("journal_fsync", journal_fsync)
+        redact = check_callable("redact", redact)
+        store_text = check_bool("store_text", store_text)
+        retention_period = check_duration("retention", retention)
+        admins = check_user_ids("admins", admins)
+        workspace_admins = check_bool("workspace_admins", workspace_admins)
+        stats_access = check_choice("stats_access", stats_access, ("everyone", "admins"))
+        digest_channel = check_optional_text("digest_channel", digest_channel)
+        digest_period = check_duration("digest_every", digest_every, optional=False)
+        digest_team = check_optional_text("digest_team", digest_team)
+        digest_csv = check_bool("digest_csv", digest_csv)
+        digest_chart = check_bool("digest_chart", digest_chart)
+        write_through = check_optional_bool("write_through", write_through)
+
         self.admins = admins_from(admins, os.environ)
         self.workspace_admins = workspace_admins
         self.stats_access = stats_access
@@ -183,7 +219,7 @@ class TaskLog(Tracking):
         # A FaaS runtime may freeze the process, writer thread included, as soon as the handler returns.
         self.write_through = "AWS_LAMBDA_FUNCTION_NAME" in os.environ if write_through is None else write_through
         self._store = Store(engine, migrate=migrate)
-        self._store.retention = parse_duration(retention) if retention is not None else None
+        self._store.retention = retention_period
         journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
         self._writer = BackgroundWriter(
             self._store,
@@ -203,9 +239,7 @@ class TaskLog(Tracking):
         register_async()  # if Bolt's async side is loaded by now
         self._digests: Digests | None = None
         if digest_channel is not None:
-            schedule = DigestSchedule(
-                digest_channel, parse_duration(digest_every), digest_team, digest_csv, digest_chart
-            )
+            schedule = DigestSchedule(digest_channel, digest_period, digest_team, digest_csv, digest_chart)
             client = digest_client if digest_client is not None else _default_slack_client()
             if client is None:
                 logger.warning("slack_tasklog: digests need digest_client= or $SLACK_BOT_TOKEN; none will be posted")
@@ -223,7 +257,7 @@ class TaskLog(Tracking):
         atexit.register(close_at_exit)
 
     def __repr__(self) -> str:
-        return f"TaskLog({self._store.describe()!r})"
+        return f"TaskLog({safe_url(self.engine.url)!r})"
 
     @property
     def middleware(self) -> TaskLogMiddleware:

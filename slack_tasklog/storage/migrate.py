@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
-from slack_tasklog.logs import RateLimitedLog, logger
+from slack_tasklog.logs import RateLimitedLog, logger, safe_url
 from slack_tasklog.storage.models import Base
 
 if TYPE_CHECKING:
@@ -163,12 +163,12 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 
 def upgrade_command(engine: Engine) -> str:
     """The shell command that upgrades this database (password hidden: the operator supplies it)."""
-    url = engine.url.render_as_string(hide_password=True)
+    url = safe_url(engine.url)
     return f"slack-tasklog db upgrade --database-url {shlex.quote(url)}"
 
 
 def _describe(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+    return safe_url(engine.url)
 
 
 # -- reading the state -----------------------------------------------------------------------------------------------

@@ -44,14 +44,14 @@ from slack_tasklog.events import (
     OutcomeRecorded,
     TaskRequested,
 )
-from slack_tasklog.logs import logger
-from slack_tasklog.reports.export import other_agents
+from slack_tasklog.logs import logger, safe_url
 from slack_tasklog.storage import summary
-from slack_tasklog.storage.bulk import Bulk, among, register_sqlite_adapters
+from slack_tasklog.storage.bulk import Bulk, among
 from slack_tasklog.storage.migrate import MigrateMode, SchemaNotReadyError, prepare_schema
 from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task
+from slack_tasklog.storage.rounds import other_agents
 
-__all__ = ["Store", "create_tasklog_engine"]
+__all__ = ["Store", "create_tasklog_engine", "insert_ignore"]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
@@ -156,22 +156,22 @@ def _create_private_file(path: Path) -> None:
 
 
 class _KnownTask(NamedTuple):
-    # A named tuple made with tuple.__new__ (see _load_threads): a frozen dataclass's __init__ cost ~8k instructions.
+    """A task the writer has seen: what tells the tasks of one thread ts apart."""
+
     id: int
     team_id: str
     channel_id: str
     request_ts: str
 
 
-_new = tuple.__new__
 # The seconds datetime.fromtimestamp takes: 0001-01-01 up to 9999-12-31 (UTC).
 _FIRST_SECOND = -62_135_596_800.0
 _PAST_LAST_SECOND = 253_402_300_800.0
 
 
 def _ts_seconds(ts: str, fallback: float) -> float:
-    """A Slack ts as seconds since the epoch, or ``fallback`` if it is not a time a datetime can hold. Seconds, not a
-    datetime: the statements' processors format them without one (see _bulk.sqlite_utc)."""
+    """A Slack ts as seconds since the epoch, or ``fallback`` if it is not a time a datetime can hold (the
+    statements take seconds for their datetime columns, see :mod:`~slack_tasklog.storage.bulk`)."""
     try:
         seconds = float(ts)
     except ValueError:
@@ -185,8 +185,6 @@ class Store:
 
     def __init__(self, engine: Engine, *, cache_size: int = _CACHE_SIZE, migrate: MigrateMode | None = None) -> None:
         self.engine = engine
-        if engine.dialect.name == "sqlite":
-            register_sqlite_adapters()
         # What ensure_schema may do to the schema (see _migrate.prepare_schema); None: the backend's default.
         self._migrate: MigrateMode | None = migrate
         self._cache_size = cache_size
@@ -225,7 +223,7 @@ class Store:
     # -- BatchSink --------------------------------------------------------------------------------------------
 
     def describe(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return safe_url(self.engine.url)
 
     def is_transient(self, error: Exception) -> bool:
         # SchemaNotReadyError: the schema needs an upgrade someone has to run; hold the events until it is done.
@@ -264,9 +262,7 @@ class Store:
             if requests:
                 touched.update(self._write_requests(conn, requests, now_seconds, learned, locked=locked))
                 # A mention in a thread that already held a task is one of its follow-ups.
-                follow_up_rows.extend(
-                    self._follow_up_rows(requests, learned, now_seconds),
-                )
+                follow_up_rows.extend(self._follow_up_rows(requests, learned, now_seconds))
             if messages:
                 self._load_threads(conn, {m.thread_ts for m in messages}, learned)
                 follow_up_rows.extend(self._follow_up_rows(messages, learned, now_seconds))
@@ -420,7 +416,7 @@ class Store:
     ) -> set[int]:
         """Insert the tasks (each once), link what was waiting for them; returns the ids of the tasks, and adds
         those it locked to ``locked``."""
-        # Tuples in the order the statement names its columns (see __init__): no dict per row.
+        # Tuples in the order the statement names its columns (see __init__).
         rows: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         for r in requests:
             key = (r.team_id, r.channel_id, r.thread_ts)
@@ -456,9 +452,8 @@ class Store:
     def _threads_with_orphans(self, conn: Connection, threads: list[str]) -> set[str]:
         """Which of ``threads`` have rounds or outcomes waiting for their task. Few rows ever wait (a round recorded
         by another process just before the request was written), so the waiting rows are read whole and matched
-        here: looking each new task's thread up cost more than inserting the task (1.5 µs per imported line,
-        measured), nearly always to find nothing. Only if many are waiting (rounds of threads that will never hold a
-        task) are the threads looked up instead."""
+        here, one small query per table, rather than looking up every new task's thread to find nothing. Only if
+        many are waiting (rounds of threads that will never hold a task) are the threads looked up instead."""
         found: set[str] = set()
         wanted = set(threads)
         for table in (_assignments, _outcomes):
@@ -515,29 +510,26 @@ class Store:
         """Insert rounds, evaluations and outcomes; adds the tasks they belong to to ``touched`` and ``locked``
         (they are locked first); returns whether some belong to no known task yet."""
         orphans = False
-        # Tuples in the order the statements name their columns (see __init__): no dict per row.
+        # Tuples in the order the statements name their columns (see __init__).
         assignment_rows: list[tuple[Any, ...]] = []
         evaluation_rows: list[tuple[Any, ...]] = []
         outcome_rows: list[tuple[Any, ...]] = []
-        resolve = self._resolve
         for a in assignments:
-            task_id = resolve(learned, a.thread_ts, a.channel_id, a.team_id)
+            task_id = self._resolve(learned, a.thread_ts, a.channel_id, a.team_id)
             orphans = orphans or task_id is None
-            recorded_at = a.recorded_at  # seconds: the statements' processors format them (see _bulk)
-            assignment_id = a.id
             assignment_rows.append(
-                (assignment_id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, a.confidence, recorded_at,
+                (a.id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, a.confidence, a.recorded_at,
                  other_agents(a.evaluations, a.agent))
             )  # fmt: skip
-            evaluation_rows += [(assignment_id, agent, confidence) for agent, confidence in a.evaluations]
+            evaluation_rows += [(a.id, agent, confidence) for agent, confidence in a.evaluations]
             if a.agent is None:
                 # Nobody was confident enough: the round fails here and now, with no agent to run it.
                 outcome_rows.append(
-                    (assignment_id, task_id, a.team_id, a.channel_id, a.thread_ts, None, False, 0.0,
-                     a.unassigned_error, recorded_at, recorded_at)
+                    (a.id, task_id, a.team_id, a.channel_id, a.thread_ts, None, False, 0.0,
+                     a.unassigned_error, a.recorded_at, a.recorded_at)
                 )  # fmt: skip
         for o in outcomes:
-            task_id = resolve(learned, o.thread_ts, o.channel_id, o.team_id)
+            task_id = self._resolve(learned, o.thread_ts, o.channel_id, o.team_id)
             orphans = orphans or task_id is None
             outcome_rows.append(
                 (o.id, task_id, o.team_id, o.channel_id, o.thread_ts, o.agent, o.success, o.execution_time,
@@ -574,10 +566,8 @@ class Store:
             query = select(
                 _tasks.c.id, _tasks.c.team_id, _tasks.c.channel_id, _tasks.c.thread_ts, _tasks.c.request_ts
             ).where(among(conn, _tasks.c.thread_ts, chunk))
-            # Rows unpacked as tuples: a Row's attribute first misses on its type, an AttributeError made and dropped.
-            # .all(): one fetchall, where iterating the result fetches row by row.
-            for task_id, team_id, channel_id, thread_ts, request_ts in conn.execute(query).all():
-                found.setdefault(thread_ts, []).append(_new(_KnownTask, (task_id, team_id, channel_id, request_ts)))
+            for task_id, team_id, channel_id, thread_ts, request_ts in conn.execute(query):
+                found.setdefault(thread_ts, []).append(_KnownTask(task_id, team_id, channel_id, request_ts))
             for thread_ts, tasks in found.items():
                 learned[thread_ts] = tuple(tasks)
 
@@ -589,11 +579,6 @@ class Store:
         team_id: str | None,
     ) -> int | None:
         known = learned.get(thread_ts) or self._threads.get(thread_ts, ())
-        if len(known) == 1:  # the common case: one task in the thread
-            (task,) = known
-            if (channel_id is None or task.channel_id == channel_id) and (team_id is None or task.team_id == team_id):
-                return task.id
-            return None
         matches = [
             task
             for task in known
@@ -646,11 +631,17 @@ def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _Known
 
 def _bulk_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> Bulk:
     """An insert-or-ignore of many rows of ``columns`` (see :class:`~slack_tasklog.storage.bulk.Bulk`)."""
-    return Bulk(_insert_ignore(table, dialect.name), dialect, columns)
+    return Bulk(insert_ignore(table, dialect.name), dialect, columns)
 
 
-def _insert_ignore(table: Table, dialect: str) -> Insert:
-    """INSERT that skips rows whose key is already there, in each backend's own words."""
+def insert_ignore(table: Table, dialect: str) -> Insert:
+    """An INSERT into ``table`` that skips rows whose key is already there, in the words of the ``dialect`` named
+    (``conn.dialect.name``): what makes a write idempotent, whoever writes it twice.
+
+    Example::
+
+        conn.execute(insert_ignore(table, conn.dialect.name), [row])
+    """
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 

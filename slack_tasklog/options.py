@@ -1,0 +1,126 @@
+"""Checks for ``TaskLog``'s options, run when the object is made: a wrong option is refused at once, naming the
+option, what it got and what it accepts, instead of failing later inside the writer thread."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any, Literal, overload
+
+from sqlalchemy import Engine
+
+from slack_tasklog.durations import parse_duration
+
+__all__ = [
+    "check_bool",
+    "check_callable",
+    "check_choice",
+    "check_duration",
+    "check_engine",
+    "check_journal",
+    "check_optional_bool",
+    "check_optional_text",
+    "check_positive_int",
+    "check_seconds",
+    "check_text",
+    "check_user_ids",
+]
+
+
+def _refuse(name: str, value: object, accepts: str) -> TypeError:
+    return TypeError(f"TaskLog({name}=...) takes {accepts}, not {type(value).__name__} {value!r}")
+
+
+def check_bool(name: str, value: object) -> bool:
+    # Strings like "no" are truthy: refuse them rather than guess.
+    if not isinstance(value, bool):
+        raise _refuse(name, value, "True or False")
+    return value
+
+
+def check_optional_bool(name: str, value: object) -> bool | None:
+    return None if value is None else check_bool(name, value)
+
+
+def check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _refuse(name, value, "a whole number")
+    if value <= 0:
+        raise ValueError(f"TaskLog({name}=...) must be at least 1, not {value}")
+    return value
+
+
+def check_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _refuse(name, value, "a number of seconds")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"TaskLog({name}=...) must be a finite number of seconds, 0 or more, not {value!r}")
+    return float(value)
+
+
+def check_text(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise _refuse(name, value, "a string")
+    return value
+
+
+def check_optional_text(name: str, value: object) -> str | None:
+    return None if value is None else check_text(name, value)
+
+
+def check_callable(name: str, value: object) -> Callable[..., Any] | None:
+    if value is not None and not callable(value):
+        raise _refuse(name, value, "a function or None")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Iterable[str]) -> Any:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"TaskLog({name}=...) must be one of {', '.join(map(repr, choices))}, not {value!r}")
+    return value
+
+
+def check_engine(value: object) -> Engine | None:
+    if value is not None and not isinstance(value, Engine):
+        raise _refuse("engine", value, "a SQLAlchemy Engine (pass a URL as the first argument instead)")
+    return value
+
+
+def check_journal(value: object) -> bool | str | os.PathLike[str]:
+    if not isinstance(value, bool | str | os.PathLike):
+        raise _refuse("journal", value, "True, False or a folder path")
+    return value
+
+
+@overload
+def check_duration(name: str, value: object) -> timedelta | None: ...
+
+
+@overload
+def check_duration(name: str, value: object, *, optional: Literal[False]) -> timedelta: ...
+
+
+def check_duration(name: str, value: object, *, optional: bool = True) -> timedelta | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str | timedelta):
+        raise _refuse(name, value, 'a duration like "90d" or a timedelta')
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise ValueError(f"TaskLog({name}=...): {error}") from None
+
+
+def check_user_ids(name: str, value: object) -> Iterable[str] | str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, Iterable):
+        raise _refuse(name, value, "Slack user IDs (a list, or a comma-separated string)")
+    ids = list(value)
+    for user in ids:
+        if not isinstance(user, str):
+            raise _refuse(name, user, "Slack user IDs as strings")
+    return ids
