@@ -1,4 +1,11 @@
-"""What the request path hands to the background writer: one record per thing that happened.
+"""What the task log records: one event per thing that happened, handed from the request path to the writer.
+
+Public because observers see them (:meth:`slack_tasklog.TaskLog.add_observer`)::
+
+    from slack_tasklog.events import OutcomeRecorded
+
+    def count_failures(events):
+        failures.inc(sum(isinstance(e, OutcomeRecorded) and not e.success for e in events))
 
 Named tuples of plain values only (strings, numbers, booleans, None, tuples), so the journal can write them as they
 are and read them back in another process. Times are Unix seconds as floats; the writer turns them into datetimes.

@@ -54,6 +54,14 @@ PUBLIC = {
         "unique_ts",
     ],
     "slack_tasklog.integrations.prometheus": ["instrument"],
+    "slack_tasklog.events": [
+        "AssignmentRecorded",
+        "Event",
+        "MessageDeleted",
+        "MessageInThread",
+        "OutcomeRecorded",
+        "TaskRequested",
+    ],
 }
 
 
