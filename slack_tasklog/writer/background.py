@@ -221,8 +221,8 @@ class BackgroundWriter:
         started = self._thread is not None
         if self._committed >= target and (self._recovered or not started):
             return True
-        if not started or self._finished:
-            return False
+        if not started or self._finished or threading.current_thread() is self._thread:
+            return False  # nothing to wait for; or called by an observer, in the thread that would do the writing
         self._urgent.set()
         self._retry_now.set()
         self._wake.set()
