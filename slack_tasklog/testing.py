@@ -354,6 +354,10 @@ class FakeSlackAPI:
     is given, any other token fails with ``invalid_auth``. Faults are injected with
     :meth:`fail_next`, :meth:`rate_limit_next`, :meth:`delay` and :meth:`deny_channel`.
 
+    Socket Mode: set :attr:`socket_mode_url` to the ``ws://`` URL of a websocket server of
+    your own playing Slack's side, and ``apps.connections.open`` hands it to the client
+    (``SocketModeHandler(app, "xapp-…")`` with ``app``'s client pointed here).
+
     All public methods are thread-safe.
 
     Args:
@@ -393,6 +397,9 @@ class FakeSlackAPI:
         self.app_id = app_id
         self.valid_tokens = frozenset(valid_tokens) if valid_tokens is not None else None
         self._host = host
+        #: The URL ``apps.connections.open`` answers (Socket Mode), e.g. ``ws://127.0.0.1:8765/link/``; while it is
+        #: ``None`` the call fails with ``socket_mode_url_not_set``.
+        self.socket_mode_url: str | None = None
 
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -1088,7 +1095,15 @@ class FakeSlackAPI:
             "comments": [],
         }
 
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            url = self.socket_mode_url
+        if url is None:
+            return {"ok": False, "error": "socket_mode_url_not_set"}
+        return {"url": url}
+
     _METHODS: ClassVar[dict[str, Callable[[FakeSlackAPI, dict[str, Any]], dict[str, Any]]]] = {
+        "apps.connections.open": _apps_connections_open,
         "auth.test": _auth_test,
         "chat.postMessage": _chat_post_message,
         "chat.postEphemeral": _chat_post_ephemeral,
