@@ -12,7 +12,8 @@ Grammar::
     export [WINDOW] [--since DATE] [--until DATE] [--agent NAME]
     help
 
-    WINDOW  24h | 7d | 30d | 2w | all      (whole hours, days or weeks, "7 days" too; at most ten years)
+    WINDOW  24h | 7d | 30d | 2w | 3mo | all   (whole hours, days, weeks or 30-day months, "7 days" too; at most
+                                              ten years; a bare "m" is refused: minutes or months?)
     DATE    2024-01-15 | 2024-01-15T10:30 | 2024-01-15T10:30:00Z   (UTC unless an offset is given)
 
 Example::
@@ -53,10 +54,14 @@ __all__ = [
 
 #: Longer than any task log will be: anything beyond is a typo (``99999d``), not a question.
 MAX_WINDOW = timedelta(days=3660)
-_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-_UNIT_WORDS = "h|hrs?|hours?|d|days?|w|wks?|weeks?"
+# A month is 30 days, as in slack_tasklog.durations; a bare "m" (minutes or months?) is refused there and here.
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1), "mo": timedelta(days=30)}
+_NOUNS = {"h": "hour", "d": "day", "w": "week", "mo": "month"}
+_UNIT_WORDS = "h|hrs?|hours?|d|days?|w|wks?|weeks?|mos?|months?"
 _WINDOW = re.compile(rf"([0-9]{{1,7}})\s*({_UNIT_WORDS})")
-_UNIT_WORD = re.compile(_UNIT_WORDS, re.IGNORECASE)
+_AMBIGUOUS = re.compile(r"([0-9]{1,7})\s*m")
+# Joined to the number before them ("7 days" -> "7days"), so that the window's message names both words.
+_UNIT_WORD = re.compile(_UNIT_WORDS + "|m|mins?|minutes?", re.IGNORECASE)
 # Slack's clients "smarten" what people type: quotes become curly, and "--" an en or em dash.
 _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'"})
 _DASHED_OPTION = re.compile(r"(?:(?<=\s)|^)[\u2013\u2014](?=[a-z])")
@@ -77,14 +82,21 @@ class Window:
 
     @classmethod
     def parse(cls, text: str) -> Window:
-        """``"24h"``, ``"7d"``, ``"2w"``, ``"all"`` (any case). Raises ``ValueError`` with a readable reason."""
+        """``"24h"``, ``"7d"``, ``"2w"``, ``"3mo"``, ``"all"`` (any case). Raises ``ValueError`` with a readable
+        reason."""
         cleaned = text.strip().lower()
         if cleaned == "all":
             return cls("all", None)
         match = _WINDOW.fullmatch(cleaned)
         if match is None:
-            raise ValueError(f"{text!r} is not a window: use a number of hours, days or weeks (24h, 7d, 2w) or all")
-        count, unit = int(match.group(1)), match.group(2)[0]
+            ambiguous = _AMBIGUOUS.fullmatch(cleaned)
+            if ambiguous is not None:
+                count = ambiguous.group(1)
+                raise ValueError(f"'{count}m' is ambiguous: write {count}mo for months, or use hours, days or weeks")
+            raise ValueError(
+                f"{text!r} is not a window: use a number of hours, days, weeks or months (24h, 7d, 2w, 3mo) or all"
+            )
+        count, unit = int(match.group(1)), _unit(match.group(2))
         if count == 0:
             raise ValueError(f"{text!r} is an empty window: use at least 1{unit}")
         span = count * _UNITS[unit]
@@ -96,9 +108,14 @@ class Window:
         """``"the last 7 days"``, ``"all time"``."""
         if self.span is None:
             return "all time"
-        count, unit = int(self.text[:-1]), self.text[-1]
-        noun = {"h": "hour", "d": "day", "w": "week"}[unit]
+        digits = self.text.rstrip("hdwmo")
+        count, noun = int(digits), _NOUNS[self.text[len(digits) :]]
         return f"the last {noun}" if count == 1 else f"the last {count} {noun}s"
+
+
+def _unit(word: str) -> str:
+    """``"months"`` -> ``"mo"``, ``"days"`` -> ``"d"``: the unit as a window's text writes it."""
+    return "mo" if word.startswith("mo") else word[0]
 
 
 #: What ``stats`` and ``export`` cover when no window or date is given.
@@ -209,7 +226,7 @@ def _minute(value: datetime) -> str:
 
 # click >= 8.2 types ParamType as a generic; subscripting it would break click 8.1 at import time.
 class WindowParam(click.ParamType):  # type: ignore[type-arg]
-    """A click type for ``WINDOW``: ``24h``, ``7d``, ``2w``, ``all``."""
+    """A click type for ``WINDOW``: ``24h``, ``7d``, ``2w``, ``3mo``, ``all``."""
 
     name = "window"
 

@@ -171,3 +171,21 @@ def test_any_text_parses_or_says_why(text: str) -> None:
 )  # fmt: skip
 def test_command_shaped_text_parses_or_says_why(words: list[str]) -> None:
     parses_or_says_why(" ".join(words))
+
+
+@pytest.mark.parametrize("text", ["stats 6m", "export 6M", "stats 6 m"])
+def test_a_bare_m_is_ambiguous(text: str) -> None:
+    # Minutes or months? Say so, rather than "not a window" or a guess.
+    with pytest.raises(CommandSyntaxError, match="'6m' is ambiguous: write 6mo for months"):
+        parse_command(text)
+
+
+def test_months_are_30_days() -> None:
+    assert parse_command("stats 3mo") == StatsRequest(window=Window("3mo", timedelta(days=90)))
+    assert parse_command("stats 2 months") == StatsRequest(window=Window("2mo", timedelta(days=60)))
+    assert Window.parse("1 month").describe() == "the last month"
+    assert Window.parse("6mo").describe() == "the last 6 months"
+    with pytest.raises(ValueError, match="longer than ten years"):
+        Window.parse("130mo")
+    with pytest.raises(CommandSyntaxError, match="'30min' is not a window"):
+        parse_command("stats 30min")
