@@ -11,7 +11,7 @@ from typing import Any, Literal, overload
 
 from sqlalchemy import Engine
 
-from slack_tasklog.durations import parse_duration
+from slack_tasklog.durations import parse_duration, parse_retention
 
 __all__ = [
     "check_bool",
@@ -109,7 +109,7 @@ def check_duration(name: str, value: object, *, optional: bool = True) -> timede
     if not isinstance(value, str | timedelta):
         raise _refuse(name, value, 'a duration like "90d" or a timedelta')
     try:
-        return parse_duration(value)
+        return parse_retention(value) if name == "retention" else parse_duration(value)
     except ValueError as error:
         raise ValueError(f"TaskLog({name}=...): {error}") from None
 

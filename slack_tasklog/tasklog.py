@@ -130,7 +130,8 @@ class TaskLog(Tracking):
         redact: applied to every request and follow-up text before it is stored or journaled (return the text to
             keep, or None to keep none); if it raises, no text is kept. Example: ``redact=scrub_emails``.
         store_text: False stores no request or follow-up text at all (only who, when, which agent, the outcome).
-        retention: delete tasks older than this (``"90d"`` or a ``timedelta``) once an hour, from the writer.
+        retention: delete tasks older than this (``"90d"``, ``"6mo"`` or a ``timedelta``; a text under a day is
+            refused as a likely slip) once an hour, from the writer.
         admins: Slack user IDs who may always export with ``/tasklog`` (and see its stats when
             ``stats_access="admins"``); default ``$TASKLOG_ADMINS`` (comma-separated).
         workspace_admins: also let the workspace's admins and owners export (``users.info``, cached 10 minutes).

@@ -41,6 +41,8 @@ def url(tmp_path: Path) -> str:
         ("engine", "sqlite:///w.db", TypeError),
         ("retention", 90, TypeError),
         ("retention", "ninety days", ValueError),
+        ("retention", "6m", ValueError),  # six minutes or six months? Neither is guessed
+        ("retention", "12h", ValueError),  # under a day: a slip would delete tasks still in progress
         ("journal", 1, TypeError),
         ("unassigned_error", None, TypeError),
         ("stats_access", "all", ValueError),
