@@ -47,16 +47,17 @@ with the same thread ts in different channels or workspaces (Slack ts are unique
 threads start in the same microsecond) share a trace. :func:`task_context` gives the bot the same root, to hang its
 own spans (an LLM call, a tool) in the task's trace.
 
-Nothing here runs on the request path: spans are made in the writer thread (:meth:`~slack_tasklog.TaskLog.add_observer`)
-once each batch is committed, back-dated to the recorded times, and handed to the tracer provider's span processors.
-Export is theirs: use the SDK's ``BatchSpanProcessor``, which queues spans in a bounded queue (2048 by default,
-``OTEL_BSP_MAX_QUEUE_SIZE``) and exports from a thread of its own; when the collector is slow or down it drops spans
-once the queue is full (logged, and counted in ``otel.sdk.processor.span.processed{error.type="queue_full"}`` with
-``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``), so it costs bounded memory and never delays the task log, whose
-events are committed before any span is made. (A ``SimpleSpanProcessor`` exports in the calling thread: with a network
-exporter it would hold up the writer; keep it for tests.) Resolving whether a thread message opens a task or
-follows one up needs the database: at most one indexed read per batch, by the writer, for messages in threads this
-process has not seen yet. A failure here is logged, at most once a minute, and never raises into the bot.
+Nothing here runs on the request path: spans are made in the writer thread
+(:meth:`~slack_tasklog.TaskLog.add_observer`) once each batch is committed, back-dated to the recorded times, and
+handed to the tracer provider's span processors. Export is theirs: use the SDK's ``BatchSpanProcessor``, which
+queues spans in a bounded queue (2048 by default, ``OTEL_BSP_MAX_QUEUE_SIZE``) and exports from a thread of its own;
+when the collector is slow or down it drops spans once the queue is full (logged, and on recent SDKs counted in
+``otel.sdk.processor.span.processed{error.type="queue_full"}`` with ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``),
+so it costs bounded memory and never delays the task log, whose events are committed before any span is made. (A
+``SimpleSpanProcessor`` exports in the calling thread: with a network exporter it would hold up the writer, and
+``flush()`` with it; keep it for tests.) Resolving whether a thread message opens a task or follows one up needs the
+database: at most one indexed read per batch, by the writer, for messages in threads this process has not seen yet.
+A failure here is logged, at most once a minute, and never raises into the bot.
 
 Sampling: the root is sampled by the provider's sampler on the derived trace id, and rounds, runs and follow-ups
 ask that sampler about the same trace id, so a ``TraceIdRatioBased`` sampler keeps or drops a task's spans together
@@ -80,7 +81,7 @@ from slack_tasklog.logs import RateLimitedLog
 if TYPE_CHECKING:
     from slack_tasklog.tasklog import TaskLog
 
-__all__ = ["instrument", "task_context"]
+__all__ = ["instrument", "task_context", "task_ids"]
 
 _SCOPE = "slack_tasklog.integrations.otel"
 _NAMESPACE = b"slack_tasklog/otel/v1\0"
@@ -107,7 +108,8 @@ def _digest(*parts: str) -> bytes:
 
 def task_ids(thread_ts: str) -> tuple[int, int]:
     """The trace id and the root span id of the task in thread ``thread_ts`` (never 0, which OpenTelemetry
-    reserves for "invalid")."""
+    reserves for "invalid"): ``format(task_ids(thread_ts)[0], "032x")`` is the trace id to look up in Jaeger or
+    Tempo."""
     digest = _digest("task", thread_ts)
     return int.from_bytes(digest[:16], "big") or 1, int.from_bytes(digest[16:24], "big") or 1
 
