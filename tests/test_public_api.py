@@ -54,6 +54,7 @@ PUBLIC = {
         "unique_ts",
     ],
     "slack_tasklog.integrations.prometheus": ["instrument"],
+    "slack_tasklog.integrations.otel": ["instrument", "task_context", "task_ids"],
     "slack_tasklog.events": [
         "AssignmentRecorded",
         "Event",
