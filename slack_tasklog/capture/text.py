@@ -1,8 +1,14 @@
 """What request and follow-up texts are kept: ``TaskLog(store_text=..., redact=...)``, applied before anything is
-queued or journaled, so a text that is not to be kept never reaches the disk."""
+queued or journaled, so a text that is not to be kept never reaches the disk.
+
+Every text kept is made storable first, whatever Unicode it holds: Slack's JSON may carry a lone surrogate
+(``"\\ud800"``), which no database encodes, or a NUL, which PostgreSQL refuses. Either would cost the whole event on
+some backends; :func:`storable` makes the text the same on all of them instead.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,9 +16,23 @@ from slack_tasklog.capture.rules import CapturedMessage
 from slack_tasklog.events import MessageDeleted
 from slack_tasklog.logs import RateLimitedLog
 
-__all__ = ["TextPolicy"]
+__all__ = ["TextPolicy", "storable"]
 
 _redact_failures = RateLimitedLog()
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as every backend stores it: NULs removed, a lone surrogate replaced by U+FFFD (two halves of a
+    pair that met in a Python string become their character). The text itself when there is nothing to change.
+
+    >>> storable("a\\x00b \\ud800 \\ud83d\\ude00")
+    'ab \\ufffd 😀'
+    """
+    if _UNSTORABLE.search(text) is None:
+        return text
+    text = text.replace("\x00", "")
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 @dataclass(frozen=True)
@@ -27,13 +47,26 @@ class TextPolicy:
             return message
         if not self.store_text:
             return message._replace(text=None)
-        if self.redact is None:
-            return message
+        text = storable(message.text)
+        kept = text if self.redact is None else self._redacted(text)
+        return message if kept is message.text else message._replace(text=kept)
+
+    def _redacted(self, text: str) -> str | None:
+        assert self.redact is not None
         try:
-            text = self.redact(message.text)
+            kept: object = self.redact(text)
         except Exception:
             _redact_failures.warning(
                 "redact", "slack_tasklog: the redact function raised; the text was not stored", exc_info=True
             )
-            text = None
-        return message._replace(text=text)
+            return None
+        if kept is None:
+            return None
+        if not isinstance(kept, str):
+            _redact_failures.warning(
+                "redact type",
+                "slack_tasklog: the redact function returned %s, not a str or None; the text was not stored",
+                type(kept).__name__,
+            )
+            return None
+        return storable(kept)
