@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ SCOPES = {
     "channels:history",
     "groups:history",
     "im:history",
+    "mpim:history",
     "chat:write",
     "commands",
     "files:write",
@@ -26,7 +28,10 @@ SCOPES = {
 }
 # What the orchestrator and the GitHub bot said, and the channel chatter: never in the log.
 NOT_TASKS = ("is on it", "could not finish", "no agent is confident", "Draft ready", "PR #482", "Deploy of", "lunch")
-BOT_EVENTS = {"app_mention", "app_home_opened", "message.channels", "message.groups", "message.im"}
+BOT_EVENTS = {"app_mention", "app_home_opened", "message.channels", "message.groups", "message.im", "message.mpim"}
+# Commented out in the manifest, for the user who adds a Bolt Assistant to uncomment.
+ASSISTANT_SCOPES = {"assistant:write"}
+ASSISTANT_EVENTS = {"assistant_thread_started", "assistant_thread_context_changed"}
 
 # The script's requests, by their first words: (user, assigned agent, success, follow-ups, attempts).
 EXPECTED = {
@@ -190,5 +195,23 @@ def test_manifest_parses() -> None:
     settings = manifest["settings"]
     assert set(settings["event_subscriptions"]["bot_events"]) == BOT_EVENTS
     assert settings["socket_mode_enabled"] is True
-    assert settings["interactivity"]["is_enabled"] is True
+    assert "interactivity" not in settings  # nothing uses buttons or modals
     assert settings["org_deploy_enabled"] is False
+    assert "assistant_view" not in manifest["features"]
+
+
+def opted_in_to_the_assistant(text: str) -> str:
+    """The manifest with its commented Assistant lines uncommented, as its comment tells the user to do."""
+    return re.sub(r"^(\s*)# (?=- assistant|assistant_view:|  assistant_description:)", r"\1", text, flags=re.MULTILINE)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("yaml") is None, reason="PyYAML is not installed")
+def test_the_manifest_opts_into_the_assistant_by_uncommenting_its_lines() -> None:
+    import yaml
+
+    manifest: dict[str, Any] = yaml.safe_load(opted_in_to_the_assistant(MANIFEST.read_text(encoding="utf-8")))
+
+    assert manifest["features"]["assistant_view"]["assistant_description"]
+    assert manifest["features"]["bot_user"]["display_name"]
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == SCOPES | ASSISTANT_SCOPES
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == BOT_EVENTS | ASSISTANT_EVENTS

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import importlib.util
 import json
 import socket
+import sys
 import threading
+import types
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,16 +178,8 @@ def api_gateway_event(body: dict[str, Any], *, version: str = "2.0", base64_body
     }
 
 
-@contextlib.contextmanager
-def boto3_available() -> Iterator[None]:
+def ensure_boto3_importable() -> None:
     """Bolt's Lambda adapter imports boto3 (for lazy listeners, which the examples do not use). Lambda's Python
-    runtime ships it; where it is not installed, stand in an empty module while the adapter is imported."""
-    import importlib.util
-    import sys
-    import types
-
-    if importlib.util.find_spec("boto3") is not None or "boto3" in sys.modules:
-        yield
-        return
-    sys.modules["boto3"] = types.ModuleType("boto3")
-    yield
+    runtime ships it; where it is not installed, an empty module stands in so that the adapter can be imported."""
+    if "boto3" not in sys.modules and importlib.util.find_spec("boto3") is None:
+        sys.modules["boto3"] = types.ModuleType("boto3")
