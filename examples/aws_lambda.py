@@ -12,9 +12,10 @@ handler set to ``aws_lambda.handler``, an API Gateway route ``POST /slack/events
     SLACK_BOT_TOKEN=xoxb-...  SLACK_SIGNING_SECRET=...
     TASKLOG_DATABASE_URL=postgresql+psycopg://user:password@host/db
 
-Slack retries an event it got no answer to within 3 seconds; the task log records each message once whatever Slack
-redelivers. Nothing is built at import: the app and its ``TaskLog`` are made on the first invocation and reused by
-the warm sandbox.
+Slack redelivers an event it got no answer to within 3 seconds, to another sandbox while the first is still at work:
+the listener leaves redeliveries alone, and the task log records each message once whatever Slack redelivers.
+Nothing is built at import: the app and its ``TaskLog`` are made on the first invocation and reused by the warm
+sandbox.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from slack_bolt import App, Say
+from slack_bolt import App, BoltRequest, Say
 from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_tasklog import TaskLog
@@ -66,7 +67,9 @@ def build_app(tasklog: TaskLog, client: WebClient | None = None) -> App:
     agents = {name: Agent(name) for name in AGENTS}
 
     @app.event("app_mention")
-    def on_mention(event: dict[str, Any], say: Say) -> None:
+    def on_mention(event: dict[str, Any], say: Say, request: BoltRequest) -> None:
+        if request.headers.get("x-slack-retry-num"):
+            return  # a redelivery: the first delivery is being (or was) handled
         thread_ts = event.get("thread_ts") or event["ts"]
         text = event.get("text", "")
         assigned = check_and_assign(thread_ts, {name: evaluate(name, text) for name in agents})

@@ -142,12 +142,15 @@ class LambdaContext:
         return 3000
 
 
-def api_gateway_event(body: dict[str, Any], *, version: str = "2.0", base64_body: bool = True) -> dict[str, Any]:
+def api_gateway_event(
+    body: dict[str, Any], *, version: str = "2.0", base64_body: bool = True, retry_num: int | None = None
+) -> dict[str, Any]:
     """A signed Slack request as API Gateway hands it to the function: an HTTP API (payload format 2.0, the body
-    base64-encoded as API Gateway does for most content types) or a REST API (1.0) event."""
+    base64-encoded as API Gateway does for most content types) or a REST API (1.0) event. ``retry_num``: Slack's
+    redelivery of a request it got no answer to in time."""
     raw = json.dumps(body)
     headers = {"host": "abc123.execute-api.eu-west-1.amazonaws.com", "user-agent": "Slackbot 1.0"}
-    headers.update(signed_headers(raw))
+    headers.update(signed_headers(raw, retry_num=retry_num, retry_reason="http_timeout" if retry_num else None))
     encoded = base64.b64encode(raw.encode()).decode() if base64_body else raw
     if version == "2.0":
         return {

@@ -136,12 +136,12 @@ class FrozenSandbox:
             )
         self.frozen = False
 
-    def invoke(self, body: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, body: dict[str, Any], retry_num: int | None = None) -> dict[str, Any]:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
         if self.frozen:
             os.kill(self.process.pid, signal.SIGCONT)
-        self.process.stdin.write(json.dumps(api_gateway_event(body)) + "\n")
+        self.process.stdin.write(json.dumps(api_gateway_event(body, retry_num=retry_num)) + "\n")
         self.process.stdin.flush()
         ready, _, _ = select.select([self.process.stdout], [], [], 60)
         line = self.process.stdout.readline() if ready else ""
@@ -182,10 +182,14 @@ def sorted_state(state: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tupl
     return {name: sorted(rows, key=repr) for name, rows in state.items()}
 
 
-# Four invocations, and what the database holds once each has returned (and the sandbox is frozen).
-INVOCATIONS: list[tuple[dict[str, Any], dict[str, list[tuple[Any, ...]]]]] = [
+DRAFT = event_body(app_mention("draft the post-mortem", ts=R3))
+
+# Five invocations (the last one Slack's redelivery of the fourth), and what the database holds once each has
+# returned and the sandbox is frozen.
+INVOCATIONS: list[tuple[dict[str, Any], int | None, dict[str, list[tuple[Any, ...]]]]] = [
     (
         event_body(app_mention("research Lambda cold starts", ts=R1)),
+        None,
         {
             "tasks": [(R1, "research Lambda cold starts")],
             "rounds": [(R1, "Researcher")],
@@ -195,6 +199,7 @@ INVOCATIONS: list[tuple[dict[str, Any], dict[str, list[tuple[Any, ...]]]]] = [
     ),
     (
         event_body(app_mention("what's the weather?", ts=R2)),
+        None,
         {
             "tasks": [(R1, "research Lambda cold starts"), (R2, "what's the weather?")],
             "rounds": [(R1, "Researcher"), (R2, None)],
@@ -204,6 +209,7 @@ INVOCATIONS: list[tuple[dict[str, Any], dict[str, list[tuple[Any, ...]]]]] = [
     ),
     (
         event_body(message("and compare them with Cloud Run", ts="1700000050.000100", thread_ts=R1)),
+        None,
         {
             "tasks": [(R1, "research Lambda cold starts"), (R2, "what's the weather?")],
             "rounds": [(R1, "Researcher"), (R2, None)],
@@ -211,15 +217,23 @@ INVOCATIONS: list[tuple[dict[str, Any], dict[str, list[tuple[Any, ...]]]]] = [
             "follow_ups": [("1700000050.000100", "and compare them with Cloud Run")],
         },
     ),
-    (
-        event_body(app_mention("draft the post-mortem", ts=R3)),
-        {
-            "tasks": [(R1, "research Lambda cold starts"), (R2, "what's the weather?"), (R3, "draft the post-mortem")],
-            "rounds": [(R1, "Researcher"), (R2, None), (R3, "Writer")],
-            "outcomes": [(R1, "Researcher", True), (R2, None, False), (R3, "Writer", True)],
-            "follow_ups": [("1700000050.000100", "and compare them with Cloud Run")],
-        },
-    ),
+    *[
+        (
+            DRAFT,
+            retry_num,
+            {
+                "tasks": [
+                    (R1, "research Lambda cold starts"),
+                    (R2, "what's the weather?"),
+                    (R3, "draft the post-mortem"),
+                ],
+                "rounds": [(R1, "Researcher"), (R2, None), (R3, "Writer")],
+                "outcomes": [(R1, "Researcher", True), (R2, None, False), (R3, "Writer", True)],
+                "follow_ups": [("1700000050.000100", "and compare them with Cloud Run")],
+            },
+        )
+        for retry_num in (None, 1)
+    ],
 ]
 
 
@@ -246,14 +260,14 @@ def test_a_sandbox_frozen_when_the_handler_returns_has_written_every_event_exact
 ) -> None:
     sandbox = FrozenSandbox(shared_database, api, tmp_path / "sandbox")
     try:
-        for body, expected in INVOCATIONS:
-            assert sandbox.invoke(body)["statusCode"] == 200
+        for body, retry_num, expected in INVOCATIONS:
+            assert sandbox.invoke(body, retry_num)["statusCode"] == 200
             # Frozen: no thread of the sandbox runs now, yet everything the invocation recorded is in the database.
             assert sorted_state(stored(shared_database)) == sorted_state(expected)
     finally:
         sandbox.kill()
     # Recycled: still exactly what was recorded, once.
-    assert sorted_state(stored(shared_database)) == sorted_state(INVOCATIONS[-1][1])
+    assert sorted_state(stored(shared_database)) == sorted_state(INVOCATIONS[-1][2])
     assert len(api.calls_to("chat.postMessage")) == 3
 
 
@@ -268,7 +282,7 @@ def test_negative_control_without_write_through_the_frozen_sandbox_loses_events(
     migrate_to_head(url)
     sandbox = FrozenSandbox(url, api, tmp_path / "sandbox", write_through=False)
     try:
-        body, expected = INVOCATIONS[0]
+        body, _, expected = INVOCATIONS[0]
         assert sandbox.invoke(body)["statusCode"] == 200
         frozen_state = stored(url)
     finally:
