@@ -164,7 +164,8 @@ class BackgroundWriter:
             return False
         if self._thread is None:
             self._start()
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes a lock even when already set; the writer clears it, then drains
+            self._wake.set()
         return True
 
     def _spill_event(self, index: int, event: Event) -> bool:
@@ -272,11 +273,11 @@ class BackgroundWriter:
                 # Cleared before draining: an event queued from here on sets it again, one queued before is drained.
                 self._wake.clear()
                 self._urgent.clear()
+                drained = self._guarded(self._drain)
                 if self._stopping.is_set():
                     self._guarded(self._drain)  # once more: what arrived while the last batch was written
-                    self._guarded(self._drain)
                     return
-                if not self._guarded(self._drain):
+                if not drained:
                     # Try again after a pause that grows while the error repeats, rather than at the next event.
                     self._retry_now.wait(backoff)
                     self._retry_now.clear()

@@ -132,7 +132,8 @@ class Journal:
         if segment is None or segment.size + len(record) > self.segment_bytes:
             segment = self._segment_with_room()
             if segment is None:
-                self.failures += not self.disabled
+                if not self.disabled:  # broken: counted, and logged when it broke
+                    self.failures += 1
                 return False
         if self._bytes + len(record) > self.max_bytes:
             return self._failed(f"it is full, at {self.max_bytes} bytes")
