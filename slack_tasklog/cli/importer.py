@@ -20,7 +20,9 @@ import hashlib
 import itertools
 import json
 import marshal
+import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -153,6 +155,7 @@ def fewer_collections(threshold: int = 10_000) -> Iterator[None]:
 @dataclass
 class _Batch:
     events: list[Event]
+    numbers: list[int]  # each event's line number
     lines: int
     size: int  # bytes
     skipped: int
@@ -162,20 +165,57 @@ class _Batch:
 def _write_batches(batches: Iterable[_Batch], store: Store, progress: Callable[[int], None] | None) -> ImportReport:
     report = ImportReport()
     for batch in batches:
-        if batch.events:
-            store.write(batch.events)
+        refused: list[tuple[int, str]] = []
+        written = _write(store, batch.events, batch.numbers, refused) if batch.events else 0
         report.lines += batch.lines
-        report.events += len(batch.events)
-        report.skipped += batch.skipped
-        report.problems.extend(batch.problems[: _MAX_REPORTED - len(report.problems)])
+        report.events += written
+        report.skipped += batch.skipped + len(refused)
+        problems = sorted(batch.problems + refused)
+        report.problems.extend(problems[: _MAX_REPORTED - len(report.problems)])
         if progress is not None:
             progress(batch.size)
     return report
 
 
+def _write(store: Store, events: list[Event], numbers: list[int], refused: list[tuple[int, str]]) -> int:
+    """Write ``events``; if the database refuses a value in them, write the halves, down to the lines it refuses
+    (added to ``refused`` with the database's reason). Returns how many were written. Any other failure (the
+    database is down) raises."""
+    try:
+        store.write(events)
+    except Exception as error:
+        if not _refused(error):
+            raise
+        if len(events) == 1:
+            refused.append((numbers[0], f"the database refused it: {_first_line(error)}"))
+            return 0
+        half = len(events) // 2
+        return _write(store, events[:half], numbers[:half], refused) + _write(
+            store, events[half:], numbers[half:], refused
+        )
+    return len(events)
+
+
+def _refused(error: Exception) -> bool:
+    """Whether ``error`` is the database (or its driver) refusing a value, not failing: worth finding the line."""
+    from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+
+    if isinstance(error, DataError | IntegrityError):
+        return True
+    if isinstance(error, StatementError) and not isinstance(error, DBAPIError):
+        return True  # a value the statement could not convert before sending it
+    return isinstance(error, ValueError | OverflowError | UnicodeError)
+
+
+def _first_line(error: Exception) -> str:
+    # SQLAlchemy adds the statement and a link on lines of their own; "(psycopg.errors.X) " is noise here.
+    line = str(getattr(error, "orig", None) or error).strip().split("\n", 1)[0]
+    return line[:200] or type(error).__name__
+
+
 def _batches(lines: Iterable[bytes], team_id: str, unassigned_error: str, legacy: bool) -> Iterator[_Batch]:
     """The events of ``lines`` in batches of ``_BATCH``, with what could not be read (the first thousand)."""
-    batch = _Batch([], 0, 0, 0, [])
+    batch = _Batch([], [], 0, 0, 0, [])
     reported = 0
     for number, raw in enumerate(lines, start=1):
         batch.lines += 1
@@ -191,9 +231,10 @@ def _batches(lines: Iterable[bytes], team_id: str, unassigned_error: str, legacy
         if event is None:
             continue
         batch.events.append(event)
+        batch.numbers.append(number)
         if len(batch.events) >= _BATCH:
             yield batch
-            batch = _Batch([], 0, 0, 0, [])
+            batch = _Batch([], [], 0, 0, 0, [])
     if batch.lines:
         yield batch
 
@@ -225,9 +266,12 @@ def _parse_to_stdout() -> None:
                     # Events as plain tuples, by kind: marshal takes no tuple subclasses, and is several times
                     # faster than pickle both ways. Store.write takes each kind apart anyway, in the order given.
                     by_kind: dict[str, list[tuple[Any, ...]]] = {}
-                    for event in batch.events:
-                        by_kind.setdefault(type(event).__name__, []).append(tuple(event))
-                    send((_BATCH_MESSAGE, batch.lines, batch.size, batch.skipped, batch.problems, by_kind))
+                    numbers: dict[str, list[int]] = {}  # their line numbers, in the same order
+                    for event, number in zip(batch.events, batch.numbers, strict=True):
+                        kind = type(event).__name__
+                        by_kind.setdefault(kind, []).append(tuple(event))
+                        numbers.setdefault(kind, []).append(number)
+                    send((_BATCH_MESSAGE, batch.lines, batch.size, batch.skipped, batch.problems, by_kind, numbers))
         except OSError as error:
             send((_ERROR_MESSAGE, f"{type(error).__name__}: {error}"))
         else:
@@ -250,11 +294,13 @@ def _received(stream: IO[bytes]) -> Iterator[_Batch]:
             return
         if message[0] == _ERROR_MESSAGE:
             raise ImportParserError(f"the parser process failed: {message[1]}")
-        _, lines, size, skipped, problems, by_kind = message
+        _, lines, size, skipped, problems, by_kind, numbers = message
         events: list[Event] = []
+        event_numbers: list[int] = []
         for kind, records in by_kind.items():
             events.extend(map(functools.partial(new, EVENT_CLASSES[kind]), records))
-        yield _Batch(events, lines, size, skipped, [tuple(problem) for problem in problems])
+            event_numbers.extend(numbers[kind])
+        yield _Batch(events, event_numbers, lines, size, skipped, [tuple(problem) for problem in problems])
 
 
 class ImportParserError(RuntimeError):
@@ -279,16 +325,34 @@ def parse_line(
         data = _decode(text)
     except ValueError as error:  # UnicodeDecodeError included
         raise ValueError(f"not JSON: {error}") from None
+    except RecursionError:
+        raise ValueError("not JSON this import reads: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
+        raise ValueError("a \\ud800-\\udfff escape that is half of a character (a lone surrogate) is not text")
     kind = data.get("event_type")
     convert = _APPROACH_1.get(kind) if isinstance(kind, str) else None
     if convert is None:
         raise ValueError(f"unknown event_type {kind!r}")
     try:
         return convert(data, team_id, unassigned_error, _legacy_identity if legacy_ids else _identity)
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError) as error:  # OverflowError: a time beyond year 1 or 9999
         raise ValueError(f"{kind}: {_why(error)}") from None
+    except RecursionError:
+        raise ValueError(f"{kind}: nested too deeply") from None
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    """Whether a string in ``data`` holds a lone surrogate (valid JSON, but no text a database can store)."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def import_journal(path: Path, store: Store) -> ImportReport:
@@ -395,7 +459,7 @@ def _evaluations(data: dict[str, Any], team_id: str, unassigned_error: str, iden
     confidence = data.get("max_confidence")
     if agent is None:
         confidence = None
-    elif not isinstance(confidence, int | float) or isinstance(confidence, bool):
+    elif not isinstance(confidence, int | float) or isinstance(confidence, bool) or not math.isfinite(confidence):
         confidence = dict(evaluations).get(agent)
     when = _when(data)
     return AssignmentRecorded(
@@ -417,8 +481,12 @@ def _task_complete(data: dict[str, Any], team_id: str, _: str, identity: _Identi
     if not isinstance(success, bool):
         raise ValueError("success must be true or false")
     execution_time = data.get("execution_time", 0.0)
-    if not isinstance(execution_time, int | float) or isinstance(execution_time, bool) or execution_time < 0:
-        raise ValueError("execution_time must be a number of seconds")
+    if (
+        not isinstance(execution_time, int | float)
+        or isinstance(execution_time, bool)
+        or not 0 <= execution_time <= _MAX_EXECUTION_TIME  # False for NaN too
+    ):
+        raise ValueError("execution_time must be a number of seconds, at most a year (not NaN or Infinity)")
     error = data.get("error_message", data.get("error"))
     finished = _when(data)
     return OutcomeRecorded(
@@ -434,6 +502,9 @@ def _task_complete(data: dict[str, Any], team_id: str, _: str, identity: _Identi
         finished_at=finished,
     )
 
+
+# Longer is a unit mistake (milliseconds?) or garbage; and a start time must stay a time a database can hold.
+_MAX_EXECUTION_TIME = 365 * 86_400
 
 _APPROACH_1: dict[str, Callable[[dict[str, Any], str, str, _Identity], Event]] = {
     "task_request": _task_request,

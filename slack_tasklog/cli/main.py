@@ -1,25 +1,30 @@
 """The ``slack-tasklog`` command: a ``click`` group of small commands.
 
-Every command fails the same way: one line on stderr (``Error: ...``) and exit status 1, never a traceback; the
-traceback goes to the ``slack_tasklog`` logger at debug level.
+Every command fails the same way: one line on stderr (``Error: ...``), never a traceback (it goes to the
+``slack_tasklog`` logger at debug level). Exit status 2 for what was typed (an option, a URL, a path, no --yes where
+nobody can be asked), 1 for what went wrong running it (the database, a file).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from slack_tasklog._version import __version__
-from slack_tasklog.logs import logger
+from slack_tasklog.logs import logger, safe_url
 from slack_tasklog.slack.grammar import export_params, stats_params
 from slack_tasklog.tasklog import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import URL, Engine
 
 __all__ = ["main"]
 
@@ -32,32 +37,96 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            error.ctx = None  # one line, "Error: ...", without the usage block (-h shows it)
+            raise
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click's own: already one line (or a deliberate exit)
         except Exception as error:
             logger.debug("slack-tasklog: command failed", exc_info=True)
-            raise click.ClickException(_one_line(error)) from error
+            raise click.ClickException(_explain(error, ctx.meta.get(_URL))) from error
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Where a command's --database-url is kept for the error messages (click shares ``meta`` with the parent contexts).
+_URL = "slack_tasklog.database_url"
+_URL_EXAMPLES = "sqlite:///PATH, postgresql+psycopg://USER@HOST/DB or mysql+pymysql://USER@HOST/DB"
 
 
 def database_url_option(func: F) -> F:
-    """``--database-url``, shared by every command that opens the task log."""
+    """``--database-url``, shared by every command that opens the task log; a URL SQLAlchemy cannot use is a usage
+    error with advice (exit status 2)."""
     return click.option(
         "--database-url",
         metavar="URL",
         envvar="TASKLOG_DATABASE_URL",
         default=DEFAULT_DATABASE_URL,
         show_default=True,
+        callback=_check_url,
         help="The task log's database (SQLAlchemy URL); also read from $TASKLOG_DATABASE_URL.",
     )(func)
+
+
+def _check_url(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    ctx.meta[_URL] = _database_url(value)
+    return value
+
+
+def _database_url(value: str) -> URL:
+    """``value`` as a URL SQLAlchemy has a dialect for; ``click.BadParameter`` saying what to write instead. The
+    value is never repeated whole: it may hold a password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise click.BadParameter(f"not a database URL: write {_URL_EXAMPLES}") from None
+    backend = url.get_backend_name()
+    if backend == "postgres":  # Heroku's and libpq's spelling; SQLAlchemy dropped it
+        fixed = safe_url(url.set(drivername="postgresql+psycopg"))
+        raise click.BadParameter(f"{url.drivername}:// is not SQLAlchemy's spelling: use {fixed}")
+    try:
+        url.get_dialect()  # the dialect only: a missing driver is reported, with its extra, when connecting
+    except NoSuchModuleError:
+        raise click.BadParameter(f"no database type {backend!r}: write {_URL_EXAMPLES}") from None
+    return url
 
 
 def _one_line(error: BaseException) -> str:
     """``str(error)``'s first line (database errors add the SQL and a link below it), or the type's name."""
     text = str(error).strip().split("\n", 1)[0][:_MAX_ERROR]
     return text or type(error).__name__
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL (``file:`` URIs too); None for memory and for servers."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database.startswith("file:"):
+        database = database.removeprefix("file:").split("?", 1)[0]
+        if url.query.get("mode") == "memory":
+            return None
+    if database in ("", ":memory:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _explain(error: Exception, url: URL | None) -> str:
+    """One line for a failure: a SQLite file this process may not write is called read-only."""
+    from sqlalchemy.exc import OperationalError
+
+    path = _sqlite_path(url) if url is not None else None
+    if path is not None and url is not None and isinstance(error, OperationalError):
+        words = str(error).lower()
+        writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+        if "readonly" in words or (path.exists() and not writable) or url.query.get("mode") == "ro":
+            return (
+                f"{safe_url(url)} is read-only: this command writes to it (check the file's permissions, and its "
+                f"folder's: SQLite writes -wal and -shm files next to it)"
+            )
+    return _one_line(error)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -126,10 +195,10 @@ def import_(files: tuple[Path, ...], database_url: str, team_id: str, quiet: boo
                 except ImportParserError as error:
                     raise click.ClickException(f"{path}: {error}") from None
             click.echo(f"{path}: {report.lines} lines, {report.events} events imported, {report.skipped} skipped")
-            for number, reason in report.problems[:20]:
+            for number, reason in report.problems:  # the first thousand
                 click.echo(f"  line {number}: {reason}", err=True)
-            if report.skipped > 20:
-                click.echo(f"  ... and {report.skipped - 20} more", err=True)
+            if report.skipped > len(report.problems):
+                click.echo(f"  ... and {report.skipped - len(report.problems):,} more", err=True)
             problems += report.skipped
     finally:
         engine.dispose()
@@ -137,38 +206,121 @@ def import_(files: tuple[Path, ...], database_url: str, team_id: str, quiet: boo
         raise SystemExit(2)
 
 
+def _confirm_options(func: F) -> F:
+    func = click.option("--dry-run", is_flag=True, help="Only say what it would change, and change nothing.")(func)
+    return click.option(
+        "--yes", "-y", is_flag=True, help="Do not ask first (for scripts: needed when stdin is not a terminal)."
+    )(func)
+
+
+def _interactive() -> bool:
+    """Whether someone can answer a question (tests replace this: CliRunner's stdin is not a terminal)."""
+    return sys.stdin.isatty()
+
+
+def _may_ask(yes: bool, dry_run: bool, doing: str) -> None:
+    """Refuse early (exit status 2) when the command would have to ask and nobody can answer."""
+    if not (yes or dry_run or _interactive()):
+        raise click.UsageError(
+            f"stdin is not a terminal, so nobody can confirm {doing}: add --yes to go ahead, or --dry-run to only count"
+        )
+
+
+def _ask(question: str, *, yes: bool, dry_run: bool) -> bool:
+    """False for a dry run (said so); True once confirmed; ``click.Abort`` (exit status 1) on no."""
+    if dry_run:
+        click.echo("Dry run: nothing changed.")
+        return False
+    if not yes:
+        click.confirm(question, abort=True)
+    return True
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 @main.command()
 @database_url_option
-@click.option("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12w, 24h.")
-def purge(database_url: str, older_than: str) -> None:
-    """Delete tasks older than AGE, with their follow-ups, evaluations and outcomes."""
-    from slack_tasklog.durations import parse_duration
-    from slack_tasklog.tasklog import TaskLog
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="AGE",
+    help="e.g. 90d, 12w, 6mo (30 days each), 1y (365 days); minutes are min (a bare m is refused).",
+)
+@_confirm_options
+def purge(database_url: str, older_than: str, yes: bool, dry_run: bool) -> None:
+    """Delete tasks requested more than AGE ago, with their follow-ups, rounds, evaluations and outcomes.
+
+    Says how many and asks first (--yes: do not ask; --dry-run: only count). Less than a day (AGE in h or min)
+    gets a warning: tasks still being worked on would go. Exit status 0, 1 if the task log cannot be changed (or
+    the answer was no), 2 for a usage error or a non-interactive stdin without --yes.
+    """
+    from datetime import timezone
+
+    from sqlalchemy import func, select
+
+    from slack_tasklog.durations import ONE_DAY, describe_duration, parse_duration
+    from slack_tasklog.storage.models import Task
+    from slack_tasklog.storage.store import Store
 
     try:
         age = parse_duration(older_than)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--older-than") from None
-    tasklog = TaskLog(database_url, journal=False)
-    try:
-        click.echo(f"Deleted {tasklog.purge(age)} tasks older than {older_than}.")
-    finally:
-        tasklog.close()
+        raise click.BadParameter(str(error), param_hint="'--older-than'") from None
+    older_than = older_than.strip()
+    _may_ask(yes, dry_run, "deleting tasks")
+    before = datetime.now(timezone.utc) - age
+    with _reading(database_url) as engine:
+        with engine.connect() as conn:
+            tasks = conn.scalar(select(func.count()).select_from(Task).where(Task.requested_at < before)) or 0
+        click.echo(
+            f"This deletes {_plural(tasks, 'task')} requested before {before:%Y-%m-%d %H:%M} UTC, older than "
+            f"{older_than} ({describe_duration(age)}), from {_shown(engine)}, with their follow-ups, rounds, "
+            f"evaluations and outcomes."
+        )
+        if age < ONE_DAY:
+            click.echo(f"Warning: {older_than} is under a day: tasks still being worked on may be deleted.", err=True)
+        if not _ask("Delete them?", yes=yes, dry_run=dry_run):
+            return
+        deleted = Store(engine, migrate="check").purge(before)
+    click.echo(f"Deleted {_plural(deleted, 'task')} older than {older_than}.")
 
 
 @main.command()
 @database_url_option
 @click.option("--user", "user_id", required=True, metavar="USER_ID", help="The Slack user id (U…).")
 @click.option("--team", "team_id", default=None, metavar="TEAM_ID", help="Only in this workspace.")
-def forget(database_url: str, user_id: str, team_id: str | None) -> None:
-    """Erase every request and follow-up text a user wrote (a data-subject request). Numbers stay."""
-    from slack_tasklog.tasklog import TaskLog
+@_confirm_options
+def forget(database_url: str, user_id: str, team_id: str | None, yes: bool, dry_run: bool) -> None:
+    """Erase every request and follow-up text a user wrote (a data-subject request). Numbers stay.
 
-    tasklog = TaskLog(database_url, journal=False)
-    try:
-        click.echo(f"Erased {tasklog.forget_user(user_id, team_id=team_id)} texts written by {user_id}.")
-    finally:
-        tasklog.close()
+    Says how many texts and asks first (--yes: do not ask; --dry-run: only count). Exit status 0, 1 if the task
+    log cannot be changed (or the answer was no), 2 for a usage error or a non-interactive stdin without --yes.
+    """
+    from sqlalchemy import func, select
+
+    from slack_tasklog.storage.models import FollowUp, Task
+    from slack_tasklog.storage.store import Store
+
+    _may_ask(yes, dry_run, "erasing texts")
+    with _reading(database_url) as engine:
+        texts = 0
+        with engine.connect() as conn:
+            for table, column in ((Task, Task.request_text), (FollowUp, FollowUp.text)):
+                query = select(func.count()).select_from(table).where(table.user_id == user_id, column.is_not(None))
+                if team_id is not None:
+                    query = query.where(table.team_id == team_id)
+                texts += conn.scalar(query) or 0
+        workspace = f" in workspace {team_id}" if team_id is not None else ""
+        click.echo(
+            f"This erases {_plural(texts, 'text')} written by {user_id}{workspace} (requests and follow-ups) in "
+            f"{_shown(engine)}; the tasks and their figures stay."
+        )
+        if not _ask("Erase them?", yes=yes, dry_run=dry_run):
+            return
+        erased = Store(engine, migrate="check").forget_user(user_id, team_id=team_id)
+    click.echo(f"Erased {_plural(erased, 'text')} written by {user_id}.")
 
 
 # -- reading: stats and export ------------------------------------------------------------------------------------
@@ -200,23 +352,57 @@ def _workspace_options(func: F) -> F:
 
 @contextmanager
 def _reading(database_url: str) -> Iterator[Engine]:
-    """An engine on the task log at ``database_url``, for reading: the schema must be there and current. Nothing is
-    created, and no SQLite file appears where there was none."""
-    from sqlalchemy.engine import make_url
-
+    """An engine on the task log at ``database_url``, to read it or erase from it: the schema must be there and
+    current. Nothing is created or upgraded, and no SQLite file or folder appears where there was none."""
     from slack_tasklog.storage.migrate import prepare_schema
     from slack_tasklog.storage.store import create_tasklog_engine
 
-    url = make_url(database_url)
-    path = url.database if url.get_backend_name() == "sqlite" else None
-    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).expanduser().exists():
-        raise click.ClickException(f"no task log at {url.render_as_string(hide_password=True)}")
+    url = _database_url(database_url)
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        raise click.ClickException(f"no task log at {safe_url(url)}")
     engine = create_tasklog_engine(database_url)
     try:
-        prepare_schema(engine, "check")
+        with _no_writer_warnings():
+            prepare_schema(engine, "check")
         yield engine
     finally:
         engine.dispose()
+
+
+class _DropSchemaWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and record.module == "migrate")
+
+
+@contextmanager
+def _no_writer_warnings() -> Iterator[None]:
+    """Without the warning a bot's writer logs when the schema is behind ("events are kept and retried"): the
+    command's own one-line error says what to do."""
+    drop = _DropSchemaWarnings()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+def _not_the_database(output: Path, database_url: str) -> None:
+    """Refuse (exit status 2) an output file that is the SQLite database being read, or its -wal, -shm or -journal
+    file, however it is spelled (relative, through a link)."""
+    path = _sqlite_path(_database_url(database_url))
+    if path is None or str(output) == "-":
+        return
+    target = output.expanduser().resolve()
+    database = path.resolve()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        candidate = database.with_name(database.name + suffix)
+        same = target == candidate or (target.exists() and candidate.exists() and os.path.samefile(target, candidate))
+        if same:
+            which = f"'s {suffix[1:]} file" if suffix else ""
+            raise click.BadParameter(
+                f"{output} is the task log's database{which}: write somewhere else", param_hint="'-o' / '--output'"
+            )
 
 
 def _percent(value: float | None) -> str:
@@ -390,6 +576,7 @@ def export(
     since, until = request.time_filter.bounds(datetime.now(timezone.utc))
     where = ExportFilter(since=since, until=until, agent=request.agent, team_id=team_id, enterprise_id=enterprise_id)
     to_stdout = str(output) == "-"
+    _not_the_database(output, database_url)
     with _reading(database_url) as engine, engine.connect() as conn:
         total = None if quiet or to_stdout else count_tasks(conn, where)
         out = sys.stdout if to_stdout else output.open("w", encoding="utf-8", newline="")
@@ -443,6 +630,7 @@ def chart(
 
     if params.get("window") is None:
         params["window"] = Window.parse("30d")
+    _not_the_database(output, database_url)
     request = StatsRequest.from_params(params)
     since, until = request.time_filter.bounds(datetime.now(timezone.utc))
     found = _compute(database_url, since, until, agent=request.agent, team_id=team_id, enterprise_id=enterprise_id,
@@ -470,17 +658,17 @@ def db() -> None:
 @contextmanager
 def _schema_engine(database_url: str, *, must_exist: bool) -> Iterator[Engine]:
     """An engine on ``database_url``, disposed afterwards. ``must_exist``: refuse to create a missing SQLite file
-    (only ``db upgrade`` may)."""
-    from sqlalchemy.engine import make_url
-
+    (only ``db upgrade`` may, and never a missing folder)."""
     from slack_tasklog.storage.store import create_tasklog_engine
 
-    url = make_url(database_url)
-    database = url.database or ""
-    if must_exist and url.get_backend_name() == "sqlite" and database not in ("", ":memory:"):
-        path = Path(database).expanduser()
-        if not database.startswith("file:") and not path.exists():
+    path = _sqlite_path(_database_url(database_url))
+    if path is not None and not path.exists():
+        if must_exist:
             raise click.ClickException(f"no SQLite database at {path}")
+        if not path.parent.is_dir():
+            raise click.ClickException(
+                f"no folder {path.parent} for the SQLite database: create it first, or fix the path"
+            )
     engine = create_tasklog_engine(database_url)
     try:
         yield engine
@@ -568,3 +756,7 @@ def db_downgrade(revision: str, database_url: str, yes: bool) -> None:
             click.confirm(question, abort=True)
         before, after = downgrade(engine, revision)
         click.echo(f"Downgraded {_shown(engine)} from {before} to {after or 'base (no task log tables)'}.")
+
+
+if __name__ == "__main__":  # python -m slack_tasklog.cli.main
+    main()
