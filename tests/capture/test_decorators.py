@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -404,3 +406,312 @@ def test_event_ids_are_32_hex_digits_ordered_by_time() -> None:
     assert stamps == sorted(stamps)
     assert before <= stamps[0]
     assert stamps[-1] <= after
+
+
+# -- bad input gets a clear answer and costs nothing ------------------------------------------------------------
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "slack_tasklog" and r.levelno >= logging.WARNING]
+
+
+@sqlite_only
+def test_an_agent_named_elsewhere_is_recorded_under_its_class_with_a_warning_naming_agent(
+    app: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    capture(app)
+
+    class Specialist:
+        def __init__(self) -> None:
+            self.agent_name = "Grok"
+
+        @tasklog.track_outcome
+        def process_assignment(self, thread_ts: str) -> None:
+            pass
+
+    with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
+        Specialist().process_assignment(ROOT)
+        Specialist().process_assignment(ROOT)
+    assert [row[0] for row in outcomes(tasklog)] == ["Specialist", "Specialist"]
+    [warning] = warnings_of(caplog)  # once, not once per call
+    assert "Specialist" in warning.getMessage()
+    assert "agent=" in warning.getMessage()
+
+
+@sqlite_only
+def test_evaluations_under_another_name_are_said_to_be_missing(
+    app: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    capture(app)
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evals: dict[str, int]) -> str:
+        return "Grok"
+
+    @tasklog.track_assignment
+    def no_evaluations(thread_ts: str, evaluations: Any = None) -> str:
+        return "Grok"  # None said on purpose: no warning
+
+    with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
+        check_and_assign(ROOT, {"Grok": 90})
+        check_and_assign(ROOT, {"Grok": 90})
+        no_evaluations(ROOT)
+    assert rounds(tasklog) == [(ROOT, "Grok", None, 1)] * 3
+    [warning] = warnings_of(caplog)
+    assert "check_and_assign" in warning.getMessage()
+    assert "evaluations=" in warning.getMessage()
+
+
+def kinds(func: Any) -> tuple[bool, bool, bool]:
+    return inspect.iscoroutinefunction(func), inspect.isasyncgenfunction(func), inspect.isgeneratorfunction(func)
+
+
+@sqlite_only
+def test_wrappers_are_the_same_kind_of_function_as_what_they_wrap(tasklog: TaskLog) -> None:
+    def function(thread_ts: str) -> None:
+        pass
+
+    async def coroutine(thread_ts: str) -> None:
+        pass
+
+    def generator(thread_ts: str) -> Iterator[int]:
+        yield 1
+
+    async def async_generator(thread_ts: str) -> AsyncIterator[int]:
+        yield 1
+
+    for func in (function, coroutine, generator, async_generator):
+        assert kinds(tasklog.track_outcome(agent="Grok")(func)) == kinds(func), func
+    for func in (function, coroutine):
+        assert kinds(tasklog.track_assignment(func)) == kinds(func), func
+
+
+@sqlite_only
+def test_a_generator_is_timed_over_its_whole_iteration(app: App, tasklog: TaskLog) -> None:
+    """Exhausted: success. Raising: failure. Closed early by its consumer: a success of what ran."""
+    capture(app)
+
+    class Streamer:
+        name = "Grok"
+
+        @tasklog.track_outcome
+        def process_assignment(self, thread_ts: str, fail: bool = False) -> Generator[str, int, str]:
+            received = yield "first"
+            time.sleep(0.03)
+            if fail:
+                raise ValueError("stream broke")
+            yield f"got {received}"
+            return "the end"
+
+    stream = Streamer().process_assignment(ROOT)
+    assert next(stream) == "first"
+    assert stream.send(7) == "got 7"
+    with pytest.raises(StopIteration) as stopped:
+        next(stream)
+    assert stopped.value.value == "the end"
+    with pytest.raises(ValueError, match="stream broke"):
+        list(Streamer().process_assignment(ROOT, fail=True))
+    early = Streamer().process_assignment(ROOT)
+    next(early)
+    early.send(1)
+    early.close()
+    rows = query(tasklog, "SELECT success, execution_time, error_message FROM tasklog_outcomes ORDER BY finished_at")
+    assert [(success, error) for success, _, error in rows] == [(1, None), (0, "ValueError: stream broke"), (1, None)]
+    assert all(0.03 <= seconds < 1.0 for _, seconds, _ in rows)
+
+
+@sqlite_only
+async def test_an_async_generator_is_timed_over_its_whole_iteration(app: App, tasklog: TaskLog) -> None:
+    capture(app)
+
+    class Streamer:
+        name = "Grok"
+
+        @tasklog.track_outcome
+        async def process_assignment(self, thread_ts: str, fail: bool = False) -> AsyncGenerator[str, int]:
+            received = yield "first"
+            await asyncio.sleep(0.03)
+            if fail:
+                raise ValueError("stream broke")
+            yield f"got {received}"
+
+    stream = Streamer().process_assignment(ROOT)
+    assert await stream.__anext__() == "first"
+    assert await stream.asend(7) == "got 7"
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+    with pytest.raises(ValueError, match="stream broke"):
+        [chunk async for chunk in Streamer().process_assignment(ROOT, fail=True)]
+    thrown = Streamer().process_assignment(ROOT)
+    await thrown.__anext__()
+    with pytest.raises(KeyError):
+        await thrown.athrow(KeyError("from the consumer"))
+    early = Streamer().process_assignment(ROOT)
+    await early.__anext__()
+    await early.asend(1)
+    await early.aclose()
+    rows = query(tasklog, "SELECT success, execution_time, error_message FROM tasklog_outcomes ORDER BY finished_at")
+    assert [(success, error) for success, _, error in rows] == [
+        (1, None),
+        (0, "ValueError: stream broke"),
+        (0, "KeyError: 'from the consumer'"),
+        (1, None),
+    ]
+    assert all(seconds < 1.0 for _, seconds, _ in rows)
+    assert all(rows[i][1] >= 0.03 for i in (0, 1, 3))
+
+
+@sqlite_only
+async def test_an_async_callable_object_is_async(app: App, tasklog: TaskLog) -> None:
+    capture(app)
+
+    class Writer:
+        name = "Writer"
+
+        async def __call__(self, thread_ts: str) -> str:
+            await asyncio.sleep(0.03)
+            raise TimeoutError("model timed out")
+
+    process_assignment = tasklog.track_outcome(Writer())
+    assert inspect.iscoroutinefunction(process_assignment)
+    with pytest.raises(TimeoutError):
+        await process_assignment(ROOT)
+    [(agent, success, error, seconds)] = query(
+        tasklog, "SELECT agent, success, error_message, execution_time FROM tasklog_outcomes"
+    )
+    assert (agent, success, error) == ("Writer", 0, "TimeoutError: model timed out")
+    assert 0.03 <= seconds < 1.0
+
+
+@sqlite_only
+def test_track_assignment_refuses_a_generator_at_once(tasklog: TaskLog) -> None:
+    with pytest.raises(TypeError, match="generator"):
+
+        @tasklog.track_assignment
+        def check_and_assign(thread_ts: str, evaluations: Any) -> Iterator[str]:
+            yield "Grok"
+
+
+@sqlite_only
+def test_options_of_the_wrong_type_are_refused_at_once(tasklog: TaskLog) -> None:
+    with pytest.raises(TypeError, match="agent="):
+        tasklog.track_outcome(agent=42)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="thread_ts="):
+        tasklog.track_assignment(thread_ts=1)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="assigned="):
+        tasklog.track_assignment(assigned="agent")  # type: ignore[call-overload]
+
+
+BAD_CONFIDENCES = {"Inf": float("inf"), "NaN": float("nan"), "Huge": 10**400, "Below": -1, "Above": 100.5}
+
+
+def test_confidences_that_are_no_percent_are_refused_and_the_round_kept(
+    app: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On every backend: the round and the other agents' evaluations are stored, the bad confidences are not, and
+    the request arriving after the round is stored and linked."""
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: Any) -> Any:
+        return ("Grok", float("nan")) if "Text" in evaluations else "Grok"
+
+    with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
+        check_and_assign(ROOT, {"Grok": 90, **BAD_CONFIDENCES})  # recorded before its request
+        check_and_assign(ROOT, [("Grok", 91), ("Text", "-inf"), *BAD_CONFIDENCES.items()])
+    capture(app)
+    assert rounds(tasklog) == [(ROOT, "Grok", 90.0, 1), (ROOT, "Grok", 91.0, 1)]
+    stored = query(tasklog, "SELECT agent, confidence FROM tasklog_evaluations")
+    refused = dict.fromkeys(BAD_CONFIDENCES)
+    assert sorted(stored, key=repr) == sorted(
+        [("Grok", 90.0), *refused.items(), ("Grok", 91.0), *refused.items(), ("Text", None)], key=repr
+    )
+    [(request_text,)] = query(tasklog, "SELECT request_text FROM tasklog_tasks")
+    assert request_text == "a task"
+    [warning] = warnings_of(caplog)  # rate-limited: once for both calls
+    assert "Inf" in warning.getMessage()
+    assert "0 to 100" in warning.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("thread_ts", "slack_form"),
+    [
+        (1700000000.0001, ROOT),
+        (Decimal("1700000000.0001"), ROOT),
+        ("1700000000.0001", ROOT),  # str() of the float
+        (1700000000, "1700000000.000000"),
+        (1700000000.1234, "1700000000.123400"),
+    ],
+    ids=["float", "decimal", "str-of-float", "int", "four-decimals"],
+)
+@sqlite_only
+def test_a_numeric_thread_ts_is_read_in_slacks_form(
+    app: App, tasklog: TaskLog, thread_ts: Any, slack_form: str
+) -> None:
+    capture(app, ts=slack_form)
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: Any, evaluations: Any) -> str:
+        return "Grok"
+
+    @tasklog.track_outcome(agent="Grok", thread_ts=lambda args: args["message"]["ts"])
+    def process_assignment(message: dict[str, Any]) -> None:
+        pass
+
+    check_and_assign(thread_ts, {"Grok": 90})
+    process_assignment({"ts": thread_ts})
+    assert rounds(tasklog) == [(slack_form, "Grok", 90.0, 1)]
+    assert outcomes(tasklog) == [("Grok", 1, None, 1)]
+
+
+@sqlite_only
+def test_a_getter_that_raises_is_reported_as_yours_and_never_raised(
+    app: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    capture(app)
+
+    def broken(args: Any) -> Any:
+        raise LookupError("no such key")
+
+    @tasklog.track_assignment(thread_ts=broken)
+    def no_thread(thread_ts: str, evaluations: Any) -> str:
+        return "Grok"
+
+    @tasklog.track_assignment(evaluations=broken, channel=broken, team=broken)
+    def no_evaluations(thread_ts: str, evaluations: Any) -> str:
+        return "Grok"
+
+    @tasklog.track_assignment(assigned=lambda result: result.missing)
+    def no_decision(thread_ts: str, evaluations: Any) -> str:
+        return "Grok"
+
+    class Grok:
+        name = "Grok"
+
+        @tasklog.track_outcome(agent=broken)
+        def process_assignment(self, thread_ts: str) -> str:
+            return "done"
+
+    with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
+        assert no_thread(ROOT, {"Grok": 1}) == "Grok"
+        assert no_evaluations(ROOT, {"Grok": 2}) == "Grok"
+        assert no_decision(ROOT, {"Grok": 3}) == "Grok"
+        assert Grok().process_assignment(ROOT) == "done"
+    assert rounds(tasklog) == [(ROOT, "Grok", None, 1)]  # no thread: nothing; no decision: no round
+    assert evaluations(tasklog) == []
+    assert outcomes(tasklog) == [("Grok", 1, None, 1)]  # the best name found: self.name
+    warnings = warnings_of(caplog)
+    messages = [w.getMessage() for w in warnings]
+    assert not any("internal error" in m for m in messages), messages
+    assert all(w.exc_info is not None for w in warnings)
+    for role, function in [
+        ("thread_ts", "no_thread"),
+        ("evaluations", "no_evaluations"),
+        ("channel", "no_evaluations"),
+        ("team", "no_evaluations"),
+        ("assigned", "no_decision"),
+        ("agent", "process_assignment"),
+    ]:
+        assert any(
+            m.startswith(f"slack_tasklog: your {role} getter for ") and function in m and "raised" in m
+            for m in messages
+        ), (role, messages)

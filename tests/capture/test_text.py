@@ -1,4 +1,5 @@
-"""Texts are stored whatever Unicode they hold, the same on every backend, through a real Bolt App."""
+"""Texts are stored whatever Unicode they hold, the same on every backend: through a real Bolt App, and from the
+bot's own code (error messages, agent names)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,33 @@ def test_a_redact_function_returning_no_text_stores_none_and_says_so(
         assert "returned int" in warning
     finally:
         tasklog.close()
+
+
+@pytest.mark.parametrize(("text", "stored"), TEXTS)
+def test_error_messages_and_agent_names_from_the_bots_code_are_stored(
+    app: App, tasklog: TaskLog, text: str, stored: str
+) -> None:
+    send(app, app_mention("a task", ts=ROOT))
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: Any) -> str:
+        return f"Grok {text}"
+
+    @tasklog.track_outcome(agent=lambda args: f"Grok {text}")
+    def process_assignment(thread_ts: str) -> None:
+        raise RuntimeError(text)
+
+    check_and_assign(ROOT, {f"Grok {text}": 90, f"Writer {text}": 10})
+    with pytest.raises(RuntimeError):
+        process_assignment(ROOT)
+    assert query(tasklog, "SELECT agent, confidence FROM tasklog_assignments") == [(f"Grok {stored}", 90.0)]
+    assert sorted(query(tasklog, "SELECT agent, confidence FROM tasklog_evaluations")) == [
+        (f"Grok {stored}", 90.0),
+        (f"Writer {stored}", 10.0),
+    ]
+    assert query(tasklog, "SELECT agent, error_message FROM tasklog_outcomes") == [
+        (f"Grok {stored}", f"RuntimeError: {stored}")
+    ]
 
 
 @pytest.mark.parametrize(
