@@ -97,7 +97,7 @@ def tasklog_worker(job: Job, barrier: Barrier, out: Any) -> None:
         if not tasklog.flush(600):
             problems.append(f"process {index}: flush timed out")
         flushed = time.monotonic()
-        stats = tasklog.stats
+        stats = tasklog.health()
         if stats.dropped or stats.rejected or stats.lost_at_shutdown:
             problems.append(f"process {index}: writer {stats}")
         out.put(Result(index, started, called, flushed, problems))

@@ -19,7 +19,8 @@ from one seed to another. What is measured (``--what``):
   import's batches of 5,000 events, the first one left out (``-n 25000``: 20,000 lines counted).
 - ``decorators``: the bot's side of N lifecycles, ``track_assignment`` + ``track_outcome`` recording into a list.
 - ``dispatch-bare``, ``dispatch``, ``dispatch-journal``: N ``App.dispatch`` of an app mention without the middleware,
-  with it (defaults), with ``journal=True``; the writer thread is not started, so only the request path is counted.
+  with it (``journal=False``), with ``journal=True``; the writer thread is not started, so only the request path is
+  counted.
 
 Outside valgrind the script just prints µs per unit.
 
@@ -149,8 +150,7 @@ def dispatches(api: FakeSlackAPI, tmp: Path, n: int, what: str) -> tuple[int, fl
     if what != "dispatch-bare":
         tasklog = TaskLog(f"sqlite:///{tmp / 'tasklog.db'}", journal=what == "dispatch-journal")
         tasklog._writer._start = lambda: None  # type: ignore[method-assign] # no writer thread: the request path only
-        # Nor a backlog: past 1,000 queued events the middleware leaves its fast lane (see _middleware), which a
-        # writer keeping up never does. A one-slot queue keeps the length a writer would.
+        # Nor a backlog, which a writer keeping up never has: a one-slot queue keeps the length it would.
         tasklog._writer._items = deque(maxlen=1)
     app = build_app(api, process_before_response=True, middleware=tasklog.middleware if tasklog else None)
     requests = mention_requests(n + 200)
