@@ -10,7 +10,6 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,7 +19,7 @@ from slack_tasklog import TaskLog
 from slack_tasklog.testing import SIGNING_SECRET, FakeSlackAPI, app_mention, event_body, message
 from sqlalchemy import create_engine, text
 
-from tests.conftest import migrate_to_head, query, require_server, server_database
+from tests.conftest import migrate_to_head, query
 from tests.examples.slack_side import LambdaContext, api_gateway_event, ensure_boto3_importable
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -79,31 +78,30 @@ def test_a_request_with_a_bad_signature_is_refused_and_not_recorded(
         assert conn.execute(text("SELECT count(*) FROM tasklog_tasks")).scalar_one() == 0
 
 
-def test_nothing_is_built_at_import_and_the_handler_once_per_sandbox(
+def test_nothing_is_built_at_import_and_the_cold_start_writes_through(
     aws_lambda: ModuleType, api: FakeSlackAPI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     assert aws_lambda._handler is None
+    url = f"sqlite:///{tmp_path / 'tasklog.db'}"
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "tasklog-bot")
-    monkeypatch.setenv("TASKLOG_DATABASE_URL", f"sqlite:///{tmp_path / 'tasklog.db'}")
-    tasklogs: list[TaskLog] = []
+    monkeypatch.setenv("TASKLOG_DATABASE_URL", url)
+    real_build_handler = aws_lambda.build_handler
+    built: list[Any] = []
 
-    def build_handler() -> Any:  # the example's default, with the fake Slack's client
-        tasklogs.append(TaskLog(journal=False))
-        return aws_lambda.SlackRequestHandler(aws_lambda.build_app(tasklogs[-1], api.client()))
+    def build_handler() -> Any:  # the example's own, with the fake Slack's client
+        built.append(real_build_handler(client=api.client()))
+        return built[-1]
 
     monkeypatch.setattr(aws_lambda, "build_handler", build_handler)
     monkeypatch.setattr(aws_lambda, "_handler", None)
-    for ts in (R1, R2):
+    for count, ts in enumerate((R1, R2), start=1):
         event = api_gateway_event(event_body(app_mention("draft a haiku", ts=ts)))
         assert aws_lambda.handler(event, LambdaContext())["statusCode"] == 200
-    [tasklog] = tasklogs
-    assert tasklog.write_through  # the default where $AWS_LAMBDA_FUNCTION_NAME is set
-    assert query(tasklog, "SELECT thread_ts, agent, success FROM tasklog_outcomes ORDER BY thread_ts") == [
-        (R1, "Writer", True),
-        (R2, "Writer", True),
-    ]
-    tasklog.close()
+        # Nothing flushed: the default TaskLog wrote through, as $AWS_LAMBDA_FUNCTION_NAME is set.
+        assert len(stored(url)["outcomes"]) == count
+    assert len(built) == 1  # built on the cold start, reused while warm
+    assert sorted(stored(url)["outcomes"]) == [(R1, "Writer", True), (R2, "Writer", True)]
 
 
 # -- the FaaS guarantee: a sandbox frozen when the handler returns ----------------------------------------------
@@ -237,21 +235,12 @@ INVOCATIONS: list[tuple[dict[str, Any], int | None, dict[str, list[tuple[Any, ..
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The database the sandbox and this process share, at this version's schema (deployed before the function)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'shared' / 'tasklog.db'}"
-        (tmp_path / "shared").mkdir()
-        migrate_to_head(url)
-        yield url
-        return
-    from tests.conftest import POSTGRES_URL
-
-    require_server(POSTGRES_URL)
-    with server_database("postgresql") as url:
-        migrate_to_head(url)
-        yield url
+@pytest.fixture
+def shared_database(empty_database_url: str) -> str:
+    """The database the sandbox and this process share (a SQLite file outside the sandbox, a PostgreSQL schema or a
+    MariaDB database), at this version's schema: deployed before the function runs."""
+    migrate_to_head(empty_database_url)
+    return empty_database_url
 
 
 @pytest.mark.slow
@@ -271,21 +260,20 @@ def test_a_sandbox_frozen_when_the_handler_returns_has_written_every_event_exact
     assert len(api.calls_to("chat.postMessage")) == 3
 
 
+@pytest.mark.backends("sqlite")
 @pytest.mark.slow
 def test_negative_control_without_write_through_the_frozen_sandbox_loses_events(
-    api: FakeSlackAPI, tmp_path: Path
+    shared_database: str, api: FakeSlackAPI, tmp_path: Path
 ) -> None:
     """NEGATIVE CONTROL: the same sandbox and freeze with ``write_through=False``. The background writer waits a few
     milliseconds to batch events, so what an invocation recorded is still in memory when the sandbox freezes, and
     is gone when it is recycled: this is what write-through prevents (and shows the freeze above is real)."""
-    url = f"sqlite:///{tmp_path / 'tasklog.db'}"
-    migrate_to_head(url)
-    sandbox = FrozenSandbox(url, api, tmp_path / "sandbox", write_through=False)
+    sandbox = FrozenSandbox(shared_database, api, tmp_path / "sandbox", write_through=False)
     try:
         body, _, expected = INVOCATIONS[0]
         assert sandbox.invoke(body)["statusCode"] == 200
-        frozen_state = stored(url)
+        frozen_state = stored(shared_database)
     finally:
         sandbox.kill()
     assert frozen_state != expected
-    assert stored(url) != expected
+    assert stored(shared_database) != expected
