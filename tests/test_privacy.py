@@ -113,7 +113,7 @@ def test_a_deleted_slack_message_erases_its_stored_text(app: App, tasklog: TaskL
     assert query(tasklog, "SELECT count(*) FROM tasklog_assignments WHERE task_id IS NOT NULL") == [(1,)]
     rows = query(tasklog, "SELECT user_id, text_erased_at IS NOT NULL FROM tasklog_tasks")
     assert [(user, bool(erased)) for user, erased in rows] == [("U123", True)]
-    assert tasklog.stats.rejected == 0
+    assert tasklog.health().rejected == 0
 
 
 def test_forget_a_user(app: App, tasklog: TaskLog, database_url: str) -> None:
@@ -122,7 +122,7 @@ def test_forget_a_user(app: App, tasklog: TaskLog, database_url: str) -> None:
     send(app, message("U2 replies", user="U2", ts="1700000011.000100", thread_ts=ROOT))
     send(app, message("U1 replies", user="U1", ts="1700000012.000100", thread_ts=ROOT))
     assert tasklog.flush(5)
-    result = CliRunner().invoke(main, ["forget", "--user", "U2", "--database-url", database_url])
+    result = CliRunner().invoke(main, ["forget", "--user", "U2", "--database-url", database_url, "--yes"])
     assert result.exit_code == 0, result.output
     assert "Erased 2 texts written by U2" in result.output
     assert texts(tasklog) == (["from U1", None], [None, "U1 replies"])
@@ -146,7 +146,7 @@ def test_purge_deletes_old_tasks_with_everything_about_them(app: App, tasklog: T
         process(ts)
     check_and_assign("1400000000.000100", {"Grok": 1})  # a round whose task never arrived
     assert tasklog.flush(5)
-    result = CliRunner().invoke(main, ["purge", "--older-than", "365d", "--database-url", database_url])
+    result = CliRunner().invoke(main, ["purge", "--older-than", "365d", "--database-url", database_url, "--yes"])
     assert result.exit_code == 0, result.output
     assert "Deleted 1 tasks older than 365d" in result.output
     counts = query(

@@ -355,7 +355,7 @@ def test_every_bolt_python_fixture_payload_through_a_real_app(app: App, tasklog:
     stored = {(channel, thread) for _, channel, thread, *_ in tasks(tasklog)}
     assert stored == expected_tasks
     assert len(stored) >= 1
-    assert tasklog.stats.rejected == 0
+    assert tasklog.health().rejected == 0
 
 
 @sqlite_only
