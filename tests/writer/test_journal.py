@@ -144,6 +144,25 @@ def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
     journal.close(everything_committed=True)
 
 
+def test_segments_roll_over_are_deleted_once_committed_and_the_total_is_bounded(tmp_path: Path) -> None:
+    record_size = len(encode_record(request(1)))
+    journal = Journal(tmp_path / "journal", segment_bytes=len(HEADER) + 3 * record_size, max_bytes=7 * record_size)
+    for i in range(1, 8):
+        assert journal.append(request(i), i)
+    assert [segment.last_index for segment in journal._segments] == [3, 6, 7]
+    assert not journal.append(request(8), 8)  # over max_bytes: memory only, counted
+    assert (journal.failures, journal.size) == (1, 7 * record_size)
+    journal.committed(6, caught_up=False)  # the first two segments are deleted; the live one stays
+    assert [segment.last_index for segment in journal._segments] == [7]
+    assert len(list((tmp_path / "journal").iterdir())) == 1
+    assert journal.append(request(9), 9)  # room again
+    journal.committed(9, caught_up=True)  # the live segment starts over
+    assert journal.size == 0
+    assert (tmp_path / "journal" / journal._segments[0].path.name).stat().st_size == len(HEADER)
+    journal.close(everything_committed=True)
+    assert list((tmp_path / "journal").iterdir()) == []
+
+
 @pytest.fixture
 def file_size_limit() -> Iterator[Callable[[int], None]]:
     """Set RLIMIT_FSIZE, this process's largest file size: a write across it is cut short, the next one fails
