@@ -148,7 +148,7 @@ def test_purge_deletes_old_tasks_with_everything_about_them(app: App, tasklog: T
     assert tasklog.flush(5)
     result = CliRunner().invoke(main, ["purge", "--older-than", "365d", "--database-url", database_url, "--yes"])
     assert result.exit_code == 0, result.output
-    assert "Deleted 1 tasks older than 365d" in result.output
+    assert "Deleted 1 task older than 365d" in result.output
     counts = query(
         tasklog,
         "SELECT (SELECT count(*) FROM tasklog_tasks), (SELECT count(*) FROM tasklog_follow_ups), "
