@@ -30,7 +30,7 @@ from slack_tasklog.reports.stats import Stats, compute_stats
 from slack_tasklog.slack import blocks
 from slack_tasklog.slack.source import TaskSource
 from slack_tasklog.storage.models import DigestPost
-from slack_tasklog.storage.store import _insert_ignore
+from slack_tasklog.storage.store import insert_ignore
 
 __all__ = ["DigestSchedule", "Digests", "due_periods"]
 
@@ -150,7 +150,7 @@ class Digests:
         row = {"channel_id": self.schedule.channel, "period_start": start, "period_end": end,
                "claimed_by": self._me, "claimed_at": now, "posted_at": None}  # fmt: skip
         with self.tasklog.connect() as conn, conn.begin():
-            conn.execute(_insert_ignore(_digests, conn.dialect.name), [row])
+            conn.execute(insert_ignore(_digests, conn.dialect.name), [row])
             claimed_by, posted_at, claimed_at = conn.execute(
                 select(d.claimed_by, d.posted_at, d.claimed_at).where(
                     d.channel_id == self.schedule.channel, d.period_start == start

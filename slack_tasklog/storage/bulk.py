@@ -1,35 +1,33 @@
-"""Many rows through one statement, handed to the driver's ``executemany`` directly.
+"""Many rows through one statement: the writer's and the importer's batches.
 
-SQLAlchemy's per-row parameter handling costs more than SQLite's own insert, and the writer runs a few such
-statements per batch of thousands of events. Here a statement is compiled once per dialect, and each row is a tuple
-built by ``itemgetter``, passed through the bound types' own bind processors (so values are stored exactly as
-SQLAlchemy would store them, and read back the same way).
+A statement is compiled once per dialect and each batch goes to the driver in as few statements as the backend
+allows: many rows per ``INSERT`` on SQLite, one statement over arrays on PostgreSQL, ``executemany`` elsewhere.
+Values pass through the bound types' own bind processors, so they are stored exactly as SQLAlchemy would store them,
+and read back the same way.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
 import operator
 import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Connection,
     Dialect,
-    Float,
     String,
     any_,
     bindparam,
     func,
     literal_column,
     select,
+    type_coerce,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ClauseElement
@@ -37,7 +35,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from slack_tasklog.storage.models import UTCDateTime
 
-__all__ = ["Bulk", "among", "register_sqlite_adapters", "sqlite_utc"]
+__all__ = ["Bulk", "among", "as_stored"]
 
 
 class Bulk:
@@ -120,20 +118,16 @@ _ASSIGNMENT = re.compile(r"(\w+)=%\((\w+)\)s(?:::[\w ()]+)?")
 _SQLITE_INSERT = re.compile(r"^(INSERT INTO \S+ \([^)]*\) VALUES )(\(.*?\))((?: ON CONFLICT .*)?)$", re.DOTALL)
 # Parameters a SQLite statement may take: 999 before 3.32 (2020), when the default became 32,766.
 _SQLITE_PARAMETERS = 999
-_chain = itertools.chain.from_iterable
 
 
 class _Values:
     """SQLite: an INSERT of one row (``VALUES (?, ...)``) as statements of many rows (``VALUES (?, ...), (?, ...)``).
 
-    Why: ``sqlite3``'s ``executemany`` steps, resets and halts the statement once per row, and releases and takes
-    the GIL around each: with 64 rows a statement an insert costs 30% less per row (4.3 µs against 3.0, measured on
-    the rounds' table). Rows go in statements of ``per`` rows, the rest in statements of 32, 16, ... rows, so a
-    table has a few statements, each prepared once and kept in ``sqlite3``'s statement cache. It does what one
-    statement per row does: the rows are inserted one after the other, and conflicts are handled alike.
-
-    Not for the writer's UPDATEs: ``UPDATE ... FROM (VALUES ...)`` materializes the values first and cost more
-    instructions than a statement per row (callgrind: +5k per lifecycle)."""
+    Why: ``sqlite3``'s ``executemany`` runs the statement once per row; a statement of many rows does the same work
+    in fewer steps. Rows go in statements of ``per`` rows, the rest in statements of 32, 16, ... rows, so a table
+    has a few statements, each kept in ``sqlite3``'s statement cache. It does what one statement per row does: the
+    rows are inserted one after the other, and conflicts are handled alike. (UPDATEs stay a statement per row:
+    ``UPDATE ... FROM (VALUES ...)`` gained nothing.)"""
 
     def __init__(self, sql: str, head: str, row: str, tail: str, width: int) -> None:
         self._head, self._row, self._tail = head, row, tail
@@ -141,7 +135,6 @@ class _Values:
         self._per = 64
         while self._per > 1 and self._per * width > _SQLITE_PARAMETERS:
             self._per //= 2
-        self._sql: dict[int, str] = {1: sql}
 
     @classmethod
     def of(cls, sql: str, width: int) -> _Values | None:
@@ -152,18 +145,15 @@ class _Values:
         return cls(sql, head, row, tail, width)
 
     def _statement(self, rows: int) -> str:
-        sql = self._sql.get(rows)
-        if sql is None:
-            sql = self._sql[rows] = f"{self._head}{', '.join([self._row] * rows)}{self._tail}"
-        return sql
+        return f"{self._head}{', '.join([self._row] * rows)}{self._tail}"
 
     def execute(
         self, conn: Connection, params: Sequence[Sequence[Any]], processors: Sequence[tuple[int, Callable[[Any], Any]]]
     ) -> None:
         """Insert ``params`` (rows of values not yet processed) with each column's processor applied."""
         width = self._width
-        # One list of every value, processed a column at a time (a slice of the list): no loop per row in Python.
-        values = list(_chain(params))
+        # One flat list of every value, as the statement takes them; each processor applied to its column's slice.
+        values = list(itertools.chain.from_iterable(params))
         if len(values) != len(params) * width:
             raise ValueError(f"rows of {width} values expected")
         for index, processor in processors:
@@ -184,9 +174,9 @@ class _Values:
 def _arrays(sql: str, types: Mapping[str, Any], dialect: Dialect) -> tuple[str, list[int]] | None:
     """PostgreSQL only: ``sql`` (an INSERT of one row, or an UPDATE of one row by key) rewritten to take every row
     at once, each parameter an array of a column's values: ``INSERT ... SELECT * FROM unnest(%(a)b::T[], ...)`` and
-    ``UPDATE ... FROM unnest(...) AS v(...) WHERE key = v.key``. One statement for the batch: psycopg's
-    ``executemany`` sends a statement per row and spent more of the writer's time than PostgreSQL itself (10 µs a
-    row, measured). Also returns the positions of floating-point columns. None if ``sql`` is not of those shapes.
+    ``UPDATE ... FROM unnest(...) AS v(...) WHERE key = v.key``. One statement for the batch, where psycopg's
+    ``executemany`` sends one per row. Also returns the positions of floating-point columns. None if ``sql`` is not
+    of those shapes.
     """
     if dialect.name != "postgresql":
         return None
@@ -195,7 +185,7 @@ def _arrays(sql: str, types: Mapping[str, Any], dialect: Dialect) -> tuple[str, 
         # Without a length: an explicit cast to VARCHAR(n) cuts a longer value down silently, where storing it in
         # the column refuses it (a bad event must be refused, not stored altered).
         element = re.sub(r"\(\d+(, *\d+)?\)", "", types[name].compile(dialect=dialect))
-        # %b: psycopg sends the array in binary; in text it quotes element by element (2-8 times slower, measured).
+        # %b: psycopg sends the array in binary, rather than quoting it element by element in text.
         return f"%({name})b::{element}[]"
 
     names = list(types)
@@ -238,15 +228,10 @@ def _getter(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]
 
 def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     """How a value of ``type_`` goes to this dialect's driver: the type's own processor (``dialect_impl``: our
-    TypeDecorator, then the dialect's), except for UTC datetimes on SQLite, where SQLAlchemy's generic formatting is
-    the costliest step of a write and :func:`sqlite_utc` produces the same text several times faster, and for
-    booleans and floats on SQLite, which it stores as they come: ``sqlite3`` stores True as 1, and a column of
-    REAL affinity turns an integer into a real itself (a call per value saved; test_store checks the rows match)."""
-    if dialect.name == "sqlite":
-        if isinstance(type_, UTCDateTime):
-            return sqlite_utc
-        if isinstance(type_.dialect_impl(dialect), Boolean | Float):
-            return None
+    TypeDecorator, then the dialect's). UTC datetime columns also take seconds since the epoch, as events carry
+    their times."""
+    if dialect.name == "sqlite" and isinstance(type_, UTCDateTime):
+        return _sqlite_utc
     processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
     if isinstance(type_, UTCDateTime):
         return _taking_seconds(processor)
@@ -254,89 +239,35 @@ def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None
 
 
 def _taking_seconds(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-    """A UTC datetime column's processor that also takes seconds since the epoch, as events carry their times."""
+    """A UTC datetime column's processor that also takes seconds since the epoch."""
 
     def process(value: Any) -> Any:
         if value is not None and not isinstance(value, datetime):
-            value = _from_seconds(value, timezone.utc)
+            value = datetime.fromtimestamp(value, timezone.utc)
         return value if processor is None else processor(value)
 
     return process
 
 
-_from_seconds = datetime.fromtimestamp
-
-
-def sqlite_utc(value: datetime | float | None) -> str | None:
-    """An aware datetime, or seconds since the epoch, as SQLAlchemy's SQLite dialect stores a UTC ``UTCDateTime``
-    (test_store checks they agree). Seconds skip making a datetime only to check its zone: the writer's rows carry
-    their events' times as they come.
-
-    Seconds are formatted without a datetime: ``isoformat`` formats through C's ``vsprintf`` (6-12k instructions a
-    call, measured with callgrind), where here the text of a whole second is looked up (or put together from its
-    day's date and a table of two-digit numbers) and only the microseconds formatted, in this one frame (three
-    times per lifecycle). They are rounded as ``fromtimestamp`` rounds them (half to even, on the same double),
-    which test_store checks on thousands of values."""
-    if type(value) is float:
-        whole = _floor(value)  # NaN and infinities raise here, as fromtimestamp would
-        if whole < 0:  # before 1970, where floor and C's modf differ: the general way
-            return _from_seconds(value, timezone.utc).isoformat(" ", "microseconds")[:26]
-        micro = round((value - whole) * 1e6)
-        if micro >= 1_000_000:
-            whole += 1
-            micro -= 1_000_000
-        prefix = _SECONDS.get(whole)
-        if prefix is None:
-            prefix = _second_text(whole)
-        return f"{prefix}.{micro:06d}"
+def _sqlite_utc(value: datetime | float | None) -> str | None:
+    """SQLite: a UTC ``UTCDateTime`` (or seconds since the epoch) as the text SQLAlchemy's SQLite dialect stores,
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` (tests check they agree). ``isoformat`` writes it in one call, where SQLAlchemy's
+    processors format it field by field, then convert the zone: three times per lifecycle, that held the writer back
+    by a fifth."""
+    if value is None:
+        return None
     if not isinstance(value, datetime):
-        return None if value is None else sqlite_utc(float(value))
-    if value.tzinfo is not timezone.utc:
-        if value.tzinfo is None:
-            raise ValueError("slack_tasklog stores timezone-aware datetimes only")
-        value = value.astimezone(timezone.utc)
-    # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" without its offset: C code, several times faster than formatting fields.
-    return value.isoformat(" ", "microseconds")[:26]
+        value = datetime.fromtimestamp(value, timezone.utc)
+    elif value.tzinfo is None:
+        raise ValueError("slack_tasklog stores timezone-aware datetimes only")
+    return value.astimezone(timezone.utc).isoformat(" ", "microseconds")[:26]
 
 
-def register_sqlite_adapters() -> None:
-    """Adapters for ``None`` and ``bool`` in ``sqlite3``, each storing what ``sqlite3`` stores without one (NULL; 0
-    or 1), unless the application registered its own.
-
-    Why: ``sqlite3`` binds int, float, str and bytearray directly, and looks every other value up as an adaptable
-    object. On Python 3.11 that lookup raises, formats and discards an AttributeError for each NULL and boolean
-    parameter (2-3k instructions; +0.3 µs per value, measured): the writer binds several per lifecycle. With an
-    adapter registered, the lookup finds it in a dict. Adapters are process-wide, hence the care not to replace one.
-    """
-    if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:
-        # {}.get returns None for None, in C: the adapter costs a dict lookup, not a Python frame.
-        sqlite3.register_adapter(type(None), cast(Callable[[None], None], {}.get))
-    if (bool, sqlite3.PrepareProtocol) not in sqlite3.adapters:
-        sqlite3.register_adapter(bool, int)
-
-
-# "YYYY-MM-DD HH:MM:SS" of the last whole seconds seen (a batch's events fall in a few of them), "YYYY-MM-DD " of
-# the days seen, and "00" to "59".
-_SECONDS: dict[int, str] = {}
-_DAYS: dict[int, str] = {}
-_TWO = [f"{number:02d}" for number in range(60)]
-_floor = math.floor
-
-
-def _second_text(whole: int) -> str:
-    # An import meets a new second at every task: its text from the day's date, not from a datetime.
-    day, second = divmod(whole, 86_400)
-    date = _DAYS.get(day)
-    if date is None:
-        if len(_DAYS) >= 4096:
-            _DAYS.clear()
-        date = _DAYS[day] = _from_seconds(day * 86_400, timezone.utc).isoformat(" ")[:11]  # raises past 9999
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    if len(_SECONDS) >= 4096:
-        _SECONDS.clear()
-    text = _SECONDS[whole] = f"{date}{_TWO[hour]}:{_TWO[minute]}:{_TWO[second]}"
-    return text
+def as_stored(column: Any) -> Any:
+    """``column`` selected as the driver returns it, without SQLAlchemy's result processing: for the times the
+    writer only compares or takes the day of, parsing a datetime per row cost it more than the rest of a row
+    (text in one fixed format on SQLite, which orders as the database orders it)."""
+    return type_coerce(column, String).label(column.name)
 
 
 # JSON functions are built into SQLite from 3.38 (2022); before that they may be missing.
@@ -344,15 +275,13 @@ _JSON_EACH = sqlite3.sqlite_version_info >= (3, 38)
 
 
 def among(conn: Connection, column: Any, values: Sequence[Any], *, key: bool = False) -> Any:
-    """``column IN values``, in the form each backend reads fastest for the writer's lists of hundreds of ids.
+    """``column IN values``, for the writer's lists of hundreds of ids: the list as one parameter.
 
-    SQLite: ``IN (SELECT value FROM json_each(?))``, one parameter: SQLAlchemy's expansion of an IN list into a
-    parameter per value cost more than the query (0.8 ms against 0.4 ms for 500 ids, measured). PostgreSQL, for a
-    primary key (``key=True``): ``= ANY(array)``, which the server parses and plans several times faster than an IN
-    list; not for other columns: with a prepared statement's generic plan PostgreSQL cannot see how many ids the
-    array holds, and on a table not analyzed yet it picked a sequential scan of the rounds for it (7 times slower).
-    For those, ``IN (SELECT unnest(array))``: one parameter too, planned as a semi-join whatever the plan (the same
-    time as the IN list on a table of 300,000 rounds, analyzed or not; 12 µs less of the writer's time per task).
+    SQLAlchemy expands an IN list into a parameter per value, in Python, at every execution: for the writer's lists
+    that cost more than the query. SQLite reads the list from one JSON parameter (``json_each``). PostgreSQL takes
+    it as one array: for a primary key (``key=True``) ``= ANY(array)``; for other columns ``IN (SELECT
+    unnest(array))``, a semi-join that every plan does through the column's index (with ``= ANY`` and a generic
+    plan, which cannot see how many values the array holds, PostgreSQL may pick a sequential scan).
     """
     dialect = conn.dialect.name
     if dialect == "sqlite" and _JSON_EACH:
@@ -361,8 +290,6 @@ def among(conn: Connection, column: Any, values: Sequence[Any], *, key: bool = F
     if dialect == "postgresql":
         if key:
             return column == any_(bindparam("ids", list(values), type_=postgresql.ARRAY(BigInteger())))
-        # Other columns: a semi-join with the unnested array, also one parameter, which every plan (a generic one
-        # too, which cannot see the array) does by looking each value up in the column's index.
         array: Any = postgresql.ARRAY(column.type)
         return column.in_(select(func.unnest(bindparam(None, list(values), type_=array))).scalar_subquery())
     return column.in_(values)

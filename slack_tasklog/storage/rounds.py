@@ -20,14 +20,13 @@ Example::
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Join, Table, and_, select
 from sqlalchemy.sql.selectable import NamedFromClause
 
-from slack_tasklog.storage.bulk import among
+from slack_tasklog.storage.bulk import among, as_stored
 from slack_tasklog.storage.models import Assignment, Outcome
 
 __all__ = ["NOT_ROUTED", "LatestRound", "latest_round_join", "latest_rounds", "number_text", "other_agents"]
@@ -94,10 +93,14 @@ def latest_round_join(tasks: Table) -> tuple[Join, NamedFromClause, NamedFromCla
 
 
 _a, _o = _assignments.c, _outcomes.c
-_ROUNDS = select(_a.task_id, _a.id, _a.recorded_at, _a.agent, _a.confidence, _a.others)
-_OUTCOMES = select(
-    _o.task_id, _o.id, _o.agent, _o.success, _o.execution_time, _o.error_message, _o.started_at, _o.finished_at
+# Each task's rounds and runs, oldest first by the rule's order: the last one kept per task is the newest. Times
+# only compared here, so read as stored (see as_stored).
+_ROUNDS = select(_a.task_id, _a.id, as_stored(_a.recorded_at), _a.agent, _a.confidence, _a.others).order_by(
+    _a.task_id, _a.recorded_at, _a.id
 )
+_OUTCOMES = select(
+    _o.task_id, _o.id, _o.agent, _o.success, _o.execution_time, _o.error_message, as_stored(_o.started_at)
+).order_by(_o.task_id, _o.finished_at, _o.id)
 
 
 def latest_rounds(conn: Connection, task_ids: Sequence[int]) -> dict[int, LatestRound]:
@@ -106,37 +109,25 @@ def latest_rounds(conn: Connection, task_ids: Sequence[int]) -> dict[int, Latest
     Two indexed reads and the rule in Python: :func:`latest_round_join`'s correlated subqueries cost PostgreSQL
     several times more per task, and the writer runs this for every task a batch touches.
     """
-    newest_round: dict[int, Any] = {}
-    rounds: Counter[int] = Counter()
-    for row in conn.execute(_ROUNDS.where(among(conn, _a.task_id, task_ids))):
-        rounds[row.task_id] += 1
-        held = newest_round.get(row.task_id)
-        if held is None or (row.recorded_at, row.id) > (held.recorded_at, held.id):
-            newest_round[row.task_id] = row
-    if not newest_round:
-        return {}
-    newest_outcome: dict[int, Any] = {}
-    for run in conn.execute(_OUTCOMES.where(among(conn, _o.task_id, list(newest_round)))):
-        task_round = newest_round[run.task_id]
-        if run.agent != task_round.agent or run.started_at < task_round.recorded_at:
-            continue
-        held = newest_outcome.get(run.task_id)
-        if held is None or (run.finished_at, run.id) > (held.finished_at, held.id):
-            newest_outcome[run.task_id] = run
     latest: dict[int, LatestRound] = {}
-    for task_id, task_round in newest_round.items():
-        outcome = newest_outcome.get(task_id)
-        latest[task_id] = LatestRound(
-            round_id=task_round.id,
-            agent=task_round.agent,
-            confidence=task_round.confidence,
-            outcome_id=None if outcome is None else outcome.id,
-            success=None if outcome is None else outcome.success,
-            execution_time=None if outcome is None else outcome.execution_time,
-            error_message=None if outcome is None else outcome.error_message,
-            others=task_round.others,
-            rounds=rounds[task_id],
-        )
+    recorded: dict[int, Any] = {}  # when each task's latest round was recorded
+    for task_id, round_id, recorded_at, agent, confidence, others in conn.execute(
+        _ROUNDS.where(among(conn, _a.task_id, task_ids))
+    ).all():
+        rounds = latest[task_id].rounds + 1 if task_id in latest else 1
+        latest[task_id] = LatestRound(round_id, agent, confidence, None, None, None, None, others, rounds)
+        recorded[task_id] = recorded_at
+    if not latest:
+        return latest
+    for task_id, outcome_id, agent, success, execution_time, error_message, started_at in conn.execute(
+        _OUTCOMES.where(among(conn, _o.task_id, list(latest)))
+    ).all():
+        # A run of the round's agent (or the round's own "nobody" outcome) that started once the round was recorded.
+        task_round = latest[task_id]
+        if agent == task_round.agent and started_at >= recorded[task_id]:
+            latest[task_id] = task_round._replace(
+                outcome_id=outcome_id, success=success, execution_time=execution_time, error_message=error_message
+            )
     return latest
 
 

@@ -566,7 +566,7 @@ class Store:
             query = select(
                 _tasks.c.id, _tasks.c.team_id, _tasks.c.channel_id, _tasks.c.thread_ts, _tasks.c.request_ts
             ).where(among(conn, _tasks.c.thread_ts, chunk))
-            for task_id, team_id, channel_id, thread_ts, request_ts in conn.execute(query):
+            for task_id, team_id, channel_id, thread_ts, request_ts in conn.execute(query).all():
                 found.setdefault(thread_ts, []).append(_KnownTask(task_id, team_id, channel_id, request_ts))
             for thread_ts, tasks in found.items():
                 learned[thread_ts] = tuple(tasks)

@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Dialect, Table, delete, func, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import bindparam
 
-from slack_tasklog.storage.bulk import Bulk, among
+from slack_tasklog.storage.bulk import Bulk, among, as_stored
 from slack_tasklog.storage.models import (
     Assignment,
     DailyCalibration,
@@ -189,35 +189,34 @@ def lock(conn: Connection, task_ids: Iterable[int]) -> None:
         conn.execute(query.with_for_update(key_share=conn.dialect.name == "postgresql")).all()
 
 
-_CURRENT = select(
-    _tasks.c.id,
-    _tasks.c.team_id,
-    _tasks.c.enterprise_id,
-    _tasks.c.requested_at,
-    _tasks.c.latest_round_id,
-    _tasks.c.latest_outcome_id,
-    _tasks.c.latest_agent,
-    _tasks.c.latest_confidence,
-    _tasks.c.latest_success,
-    _tasks.c.latest_execution_time,
-    _tasks.c.stats_bucket,
-    _tasks.c.latest_error_key,
-    _tasks.c.latest_others,
-    _tasks.c.rounds,
-)
+class _Summary(NamedTuple):
+    """A task's summary columns, as the writer keeps them on its row (see the module docstring)."""
 
-_SUMMARY = (
-    "latest_round_id",
-    "latest_outcome_id",
-    "latest_agent",
-    "latest_confidence",
-    "latest_success",
-    "latest_execution_time",
-    "stats_bucket",
-    "latest_error_key",
-    "latest_others",
-    "rounds",
-)
+    latest_round_id: str | None
+    latest_outcome_id: str | None
+    latest_agent: str | None
+    latest_confidence: float | None
+    latest_success: bool | None
+    latest_execution_time: float | None
+    stats_bucket: int | None  # None: not counted in the rollups yet
+    latest_error_key: str | None
+    latest_others: str | None
+    rounds: int | None
+
+    def state(self) -> _State:
+        """The state the task is counted in (it must be counted: ``stats_bucket`` is set)."""
+        assert self.stats_bucket is not None
+        return _State(
+            routed=self.latest_round_id is not None,
+            agent=self.latest_agent,
+            bucket=int(self.stats_bucket),
+            success=self.latest_success,
+            confidence=None if self.latest_confidence is None else float(self.latest_confidence),
+            failure=None if self.latest_error_key is None else (self.latest_error_key, ""),
+        )
+
+
+_SUMMARY = _Summary._fields
 _UPDATE = (
     update(_tasks)
     .where(_tasks.c.id == bindparam("b_id", type_=_tasks.c.id.type))
@@ -225,22 +224,22 @@ _UPDATE = (
 )
 # The order of the values :func:`refresh` gives each task's update in.
 _UPDATE_ORDER = ("b_id", *(f"b_{name}" for name in _SUMMARY))
+# A task: who and when, then its summary columns.
+_CURRENT = select(
+    _tasks.c.id,
+    _tasks.c.team_id,
+    _tasks.c.enterprise_id,
+    as_stored(_tasks.c.requested_at),
+    *(_tasks.c[name] for name in _SUMMARY),
+)
 
 
-def _counted_state(row: Any) -> _State:
-    """The state a task is counted in, from its summary columns (a row of ``_CURRENT``)."""
-    return _State(
-        routed=row.latest_round_id is not None,
-        agent=row.latest_agent,
-        bucket=int(row.stats_bucket),
-        success=row.latest_success,
-        confidence=None if row.latest_confidence is None else float(row.latest_confidence),
-        failure=None if row.latest_error_key is None else (row.latest_error_key, ""),
-    )
-
-
-def day_of(requested_at: datetime) -> date:
-    """The UTC day of a ``requested_at``."""
+def day_of(requested_at: str | datetime) -> date:
+    """The UTC day of a ``requested_at``, as SQLAlchemy returns it or as stored (see :func:`~.bulk.as_stored`)."""
+    if isinstance(requested_at, str):  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
+        return date.fromisoformat(requested_at[:10])
+    if requested_at.tzinfo is None:  # MySQL/MariaDB: UTC wall time
+        return requested_at.date()
     return requested_at.astimezone(timezone.utc).date()
 
 
@@ -292,28 +291,30 @@ def refresh(
         chunk = ids[start : start + _CHUNK]
         lock(conn, [task_id for task_id in chunk if task_id not in locked] if locked else chunk)
         latest = latest_rounds(conn, chunk)
-        for row in conn.execute(_CURRENT.where(_among(conn, _tasks.c.id, chunk))):
-            new = latest.get(row.id, NOT_ROUTED)
+        for task_id, team_id, enterprise_id, requested_at, *columns in conn.execute(
+            _CURRENT.where(_among(conn, _tasks.c.id, chunk))
+        ).all():
+            current = _Summary(*columns)
+            new = latest.get(task_id, NOT_ROUTED)
             # Outcome fields are None exactly when the round has no outcome yet.
             success = None if new.success is None else bool(new.success)
             execution_time = None if new.execution_time is None else float(new.execution_time)
             confidence = None if new.confidence is None else float(new.confidence)
             failure = failure_of(new.error_message) if success is False else None
             bucket = bucket_of(execution_time)
-            # In the order of _SUMMARY.
-            kept = (
+            kept = _Summary(
                 new.round_id, new.outcome_id, new.agent, confidence, success, execution_time, bucket,
                 None if failure is None else failure[0], new.others, new.rounds,
             )  # fmt: skip
-            if kept == tuple(getattr(row, name) for name in _SUMMARY):
+            if kept == current:
                 continue
-            day = day_of(row.requested_at)
-            enterprise = row.enterprise_id or ""
-            if row.stats_bucket is not None:  # counted already: stop counting it as it was
-                collected.count(-1, row.team_id, enterprise, day, _counted_state(row))
+            day = day_of(requested_at)
+            enterprise = enterprise_id or ""
+            if current.stats_bucket is not None:  # counted already: stop counting it as it was
+                collected.count(-1, team_id, enterprise, day, current.state())
             new_state = _State(new.round_id is not None, new.agent, bucket, success, confidence, failure)
-            collected.count(1, row.team_id, enterprise, day, new_state)
-            changed.append((row.id, *kept))
+            collected.count(1, team_id, enterprise, day, new_state)
+            changed.append((task_id, *kept))
     if changed:
         _statements(conn).update.execute_tuples(conn, changed)
     if own:
@@ -364,8 +365,8 @@ def remove(conn: Connection, task_ids: Sequence[int]) -> None:
         chunk = task_ids[start : start + _CHUNK]
         lock(conn, chunk)
         query = _CURRENT.where(_among(conn, _tasks.c.id, chunk), _tasks.c.stats_bucket.is_not(None))
-        for row in conn.execute(query):
-            collected.count(-1, row.team_id, row.enterprise_id or "", day_of(row.requested_at), _counted_state(row))
+        for _, team_id, enterprise_id, requested_at, *columns in conn.execute(query):
+            collected.count(-1, team_id, enterprise_id or "", day_of(requested_at), _Summary(*columns).state())
     upsert_deltas(conn, collected)
 
 

@@ -107,4 +107,4 @@ def test_only_duplicates_are_ignored_bad_data_is_refused(tasklog: TaskLog, caplo
         assert query(tasklog, "SELECT agent FROM tasklog_assignments") == [("G" * 500,)]
     else:
         assert query(tasklog, "SELECT count(*) FROM tasklog_assignments") == [(0,)]
-        assert tasklog.stats.rejected == 1
+        assert tasklog.health().rejected == 1

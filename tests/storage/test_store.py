@@ -1,55 +1,33 @@
-"""The store's own fast paths agree with SQLAlchemy's."""
+"""The store's bulk statements store what SQLAlchemy's own statements would."""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from slack_tasklog.storage import summary
-from slack_tasklog.storage.bulk import _bind_processor, sqlite_utc
+from slack_tasklog.storage.bulk import _bind_processor
 from slack_tasklog.storage.models import Task
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def test_sqlite_datetimes_are_stored_exactly_as_sqlalchemy_stores_them() -> None:
-    dialect = sqlite.dialect()
-    reference = Task.__table__.c.requested_at.type.dialect_impl(dialect).bind_processor(dialect)
-    generator = random.Random(7)
-    plus_two = timezone(timedelta(hours=2))
-    values = [datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=plus_two)]
-    for _ in range(2_000):
-        seconds = generator.uniform(0, 4_000_000_000)
-        values.append(datetime.fromtimestamp(seconds, timezone.utc))
-        values.append(datetime.fromtimestamp(round(seconds), plus_two))
-    for value in values:
-        assert sqlite_utc(value) == reference(value), value
-    assert sqlite_utc(None) is None
-
-
 def test_seconds_since_the_epoch_are_stored_as_their_datetime() -> None:
-    """Events carry times as seconds: the writer's processors format them without a datetime of their own, and
-    must store exactly what the datetime would have stored (rounding to the microsecond included)."""
-    sqlite_dialect, postgres_dialect = sqlite.dialect(), postgresql.dialect()
+    """Events carry times as seconds: the writer's statements take them for datetime columns, and must store exactly
+    what the datetime would have stored."""
     column_type = Task.__table__.c.requested_at.type
-    reference = column_type.dialect_impl(sqlite_dialect).bind_processor(sqlite_dialect)
-    postgres = _bind_processor(column_type, postgres_dialect)
-    assert postgres is not None
     generator = random.Random(11)
-    seconds = [0.0, 1.0000005, 1.0000015, 1_700_000_000.9999996, 1_764_115_200.0000004, 86_399.9999995]
-    seconds += [-1.5, -0.0000004]  # before 1970: the general way
-    seconds += [generator.uniform(0, 4_000_000_000) for _ in range(4_000)]
-    seconds += [round(generator.uniform(1e9, 2e9), 6) for _ in range(1_000)]
-    for value in seconds:
-        as_datetime = datetime.fromtimestamp(value, timezone.utc)
-        assert sqlite_utc(value) == reference(as_datetime), value
-        assert sqlite_utc(value) == reference(as_datetime), value  # again: its second is known now (a fast path)
-        assert postgres(value) == postgres(as_datetime) == as_datetime, value
-    assert postgres(None) is None
-    for impossible in (float("nan"), float("inf"), 1e20):
-        with pytest.raises((ValueError, OverflowError)):
-            sqlite_utc(impossible)
+    seconds = [0.0, 1.0000005, 1_700_000_000.9999996, 86_399.9999995, -1.5]
+    seconds += [generator.uniform(0, 4_000_000_000) for _ in range(1_000)]
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        reference = column_type.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
+        writer = _bind_processor(column_type, dialect)
+        assert writer is not None
+        for value in seconds:
+            as_datetime = datetime.fromtimestamp(value, timezone.utc)
+            assert writer(value) == writer(as_datetime) == reference(as_datetime), value
+        assert writer(None) is None
 
 
 def test_every_batch_statement_goes_to_postgresql_as_one_statement_over_arrays() -> None:
@@ -80,8 +58,7 @@ def test_every_batch_statement_goes_to_postgresql_as_one_statement_over_arrays()
 
 
 def test_the_writer_stores_booleans_and_numbers_on_sqlite_as_sqlalchemy_does(tmp_path: Path) -> None:
-    """Bulk leaves booleans and floats to sqlite3 and the column's REAL affinity: the stored values and their
-    storage classes must be what SQLAlchemy's own processors would have stored."""
+    """The stored values and their storage classes must be what SQLAlchemy's own statements store."""
     from slack_tasklog.storage.bulk import Bulk
     from slack_tasklog.storage.models import Base, Outcome
     from sqlalchemy import create_engine, insert, text
@@ -134,39 +111,6 @@ def test_sqlite_inserts_of_many_rows_per_statement_do_what_a_statement_per_row_d
     assert [ts for _, ts in stored] == threads
     assert [task_id for task_id, _ in stored] == list(range(1, count + 1))
     assert daily == [(count, 50.0 * count)]
-
-
-def test_sqlite_adapters_store_what_sqlite3_stores_and_leave_an_apps_own() -> None:
-    import sqlite3
-
-    from slack_tasklog.storage.bulk import register_sqlite_adapters
-
-    keys = [(type(None), sqlite3.PrepareProtocol), (bool, sqlite3.PrepareProtocol)]
-    saved = {key: sqlite3.adapters[key] for key in keys if key in sqlite3.adapters}  # process-wide: put back after
-    rows = [(None, True, False, 1.5)]
-
-    def stored() -> list[tuple[object, ...]]:
-        conn = sqlite3.connect(":memory:")
-        conn.execute("CREATE TABLE t (a, b, c, d)")
-        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
-        found = conn.execute("SELECT a, typeof(a), b, typeof(b), c, d FROM t").fetchall()
-        conn.close()
-        return found
-
-    try:
-        for key in keys:
-            sqlite3.adapters.pop(key, None)
-        without = stored()
-        register_sqlite_adapters()
-        assert stored() == without == [(None, "null", 1, "integer", 0, 1.5)]
-        # An application's own adapter is left alone.
-        sqlite3.register_adapter(bool, lambda value: "yes" if value else "no")
-        register_sqlite_adapters()
-        assert stored()[0][2] == "yes"
-    finally:
-        for key in keys:
-            sqlite3.adapters.pop(key, None)
-        sqlite3.adapters.update(saved)
 
 
 def test_a_slack_ts_that_is_no_time_falls_back() -> None:
