@@ -123,8 +123,8 @@ def _explain(error: Exception, url: URL | None) -> str:
         writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
         if "readonly" in words or (path.exists() and not writable) or url.query.get("mode") == "ro":
             return (
-                f"{safe_url(url)} is read-only: this command writes to it (check the file's permissions, and its "
-                f"folder's: SQLite writes -wal and -shm files next to it)"
+                f"{safe_url(url)} is read-only here: SQLite must write to it, and to the -wal and -shm files next to "
+                f"it even to read; check the permissions of the file and its folder"
             )
     return _one_line(error)
 

@@ -250,21 +250,24 @@ def test_a_read_only_file_is_called_read_only(seeded: str, tasklog: TaskLog) -> 
     for path in database.parent.glob(database.name + "*"):
         path.chmod(0o444)
     database.parent.chmod(0o555)
+    drop = "-dac_override,-dac_read_search"
+    done = {}
     try:
-        drop = "-dac_override,-dac_read_search"
-        done = subprocess.run(
-            ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", "--", sys.executable, "-m",
-             "slack_tasklog.cli.main", "purge", "--older-than", "1d", "--yes", "--database-url", seeded],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        for command in (["purge", "--older-than", "1d", "--yes"], ["stats"]):
+            done[command[0]] = subprocess.run(
+                ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", "--", sys.executable, "-m",
+                 "slack_tasklog.cli.main", *command, "--database-url", seeded],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
     finally:
         database.parent.chmod(0o755)
         for path in database.parent.glob(database.name + "*"):
             path.chmod(0o644)
-    assert done.returncode == 1, done.stdout + done.stderr
-    line = one_line(done.stderr)
-    assert "read-only" in line
-    assert "unreachable" not in line
+    for command, result in done.items():
+        assert result.returncode == 1, (command, result.stdout + result.stderr)
+        line = one_line(result.stderr)
+        assert "is read-only here" in line
+        assert "unreachable" not in line
 
 
 def test_an_old_schema_is_one_line_for_a_reader(empty_database_url: str) -> None:
