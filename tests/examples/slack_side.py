@@ -93,6 +93,16 @@ class SocketModePeer:
                 self._changed.notify_all()
         return ws
 
+    def hang_up(self) -> None:
+        """Close every connection from Slack's side (the app's reader then stops at once, rather than after its
+        socket timeout)."""
+
+        async def close_all() -> None:
+            for ws in list(self._sockets):
+                await ws.close()
+
+        asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(10)
+
     def wait_connected(self, timeout: float = 10) -> None:
         with self._changed:
             if not self._changed.wait_for(lambda: bool(self._sockets), timeout):

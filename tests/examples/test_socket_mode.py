@@ -32,6 +32,7 @@ def handler(api: FakeSlackAPI, peer: SocketModePeer, tasklog: TaskLog) -> Iterat
     try:
         yield handler
     finally:
+        peer.hang_up()
         handler.close()
 
 
