@@ -436,9 +436,9 @@ def stats(
 ) -> None:
     """Tasks, success rate, unassigned tasks, per-agent figures, calibration and the daily series.
 
-    WINDOW is how far back from now: 24h, 7d (the default), 30d, 2w, all. Percentiles are within 1%. Exit status 0,
-    1 if the task log cannot be read (unreachable, or its schema needs `slack-tasklog db upgrade`), 2 for a usage
-    error.
+    WINDOW is how far back from now: 24h, 7d (the default), 30d, 2w, 3mo (30-day months), all. Percentiles are
+    within 1%. Exit status 0, 1 if the task log cannot be read (missing, unreachable, read-only, or its schema
+    needs `slack-tasklog db upgrade`), 2 for a usage error.
     """
     from datetime import datetime, timezone
 
