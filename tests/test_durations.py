@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from slack_tasklog.durations import describe_duration, parse_duration, parse_retention
@@ -68,3 +69,17 @@ def test_describe() -> None:
     assert describe_duration(timedelta(hours=36)) == "36 hours"
     assert describe_duration(timedelta(minutes=90)) == "90 minutes"
     assert describe_duration(timedelta(seconds=61)) == "61 seconds"
+
+
+@pytest.mark.parametrize(
+    ("retention", "reason"),
+    [("6m", "6m is ambiguous: write 6min for minutes or 6mo for months"), ("12h", "under a day")],
+)
+def test_a_tasklog_refuses_a_retention_that_would_delete_too_much(retention: str, reason: str, tmp_path: Path) -> None:
+    from slack_tasklog import TaskLog
+
+    database = tmp_path / "tasklog.db"
+    with pytest.raises(ValueError, match=rf"TaskLog\(retention=\.\.\.\): .*{reason}"):
+        TaskLog(f"sqlite:///{database}", journal=False, retention=retention)
+    log = TaskLog(f"sqlite:///{database}", journal=False, retention=timedelta(hours=12))  # meant
+    log.close()
