@@ -21,7 +21,7 @@ from slack_tasklog.capture.rules import CaptureRules
 from slack_tasklog.capture.text import TextPolicy
 from slack_tasklog.durations import parse_duration
 from slack_tasklog.events import Event
-from slack_tasklog.logs import logger, safe_url
+from slack_tasklog.logs import RateLimitedLog, logger, safe_url
 from slack_tasklog.options import (
     check_bool,
     check_callable,
@@ -51,6 +51,10 @@ __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UNASSIGNED_ERROR", "Health", "TaskLo
 #: Where tasks go when neither an argument nor ``$TASKLOG_DATABASE_URL`` says otherwise.
 DEFAULT_DATABASE_URL = "sqlite:///tasklog.db"
 DEFAULT_UNASSIGNED_ERROR = "No agent confident enough"
+#: How long a recording call waits for its commit with ``write_through``: well inside Slack's 3 s.
+WRITE_THROUGH_TIMEOUT = 2.0
+
+_write_through_failures = RateLimitedLog()
 
 
 def default_journal_dir(url: URL) -> Path | None:
@@ -146,7 +150,8 @@ class TaskLog(Tracking):
         write_through: write each event to the database before the call that recorded it returns, for FaaS
             runtimes that freeze the process once the handler returns (run Bolt with
             ``process_before_response=True`` there). Default: on where ``$AWS_LAMBDA_FUNCTION_NAME`` is set (AWS
-            Lambda), off elsewhere. Each event then waits for its commit, at most ``shutdown_timeout``.
+            Lambda), off elsewhere. Each event then waits for its commit, at most 2 s; while the database does not
+            answer, later events are queued (and journaled) without waiting until it catches up.
 
     Recording never raises into the bot and never waits on the database: events go to a background writer. Call
     :meth:`flush` to wait for them, :meth:`close` when done (it is also called at interpreter exit).
@@ -219,6 +224,7 @@ class TaskLog(Tracking):
         self.shutdown_timeout = shutdown_timeout
         # A FaaS runtime may freeze the process, writer thread included, as soon as the handler returns.
         self.write_through = "AWS_LAMBDA_FUNCTION_NAME" in os.environ if write_through is None else write_through
+        self._write_through_stalled = False
         self._store = Store(engine, migrate=migrate)
         self._store.retention = retention_period
         journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
@@ -268,8 +274,21 @@ class TaskLog(Tracking):
 
     def _record(self, event: Event) -> None:
         self._writer.submit(event)
-        if self.write_through:
-            self._writer.flush(self.shutdown_timeout)
+        if not self.write_through:
+            return
+        # While the database is unreachable, waiting on every event would hold each request past Slack's 3 s: wait
+        # once, then not again until the writer has caught up (the events stay queued and journaled meanwhile).
+        if self._write_through_stalled and self._writer.pending > 1:
+            return
+        self._write_through_stalled = not self._writer.flush(WRITE_THROUGH_TIMEOUT)
+        if self._write_through_stalled:
+            _write_through_failures.warning(
+                "stalled",
+                "slack_tasklog: %s did not take an event within %.0f s; later events are queued without waiting "
+                "until it catches up",
+                safe_url(self.engine.url),
+                WRITE_THROUGH_TIMEOUT,
+            )
 
     def _unassigned_error(self) -> str:
         return self.unassigned_error
