@@ -8,7 +8,7 @@ did reach the database before the crash changes nothing.
 
 A segment is a plain file: a header line, then one line per event (see ``records``), each appended with one
 ``os.write``. Once written, a record is the kernel's: it survives the process being killed at once, though not a
-power loss in the next seconds unless ``fsync=True`` (an ``fdatasync`` per event, far slower). A process killed in
+power loss in the next seconds unless ``fsync=True`` (an ``fsync`` per event, far slower). A process killed in
 the middle of a write leaves at most a torn last line, which is skipped.
 
 While the database keeps up, the live segment is truncated back to its header whenever everything in it is
