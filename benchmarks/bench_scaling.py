@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from slack_tasklog import TaskLog
-from slack_tasklog.reports.stats import compute_stats
+from slack_tasklog.reports import compute_stats
 from slack_tasklog.testing import FakeSlackAPI
 from sqlalchemy import text
 

@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from slack_tasklog.reports.stats import compute_stats
+from slack_tasklog.reports import compute_stats
 from sqlalchemy import Connection, create_engine, text
 
 from _common import environment_lines, markdown_table, parse_args, source_fingerprint, sqlite_plans, summarize
