@@ -19,7 +19,7 @@ from slack_tasklog.capture.decorators import Tracking
 from slack_tasklog.capture.middleware import MessageRecorder, TaskLogMiddleware, register_async
 from slack_tasklog.capture.rules import CaptureRules
 from slack_tasklog.capture.text import TextPolicy
-from slack_tasklog.durations import parse_duration
+from slack_tasklog.durations import parse_retention
 from slack_tasklog.events import Event
 from slack_tasklog.logs import RateLimitedLog, logger, safe_url
 from slack_tasklog.options import (
@@ -354,11 +354,12 @@ class TaskLog(Tracking):
         return complete
 
     def purge(self, older_than: str | timedelta) -> int:
-        """Delete tasks requested more than ``older_than`` ago (``"90d"``), with everything recorded about them.
+        """Delete tasks requested more than ``older_than`` ago (``"90d"``, ``"6mo"``; a text under a day is refused,
+        pass a ``timedelta`` to mean it), with everything recorded about them.
 
         Returns the number of tasks deleted. See also ``TaskLog(retention=...)``.
         """
-        return self._store.purge(datetime.now(timezone.utc) - parse_duration(older_than))
+        return self._store.purge(datetime.now(timezone.utc) - parse_retention(older_than))
 
     def forget_user(self, user_id: str, *, team_id: str | None = None) -> int:
         """Erase every request and follow-up text ``user_id`` wrote (a data-subject request); the task's numbers
