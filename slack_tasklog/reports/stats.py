@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, and_, func, select
 
 from slack_tasklog.reports.export import as_utc, filter_tasks
+from slack_tasklog.storage.bulk import as_stored
 from slack_tasklog.storage.models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
 from slack_tasklog.storage.summary import UNFINISHED, bucket_value, confidence_percent, day_of, failure_of
 
@@ -297,7 +298,7 @@ class _Tally:
         t, o = _tasks, _outcomes
         query = where.tasks(
             select(
-                t.c.requested_at,
+                as_stored(t.c.requested_at),  # only its day is needed: not parsed into a datetime
                 t.c.latest_round_id.is_not(None),
                 t.c.latest_agent,
                 func.coalesce(t.c.stats_bucket, UNFINISHED),
