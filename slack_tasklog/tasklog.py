@@ -140,6 +140,10 @@ class TaskLog(Tracking):
             ``stats_access="admins"``); default ``$TASKLOG_ADMINS`` (comma-separated).
         workspace_admins: also let the workspace's admins and owners export (``users.info``, cached 10 minutes).
         stats_access: who may run ``/tasklog stats``: ``"everyone"`` or ``"admins"`` (the people who may export).
+        failure_details: who sees the full text of the most frequent failures in Slack (error messages can quote
+            requests, as the export does): ``"exporters"`` (the default: the people who may export, in their own
+            replies and App Home), ``"everyone"`` (``--public`` stats and digests too) or ``"nobody"``. The others
+            see the exception types only (``ValueError``). The CLI always shows the full text.
         digest_channel: post each period's stats in this channel (``C…``), once per period however many bot
             processes run (the database decides which posts), catching up after downtime.
         digest_every: ``"1d"`` (UTC days) or ``"7d"`` (weeks from Monday 00:00 UTC).
@@ -176,6 +180,7 @@ class TaskLog(Tracking):
         admins: Iterable[str] | None = None,
         workspace_admins: bool = True,
         stats_access: Literal["everyone", "admins"] = "everyone",
+        failure_details: Literal["exporters", "everyone", "nobody"] = "exporters",
         digest_channel: str | None = None,
         digest_every: str = "1d",
         digest_team: str | None = None,
@@ -203,6 +208,7 @@ class TaskLog(Tracking):
         admins = check_user_ids("admins", admins)
         workspace_admins = check_bool("workspace_admins", workspace_admins)
         stats_access = check_choice("stats_access", stats_access, ("everyone", "admins"))
+        failure_details = check_choice("failure_details", failure_details, ("exporters", "everyone", "nobody"))
         digest_channel = check_optional_text("digest_channel", digest_channel)
         digest_period = check_duration("digest_every", digest_every, optional=False)
         digest_team = check_optional_text("digest_team", digest_team)
@@ -213,6 +219,7 @@ class TaskLog(Tracking):
         self.admins = admins_from(admins, os.environ)
         self.workspace_admins = workspace_admins
         self.stats_access = stats_access
+        self.failure_details = failure_details
         # One users.info answer per user for a while, shared by every app this TaskLog serves.
         self._roles = RoleCache()
         self._owns_engine = engine is None
@@ -251,7 +258,7 @@ class TaskLog(Tracking):
             if client is None:
                 logger.warning("slack_tasklog: digests need digest_client= or $SLACK_BOT_TOKEN; none will be posted")
             else:
-                self._digests = Digests(self, schedule, client)
+                self._digests = Digests(self, schedule, client, failure_details=failure_details)
                 self._digests.start()
         # Weakly: a TaskLog the program has let go of should not live on until exit.
         ref = weakref.ref(self)
@@ -310,6 +317,7 @@ class TaskLog(Tracking):
             admins=self.admins,
             workspace_admins=self.workspace_admins,
             stats_access=self.stats_access,
+            failure_details=self.failure_details,
             roles=self._roles,
         )
         _register_commands(app, flow)
@@ -330,6 +338,7 @@ class TaskLog(Tracking):
             admins=self.admins,
             workspace_admins=self.workspace_admins,
             stats_access=self.stats_access,
+            failure_details=self.failure_details,
             roles=self._roles,
         )
         _register_app_home(app, flow, days=days)

@@ -7,19 +7,25 @@ I/O, so every wording and every Block Kit limit is tested without Slack.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
-from slack_tasklog.reports.stats import AgentStats, Stats
+from slack_tasklog.reports.stats import AgentStats, Failure, Stats
 from slack_tasklog.slack.grammar import ExportRequest, StatsRequest, TimeFilter, Window
 
 __all__ = [
+    "HIDDEN_FAILURE",
+    "FailureDetails",
     "dm_fallback_message",
     "empty_export_message",
     "export_comment",
     "export_filename",
     "export_title",
     "failure_message",
+    "failure_type",
+    "failures_by_type",
     "format_seconds",
     "help_message",
     "internal_error_message",
@@ -36,6 +42,17 @@ Message = dict[str, Any]
 _MAX_AGENT_SECTIONS = 25
 _MAX_NAME = 80
 _MAX_PROBLEM = 300
+
+#: Who sees the full text of the most frequent failures in Slack (``TaskLog(failure_details=...)``): the people who
+#: may export (the default; only in their own replies), everyone, or nobody. The others see error types only.
+FailureDetails = Literal["exporters", "everyone", "nobody"]
+#: What a failure without an exception type shows instead of its text.
+HIDDEN_FAILURE = "(details hidden)"
+# What storage.summary.failure_of records for a failure without a message: it quotes nothing.
+_NO_MESSAGE = "(no error message)"
+# An exception type as the decorators record it ("ValueError: ...", "requests.exceptions.HTTPError: ..."): the
+# part before the first colon, a (dotted) Python name.
+_EXCEPTION_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(?:\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,9}")
 
 
 def escape(text: str) -> str:
@@ -121,6 +138,33 @@ def _which(time_filter: TimeFilter, agent: str | None) -> str:
     if agent is not None:
         words += f" and assigned to {_name(agent)}"
     return words
+
+
+# -- failures ----------------------------------------------------------------------------------------------------
+
+
+def failure_type(message: str, keep: Collection[str] = ()) -> str:
+    """A failure as people who may not export see it: its exception type, not its message, which can quote the
+    request (``ValueError: cannot parse 'pay Bob'`` -> ``ValueError``).
+
+    The decorators record ``"ExcType: message"`` (or ``"ExcType"``); a text without such a type becomes
+    :data:`HIDDEN_FAILURE`, unless it is one of ``keep`` (texts that quote nothing, such as the unassigned error).
+    """
+    if message in keep or message == _NO_MESSAGE:
+        return message
+    head = message.split(":", 1)[0].strip()
+    return head if _EXCEPTION_TYPE.fullmatch(head) else HIDDEN_FAILURE
+
+
+def failures_by_type(failures: Iterable[Failure], keep: Collection[str] = ()) -> tuple[Failure, ...]:
+    """``failures`` by :func:`failure_type`: the tasks of messages of one type summed, most first."""
+    merged: dict[str, int] = {}
+    for failure in failures:
+        shown = failure_type(failure.message, keep)
+        merged[shown] = merged.get(shown, 0) + failure.tasks
+    return tuple(
+        Failure(message, tasks) for message, tasks in sorted(merged.items(), key=lambda item: (-item[1], item[0]))
+    )
 
 
 # -- help and errors (the ack's own answers) --------------------------------------------------------------------
@@ -211,15 +255,27 @@ def _agent_line(agent: AgentStats) -> str:
     return parts[0] + "\n" + " · ".join(parts[1:])
 
 
-def stats_message(stats: Stats, request: StatsRequest, *, user_id: str) -> Message:
-    """The stats reply in Block Kit: totals, then one section per agent (the busiest first)."""
+def stats_message(
+    stats: Stats,
+    request: StatsRequest,
+    *,
+    user_id: str,
+    failure_details: bool = False,
+    plain_failures: Collection[str] = (),
+) -> Message:
+    """The stats reply in Block Kit: totals, then one section per agent (the busiest first).
+
+    The most frequent failures show their full text only with ``failure_details``; otherwise their exception types
+    (:func:`failure_type`, ``plain_failures`` as they are).
+    """
     scope = _scope(request.time_filter, request.agent)
     footer = _context(
         f"Tasks requested {_span(stats.since, stats.until)}. Each task counts once, by its latest round (as in the "
         "CSV); success rate is over finished tasks. "
         + (f"Posted by <@{escape(user_id)}>." if request.public else "Only you can see this.")
     )
-    blocks, text = _stats_blocks(stats, scope, f"No tasks {_which(request.time_filter, request.agent)}.")
+    nothing = f"No tasks {_which(request.time_filter, request.agent)}."
+    blocks, text = _stats_blocks(stats, scope, nothing, failure_details, plain_failures)
     return {
         "response_type": "in_channel" if request.public else "ephemeral",
         "text": text,
@@ -227,8 +283,11 @@ def stats_message(stats: Stats, request: StatsRequest, *, user_id: str) -> Messa
     }
 
 
-def _stats_blocks(stats: Stats, scope: str, nothing: str) -> tuple[list[dict[str, Any]], str]:
-    """A header, the totals and a section per agent (or ``nothing``), and the message's plain-text summary."""
+def _stats_blocks(
+    stats: Stats, scope: str, nothing: str, failure_details: bool, plain_failures: Collection[str]
+) -> tuple[list[dict[str, Any]], str]:
+    """A header, the totals and a section per agent (or ``nothing``), the most frequent failures (in full with
+    ``failure_details``, else by type), and the message's plain-text summary."""
     header = {"type": "header", "text": {"type": "plain_text", "text": f"Task log: {scope}"[:150], "emoji": False}}
     if stats.tasks == 0:
         return [header, _section(nothing)], nothing
@@ -253,8 +312,10 @@ def _stats_blocks(stats: Stats, scope: str, nothing: str) -> tuple[list[dict[str
     if hidden:
         blocks.append(_context(f"…and {_count(hidden, 'more agent')}: add `--agent NAME` to see one."))
     if stats.failures:
-        lines = "\n".join(f"• `{_code(f.message)}`: {_count(f.tasks, 'task')}" for f in stats.failures[:3])
-        blocks.append(_section(f"*Most frequent failures*\n{lines}"))
+        failures = stats.failures if failure_details else failures_by_type(stats.failures, plain_failures)
+        lines = "\n".join(f"• `{_code(f.message)}`: {_count(f.tasks, 'task')}" for f in failures[:3])
+        title = "*Most frequent failures*" if failure_details else "*Most frequent failures* (error types only)"
+        blocks.append(_section(f"{title}\n{lines}"))
     text = (
         f"Task log, {scope}: {_count(stats.tasks, 'task')}, {_percent(stats.success_rate)} success, "
         f"{stats.unassigned:,} with no agent confident enough."
@@ -262,10 +323,18 @@ def _stats_blocks(stats: Stats, scope: str, nothing: str) -> tuple[list[dict[str
     return blocks, text
 
 
-def digest_message(stats: Stats, since: datetime, until: datetime) -> Message:
-    """The scheduled digest of one period, posted in a channel."""
+def digest_message(
+    stats: Stats,
+    since: datetime,
+    until: datetime,
+    *,
+    failure_details: bool = False,
+    plain_failures: Collection[str] = (),
+) -> Message:
+    """The scheduled digest of one period, posted in a channel (failures by type unless ``failure_details``)."""
     scope = f"{_instant(since)} to {_instant(until)} UTC"
-    blocks, text = _stats_blocks(stats, scope, "No tasks were requested in this period.")
+    nothing = "No tasks were requested in this period."
+    blocks, text = _stats_blocks(stats, scope, nothing, failure_details, plain_failures)
     footer = _context(
         "Scheduled digest. Each task counts once, by its latest round (as in the CSV); success rate is over finished "
         "tasks. `/tasklog stats` and `/tasklog stats chart` show any window."
@@ -273,10 +342,17 @@ def digest_message(stats: Stats, since: datetime, until: datetime) -> Message:
     return {"text": text, "blocks": [*blocks, footer]}
 
 
-def home_view(stats: Stats, *, days: int, updated: datetime) -> dict[str, Any]:
+def home_view(
+    stats: Stats,
+    *,
+    days: int,
+    updated: datetime,
+    failure_details: bool = False,
+    plain_failures: Collection[str] = (),
+) -> dict[str, Any]:
     """The App Home tab: the last ``days`` days in the viewer's workspace, the same sections as ``stats``."""
     request = StatsRequest(window=Window(f"{days}d", timedelta(days=days)))
-    message = stats_message(stats, request, user_id="")
+    message = stats_message(stats, request, user_id="", failure_details=failure_details, plain_failures=plain_failures)
     blocks = message["blocks"][:-1]  # the footer speaks of "only you": a Home tab says it its own way
     blocks.append(
         _context(

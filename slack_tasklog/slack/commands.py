@@ -42,6 +42,7 @@ from slack_tasklog.logs import logger
 from slack_tasklog.reports import chart
 from slack_tasklog.reports.stats import Stats, compute_stats
 from slack_tasklog.slack import blocks
+from slack_tasklog.slack.blocks import FailureDetails
 from slack_tasklog.slack.grammar import CommandSyntaxError, ExportRequest, HelpRequest, StatsRequest, parse_command
 from slack_tasklog.slack.source import TaskSource
 
@@ -71,6 +72,8 @@ _MAX_RETRIES = 3
 # A Retry-After longer than this is not waited out in a listener: the user is told when to try again.
 _MAX_RETRY_AFTER = 30.0
 _STATS_FLUSH_TIMEOUT = 2.0
+# Every distinct failure message, in practice: shown by type, they are summed per type (blocks.failures_by_type).
+ALL_FAILURES = 100_000
 
 T = TypeVar("T")
 
@@ -304,6 +307,7 @@ class CommandFlow:
         admins: Collection[str] = (),
         workspace_admins: bool = True,
         stats_access: StatsAccess = "everyone",
+        failure_details: FailureDetails = "exporters",
         roles: RoleCache | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -312,6 +316,8 @@ class CommandFlow:
         self.admins = frozenset(admins)
         self.workspace_admins = workspace_admins
         self.stats_access = stats_access
+        self.failure_details = failure_details
+        self.plain_failures = plain_failures(tasklog)
         self.roles = roles if roles is not None else RoleCache()
         self._clock = clock or (lambda: datetime.now(timezone.utc))
 
@@ -364,7 +370,10 @@ class CommandFlow:
                 stats: Stats = yield RunBlocking(
                     partial(self._read_stats, since=now - timedelta(days=days), until=now, who=who, agent=None)
                 )
-                view = blocks.home_view(stats, days=days, updated=now)
+                details = yield from self._failure_details(who, stats, public=False)
+                view = blocks.home_view(
+                    stats, days=days, updated=now, failure_details=details, plain_failures=self.plain_failures
+                )
             else:
                 view = blocks.home_restricted_view()
             yield from self._call("views_publish", {"user_id": user_id, "view": view})
@@ -408,6 +417,30 @@ class CommandFlow:
             yield from self._reply(who, blocks.refusal_message(verb, workspace_admins=self.workspace_admins))
         return allowed
 
+    def _failure_details(self, who: Invocation, stats: Stats, *, public: bool) -> Flow[bool]:
+        """Whether ``who`` sees the failures' full text (they can quote requests, as the export does) rather than
+        their types: ``failure_details="everyone"``, or, by default, people who may export, in their own reply."""
+        if self.failure_details != "exporters":
+            return self.failure_details == "everyone"
+        if public:
+            return False
+        # Nothing to hide (no failure, or none that quotes anything), or stats_access="admins" let only the people
+        # who may export this far: no need to ask Slack who this is.
+        if (
+            all(blocks.failure_type(f.message, self.plain_failures) == f.message for f in stats.failures)
+            or self.stats_access == "admins"
+            or who.user_id in self.admins
+        ):
+            return True
+        details = False
+        if self.workspace_admins:
+            try:
+                details = yield from self._is_workspace_admin(who)
+            except _RoleUnknownError as error:
+                logger.info("slack_tasklog: users.info failed for user %s in team %s (%s); failures shown by type",
+                            who.user_id, who.team_id, error)  # fmt: skip
+        return details
+
     def _is_workspace_admin(self, who: Invocation) -> Flow[bool]:
         key = (who.enterprise_id, who.team_id, who.user_id)
         cached = self.roles.get(key)
@@ -432,7 +465,11 @@ class CommandFlow:
             partial(self._read_stats, since=since, until=until, who=who, agent=request.agent)
         )
         if not request.chart:
-            yield from self._reply(who, blocks.stats_message(stats, request, user_id=who.user_id))
+            details = yield from self._failure_details(who, stats, public=request.public)
+            message = blocks.stats_message(
+                stats, request, user_id=who.user_id, failure_details=details, plain_failures=self.plain_failures
+            )
+            yield from self._reply(who, message)
             return
         if stats.tasks == 0:
             yield from self._reply(who, blocks.stats_message(stats, request, user_id=who.user_id))
@@ -462,7 +499,13 @@ class CommandFlow:
         self.tasklog.flush(_STATS_FLUSH_TIMEOUT)
         with self.tasklog.connect() as conn:
             return compute_stats(
-                conn, since=since, until=until, team_id=who.team_id, enterprise_id=who.enterprise_id, agent=agent
+                conn,
+                since=since,
+                until=until,
+                team_id=who.team_id,
+                enterprise_id=who.enterprise_id,
+                agent=agent,
+                top_failures=ALL_FAILURES,
             )
 
     # -- export -----------------------------------------------------------------------------------------------
@@ -670,6 +713,12 @@ def register_app_home(app: Any, flow: CommandFlow, *, days: int = 7) -> None:
             run_flow(flow.home(*who, days=days), client, None)
 
     app.event("app_home_opened")(tasklog_app_home)
+
+
+def plain_failures(tasklog: object) -> frozenset[str]:
+    """Failure texts that quote no request, shown as they are to everyone: the task log's unassigned error."""
+    unassigned = getattr(tasklog, "unassigned_error", None)
+    return frozenset([unassigned]) if isinstance(unassigned, str) and unassigned else frozenset()
 
 
 def admins_from(value: Iterable[str] | str | None, environ: Mapping[str, str]) -> frozenset[str]:

@@ -28,6 +28,8 @@ from slack_tasklog.logs import RateLimitedLog, logger
 from slack_tasklog.reports.export import ExportFilter, write_csv
 from slack_tasklog.reports.stats import Stats, compute_stats
 from slack_tasklog.slack import blocks
+from slack_tasklog.slack.blocks import FailureDetails
+from slack_tasklog.slack.commands import ALL_FAILURES, plain_failures
 from slack_tasklog.slack.source import TaskSource
 from slack_tasklog.storage.models import DigestPost
 from slack_tasklog.storage.store import insert_ignore
@@ -85,7 +87,11 @@ def due_periods(now: datetime, every: timedelta, last_posted: datetime | None) -
 
 
 class Digests:
-    """The digest thread of one ``TaskLog``: ``start()``, ``stop()``; ``run_once()`` does one round (tests)."""
+    """The digest thread of one ``TaskLog``: ``start()``, ``stop()``; ``run_once()`` does one round (tests).
+
+    The digest is posted in a channel, so its failures show their exception types only, unless
+    ``failure_details="everyone"`` (their messages can quote requests, which only the export should show).
+    """
 
     def __init__(
         self,
@@ -93,11 +99,13 @@ class Digests:
         schedule: DigestSchedule,
         client: Any,
         *,
+        failure_details: FailureDetails = "exporters",
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.tasklog = tasklog
         self.schedule = schedule
         self.client = client
+        self.failure_details = failure_details
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._me = f"{socket.gethostname()[:40]}:{os.getpid()}:{id(self) % 10_000}"
         self._stop = threading.Event()
@@ -190,8 +198,10 @@ class Digests:
         schedule = self.schedule
         self.tasklog.flush(2.0)
         with self.tasklog.connect() as conn:
-            stats: Stats = compute_stats(conn, since=start, until=end, team_id=schedule.team_id)
-        message = blocks.digest_message(stats, start, end)
+            stats: Stats = compute_stats(conn, since=start, until=end, team_id=schedule.team_id,
+                                         top_failures=ALL_FAILURES)  # fmt: skip
+        message = blocks.digest_message(stats, start, end, failure_details=self.failure_details == "everyone",
+                                        plain_failures=plain_failures(self.tasklog))  # fmt: skip
         self.client.chat_postMessage(channel=schedule.channel, text=message["text"], blocks=message["blocks"])
         if stats.tasks == 0:
             return
