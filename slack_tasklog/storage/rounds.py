@@ -53,6 +53,7 @@ class LatestRound(NamedTuple):
 
 #: What a task with no round yet has.
 NOT_ROUTED = LatestRound(None, None, None, None, None, None, None, None, 0)
+_NO_OUTCOME = (None, None, None, None)
 
 
 def latest_round_join(tasks: Table) -> tuple[Join, NamedFromClause, NamedFromClause]:
@@ -109,25 +110,26 @@ def latest_rounds(conn: Connection, task_ids: Sequence[int]) -> dict[int, Latest
     Two indexed reads and the rule in Python: :func:`latest_round_join`'s correlated subqueries cost PostgreSQL
     several times more per task, and the writer runs this for every task a batch touches.
     """
+    newest_round: dict[int, list[Any]] = {}  # [id, recorded_at, agent, confidence, others]
+    rounds: dict[int, int] = {}
+    for task_id, *task_round in conn.execute(_ROUNDS.where(among(conn, _a.task_id, task_ids))).all():
+        newest_round[task_id] = task_round
+        rounds[task_id] = rounds.get(task_id, 0) + 1
+    outcome_of: dict[int, tuple[Any, ...]] = {}  # (id, success, execution_time, error_message)
+    if newest_round:
+        for task_id, outcome_id, agent, success, execution_time, error_message, started_at in conn.execute(
+            _OUTCOMES.where(among(conn, _o.task_id, list(newest_round)))
+        ).all():
+            # A run of the round's agent (or its own "nobody" outcome) that started once the round was recorded.
+            _, recorded_at, round_agent, _, _ = newest_round[task_id]
+            if agent == round_agent and started_at >= recorded_at:
+                outcome_of[task_id] = (outcome_id, success, execution_time, error_message)
     latest: dict[int, LatestRound] = {}
-    recorded: dict[int, Any] = {}  # when each task's latest round was recorded
-    for task_id, round_id, recorded_at, agent, confidence, others in conn.execute(
-        _ROUNDS.where(among(conn, _a.task_id, task_ids))
-    ).all():
-        rounds = latest[task_id].rounds + 1 if task_id in latest else 1
-        latest[task_id] = LatestRound(round_id, agent, confidence, None, None, None, None, others, rounds)
-        recorded[task_id] = recorded_at
-    if not latest:
-        return latest
-    for task_id, outcome_id, agent, success, execution_time, error_message, started_at in conn.execute(
-        _OUTCOMES.where(among(conn, _o.task_id, list(latest)))
-    ).all():
-        # A run of the round's agent (or the round's own "nobody" outcome) that started once the round was recorded.
-        task_round = latest[task_id]
-        if agent == task_round.agent and started_at >= recorded[task_id]:
-            latest[task_id] = task_round._replace(
-                outcome_id=outcome_id, success=success, execution_time=execution_time, error_message=error_message
-            )
+    for task_id, (round_id, _, agent, confidence, others) in newest_round.items():
+        outcome_id, success, execution_time, error_message = outcome_of.get(task_id, _NO_OUTCOME)
+        latest[task_id] = LatestRound(
+            round_id, agent, confidence, outcome_id, success, execution_time, error_message, others, rounds[task_id]
+        )
     return latest
 
 

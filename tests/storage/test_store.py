@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,8 @@ def test_seconds_since_the_epoch_are_stored_as_their_datetime() -> None:
         for value in seconds:
             as_datetime = datetime.fromtimestamp(value, timezone.utc)
             assert writer(value) == writer(as_datetime) == reference(as_datetime), value
+            elsewhere = as_datetime.astimezone(timezone(timedelta(hours=-7)))  # another zone: stored as UTC
+            assert writer(elsewhere) == reference(elsewhere), value
         assert writer(None) is None
 
 
