@@ -87,6 +87,4 @@ class MessageDeleted(NamedTuple):
     ts: str
 
 
-Event = (
-    TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted
-)
+Event = TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted

@@ -163,46 +163,57 @@ def test_segments_roll_over_are_deleted_once_committed_and_the_total_is_bounded(
     assert list((tmp_path / "journal").iterdir()) == []
 
 
-@pytest.fixture
-def file_size_limit() -> Iterator[Callable[[int], None]]:
-    """Set RLIMIT_FSIZE, this process's largest file size: a write across it is cut short, the next one fails
-    (EFBIG), as on a full disk, for this test only."""
-    import resource
+_SHORT_WRITE_CHILD = """
+import logging, resource, signal, sys, time
+from pathlib import Path
+from slack_tasklog.events import TaskRequested
+from slack_tasklog.writer.journal import HEADER, RETRY_INTERVAL, Journal, read_segment
+from slack_tasklog.writer.records import encode_record
 
-    saved = resource.getrlimit(resource.RLIMIT_FSIZE)
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the default action kills the process
-
-    def limit(size: int) -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, saved[1]))
-
-    try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, saved)
-        signal.signal(signal.SIGXFSZ, handler)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the default action kills the process
 
 
-def test_a_short_write_starts_a_new_segment_after_a_pause(
-    tmp_path: Path, file_size_limit: Callable[[int], None], caplog: pytest.LogCaptureFixture
-) -> None:
-    journal = Journal(tmp_path / "journal")
-    record_size = len(encode_record(request(1)))
-    file_size_limit(len(HEADER) + 2 * record_size + record_size // 2)
-    assert journal.append(request(1), 1)
-    assert journal.append(request(2), 2)
-    assert not journal.append(request(3), 3)  # cut short: half a record in the file
-    [torn] = journal._segments
-    assert torn.path.stat().st_size > torn.size
-    assert not journal.append(request(4), 4)  # broken: memory only, without trying the disk again at once
-    assert journal.failures == 2
-    assert sum("cannot write the journal" in r.getMessage() for r in caplog.records) == 1
-    time.sleep(RETRY_INTERVAL + 0.05)
-    assert journal.append(request(5), 5)  # a new segment, not after the torn bytes
-    assert len(journal._segments) == 2
-    assert read_segment(torn.path).events == [request(1), request(2)]
-    assert read_segment(journal._segments[1].path).events == [request(5)]
-    assert "writable again" in caplog.text
-    journal.close(everything_committed=True)
+def request(i):
+    ts = f"1700000000.{i:06d}"
+    return TaskRequested("T1", None, "C1", ts, ts, "U1", f"request {i}")
+
+
+journal = Journal(Path(sys.argv[1]))
+record_size = len(encode_record(request(1)))
+# This process's largest file size: a write across it is cut short, the next one fails (EFBIG), as on a full disk.
+resource.setrlimit(resource.RLIMIT_FSIZE, (len(HEADER) + 2 * record_size + record_size // 2, resource.RLIM_INFINITY))
+assert journal.append(request(1), 1)
+assert journal.append(request(2), 2)
+assert not journal.append(request(3), 3)  # cut short: half a record in the file
+[torn] = journal._segments
+assert torn.path.stat().st_size > torn.size
+assert not journal.append(request(4), 4)  # broken: memory only, without trying the disk again at once
+assert journal.failures == 2
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+time.sleep(RETRY_INTERVAL + 0.05)
+assert journal.append(request(5), 5)  # a new segment, not after the torn bytes
+assert len(journal._segments) == 2
+assert read_segment(torn.path).events == [request(1), request(2)]
+assert read_segment(journal._segments[1].path).events == [request(5)]
+journal.close(everything_committed=True)
+print("ok")
+"""
+
+
+def test_a_short_write_starts_a_new_segment_after_a_pause(tmp_path: Path) -> None:
+    # In a child process: RLIMIT_FSIZE would also cut short pytest's own output, should it go to a file.
+    child = subprocess.run(
+        [sys.executable, "-c", _SHORT_WRITE_CHILD, str(tmp_path / "journal")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout == "ok\n"
+    assert child.stderr.count("cannot write the journal") == 1
+    assert "writable again" in child.stderr
 
 
 def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
