@@ -191,8 +191,8 @@ def source_fingerprint() -> str:
 
     package = Path(slack_tasklog.__file__).parent
     digest = hashlib.sha256()
-    for path in sorted(package.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
     try:
         head = subprocess.run(
             ["git", "-C", str(package), "log", "-1", "--format=%h %s"],
@@ -210,7 +210,7 @@ def source_fingerprint() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return f"slack_tasklog imported from {package} (not a git checkout); source sha256 {digest.hexdigest()[:12]}"
-    state = "with uncommitted changes in src/slack_tasklog" if dirty else "clean"
+    state = "with uncommitted changes in slack_tasklog/" if dirty else "clean"
     return f"commit {head[:60]!r} ({state}); source sha256 {digest.hexdigest()[:12]}"
 
 
