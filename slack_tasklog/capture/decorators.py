@@ -138,7 +138,11 @@ class _Recorder:
         ``_MISSING`` when the call has none of the names or the getter raised (see :meth:`call`)."""
         arguments = self.bind(args, kwargs)
         if isinstance(where, tuple):
-            return next((arguments[name] for name in where if name in arguments), _MISSING)
+            for name in where:
+                value = arguments.get(name, _MISSING)
+                if value is not _MISSING:
+                    return value
+            return _MISSING
         return self.call(option, where, arguments)
 
     def call(self, option: str, getter: Callable[[Any], Any], value: Any) -> Any:
