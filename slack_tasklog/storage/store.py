@@ -7,6 +7,7 @@ written twice lands once.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -517,11 +518,14 @@ class Store:
         for a in assignments:
             task_id = self._resolve(learned, a.thread_ts, a.channel_id, a.team_id)
             orphans = orphans or task_id is None
+            # Events that skipped the decorators' checks (journals, the importer) may carry NaN or infinities, which
+            # some backends refuse or store as is: such a confidence is stored as NULL, the rest of the round kept.
+            evaluations = [(agent, _confidence(confidence)) for agent, confidence in a.evaluations]
             assignment_rows.append(
-                (a.id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, a.confidence, a.recorded_at,
-                 other_agents(a.evaluations, a.agent))
+                (a.id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, _confidence(a.confidence),
+                 a.recorded_at, other_agents(evaluations, a.agent))
             )  # fmt: skip
-            evaluation_rows += [(a.id, agent, confidence) for agent, confidence in a.evaluations]
+            evaluation_rows += [(a.id, agent, confidence) for agent, confidence in evaluations]
             if a.agent is None:
                 # Nobody was confident enough: the round fails here and now, with no agent to run it.
                 outcome_rows.append(
@@ -596,6 +600,15 @@ class Store:
             self._threads.move_to_end(thread_ts)
         while len(self._threads) > self._cache_size:
             self._threads.popitem(last=False)
+
+
+def _confidence(value: object) -> float | None:
+    """A confidence as stored: a finite number in 0..100, or None (NULL) for anything else (NaN, infinities, out of
+    range, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and 0.0 <= number <= 100.0 else None
 
 
 def _partition(

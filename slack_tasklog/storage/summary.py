@@ -131,7 +131,7 @@ class Deltas:
             counts[3] += sign
         # Every task, by its agent ("" for none) and whole confidence percent (-1 for none): calibration reads the
         # rows with both, the daily series all of them (a far smaller table than daily_stats to group by day).
-        percent = -1 if confidence is None else confidence_percent(confidence)
+        percent = confidence_percent(confidence)
         calibration_key = (team_id, enterprise_id, day, agent or "", percent)
         tally = self.calibration.get(calibration_key)
         if tally is None:
@@ -152,8 +152,11 @@ class Deltas:
                 self.messages[error_key] = message
 
 
-def confidence_percent(confidence: float) -> int:
-    """The whole percent a confidence is counted under for calibration: floored, kept within 0-100."""
+def confidence_percent(confidence: float | None) -> int:
+    """The whole percent a confidence is counted under for calibration: floored, kept within 0-100; -1 for none
+    (None, NaN or an infinity, which rows written before such confidences were stored as NULL may hold)."""
+    if confidence is None or not math.isfinite(confidence):
+        return -1
     return min(100, max(0, math.floor(confidence)))
 
 
@@ -300,6 +303,8 @@ def refresh(
             success = None if new.success is None else bool(new.success)
             execution_time = None if new.execution_time is None else float(new.execution_time)
             confidence = None if new.confidence is None else float(new.confidence)
+            if confidence is not None and not math.isfinite(confidence):
+                confidence = None  # written by a version that stored NaN and infinities as they came
             failure = failure_of(new.error_message) if success is False else None
             bucket = bucket_of(execution_time)
             kept = _Summary(
