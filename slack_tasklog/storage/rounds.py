@@ -5,7 +5,10 @@ writer keeps all count a task by its **latest round** and that round's outcome:
 
 - the latest round is the newest assignment (``recorded_at``, then ``id``);
 - its outcome is the newest run (``finished_at``, then ``id``) by the round's agent — or the round's own "nobody"
-  outcome — that started at or after the round was recorded.
+  outcome — that finished at or after the round was recorded. That is, a run belongs to the latest round of its
+  agent (for that task) recorded before the run *finished*, not before it started: the decorators of
+  ``check_and_assign`` and ``process_assignment`` may run on different hosts, and clock skew (or an imported log)
+  can put a run's start a fraction of a second before its round's.
 
 The rule is stated twice, and tests check that the two agree: in SQL (:func:`latest_round_join`) and in Python
 (:func:`latest_rounds`, which the writer applies to the tasks a batch touched and keeps on the task rows; see
@@ -78,7 +81,7 @@ def latest_round_join(tasks: Table) -> tuple[Join, NamedFromClause, NamedFromCla
         .where(
             o.c.task_id == tasks.c.id,
             o.c.agent.is_not_distinct_from(latest_round.c.agent),
-            o.c.started_at >= latest_round.c.recorded_at,
+            o.c.finished_at >= latest_round.c.recorded_at,
         )
         .order_by(o.c.finished_at.desc(), o.c.id.desc())
         .limit(1)
@@ -100,7 +103,7 @@ _ROUNDS = select(_a.task_id, _a.id, as_stored(_a.recorded_at), _a.agent, _a.conf
     _a.task_id, _a.recorded_at, _a.id
 )
 _OUTCOMES = select(
-    _o.task_id, _o.id, _o.agent, _o.success, _o.execution_time, _o.error_message, as_stored(_o.started_at)
+    _o.task_id, _o.id, _o.agent, _o.success, _o.execution_time, _o.error_message, as_stored(_o.finished_at)
 ).order_by(_o.task_id, _o.finished_at, _o.id)
 
 
@@ -117,12 +120,12 @@ def latest_rounds(conn: Connection, task_ids: Sequence[int]) -> dict[int, Latest
         rounds[task_id] = rounds.get(task_id, 0) + 1
     outcome_of: dict[int, tuple[Any, ...]] = {}  # (id, success, execution_time, error_message)
     if newest_round:
-        for task_id, outcome_id, agent, success, execution_time, error_message, started_at in conn.execute(
+        for task_id, outcome_id, agent, success, execution_time, error_message, finished_at in conn.execute(
             _OUTCOMES.where(among(conn, _o.task_id, list(newest_round)))
         ).all():
-            # A run of the round's agent (or its own "nobody" outcome) that started once the round was recorded.
+            # A run of the round's agent (or its own "nobody" outcome) that finished once the round was recorded.
             _, recorded_at, round_agent, _, _ = newest_round[task_id]
-            if agent == round_agent and started_at >= recorded_at:
+            if agent == round_agent and finished_at >= recorded_at:
                 outcome_of[task_id] = (outcome_id, success, execution_time, error_message)
     latest: dict[int, LatestRound] = {}
     for task_id, (round_id, _, agent, confidence, others) in newest_round.items():

@@ -15,6 +15,7 @@ from slack_tasklog.reports.stats import Stats, compute_stats
 from slack_tasklog.storage.summary import confidence_percent
 
 from tests.conftest import query
+from tests.storage.test_summary import assert_the_rule_in_sql_agrees
 
 ROOT = "1700000000.000100"
 T = 1_700_000_010.0
@@ -87,3 +88,38 @@ def test_a_confidence_that_is_no_finite_percent_is_null(tasklog: TaskLog, order:
 def test_confidence_percent_treats_what_is_no_number_like_none() -> None:
     assert [confidence_percent(value) for value in (None, math.nan, math.inf, -math.inf)] == [-1, -1, -1, -1]
     assert [confidence_percent(value) for value in (0.0, 41.9, 100.0, 150.0, -3.0)] == [0, 41, 100, 100, 0]
+
+
+def test_an_outcome_that_started_just_before_its_round_belongs_to_it(tasklog: TaskLog) -> None:
+    """Clock skew between the host that routed and the one that ran: the run's start is 0.3 s before the round."""
+    record(tasklog, request(), assignment("a1", 80.0, (("Grok", 80.0),), T), outcome("o1", T - 0.3, T + 2))
+    assert query(tasklog, "SELECT latest_round_id, latest_outcome_id FROM tasklog_tasks") == [("a1", "o1")]
+    [row] = exported(tasklog)
+    assert (row["assigned_agent"], row["success"], row["execution_time"]) == ("Grok", "true", "2.3")
+    stats = stats_of(tasklog)
+    assert (stats.tasks, stats.finished, stats.succeeded) == (1, 1, 1)
+    assert_the_rule_in_sql_agrees(tasklog)
+
+
+def test_two_rounds_of_one_agent_each_run_goes_to_the_round_before_it_finished(tasklog: TaskLog) -> None:
+    # The first round's run failed and finished before the task was routed again, to the same agent.
+    record(
+        tasklog,
+        request(),
+        assignment("a1", 80.0, (("Grok", 80.0),), T),
+        outcome("o1", T - 0.3, T + 5, success=False),
+        assignment("a2", 70.0, (("Grok", 70.0),), T + 100),
+    )
+    # The second round has no run yet: the first one's failure is not its outcome.
+    assert query(tasklog, "SELECT latest_round_id, latest_outcome_id FROM tasklog_tasks") == [("a2", None)]
+    assert exported(tasklog)[0]["success"] == ""
+    stats = stats_of(tasklog)
+    assert (stats.tasks, stats.finished, stats.succeeded) == (1, 0, 0)
+    # Its run started 0.2 s before it (another host's clock) and finished after it.
+    record(tasklog, outcome("o2", T + 99.8, T + 104))
+    assert query(tasklog, "SELECT latest_round_id, latest_outcome_id FROM tasklog_tasks") == [("a2", "o2")]
+    [row] = exported(tasklog)
+    assert (row["confidence"], row["success"], row["execution_time"]) == ("70", "true", "4.2")
+    stats = stats_of(tasklog)
+    assert (stats.tasks, stats.finished, stats.succeeded) == (1, 1, 1)
+    assert_the_rule_in_sql_agrees(tasklog)
