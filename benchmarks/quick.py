@@ -57,7 +57,9 @@ def dispatch_figures(problems: list[str]) -> list[Figure]:
     run = bd.measure(args, rounds=6, sustained_rounds=1, sustained_count=200)
     problems += [f"dispatch: {what}: {found} for {want}" for what, found, want in run.landed if found != want]
     figures = []
-    for kind, threshold in (("App", 1.5), ("AsyncApp", 1.75)):
+    # A gross regression: the middleware doubling a dispatch. The default writes a journal record per event now; the
+    # figure itself (<= 1.20, issue 17) is measured by bench_dispatch.py and stated in docs/performance.md.
+    for kind, threshold in (("App", 2.0), ("AsyncApp", 2.0)):
         base = next(c for c in run.configs if (c.kind, c.pbr, c.middleware) == (kind, True, bd.NONE))
         ours = next(c for c in run.configs if (c.kind, c.pbr, c.middleware) == (kind, True, bd.TASKLOG))
         # Paired, per round: each block's median over its bare twin's, measured moments apart; then the median of
@@ -65,7 +67,7 @@ def dispatch_figures(problems: list[str]) -> list[Figure]:
         # rounds; a burst of the machine's other work in one block is enough).
         paired = [a / b for a, b in zip(ours.block_median_us, base.block_median_us, strict=True)]
         figures.append(Figure(f"request path, {kind}: dispatch with TaskLog / bare", summarize(paired).median, "",
-                              threshold, False, "<= 1.10", "paired block medians"))  # fmt: skip
+                              threshold, False, "<= 1.20", "paired block medians"))  # fmt: skip
     for kind, pbr, name, _, _, ratio, _ in bd.overhead_vs_approach1(run.configs):
         if pbr and name == bd.TASKLOG:
             figures.append(Figure(f"request path, {kind}: TaskLog's overhead / Approach 1's", ratio, "", 3.0, False,
@@ -80,7 +82,7 @@ def ingest_sqlite(problems: list[str]) -> list[Figure]:
     problems += [f"ingest SQLite: {p}" for p in m.problems]
     rate = summarize(m.rates[bl.TASKLOG]).median
     sketch = summarize(m.sketch_rates).median
-    return [Figure("ingest, SQLite: lifecycles/s", rate, "/s", 2_000, True, ">= 20,000/s",
+    return [Figure("ingest, SQLite: lifecycles/s", rate, "/s", 2_000, True, ">= 15,000/s",
                    f"Approach 2: {sketch:,.0f}/s")]  # fmt: skip
 
 
@@ -91,7 +93,7 @@ def ingest_postgres(problems: list[str]) -> list[Figure]:
     problems += [f"ingest PostgreSQL: {p}" for p in m.problems]
     rate = next(summarize(v).median for k, v in m.rates.items() if k.startswith(bp.TASKLOG))
     sketch = next(summarize(v).median for k, v in m.rates.items() if k.startswith(bp.SKETCH))
-    return [Figure("ingest, PostgreSQL, 4 processes: lifecycles/s", rate, "/s", 2_000, True, ">= 10,000/s",
+    return [Figure("ingest, PostgreSQL, 4 processes: lifecycles/s", rate, "/s", 2_000, True, ">= 5,000/s",
                    f"Approach 2 (SQLite), 4 processes: {sketch:,.0f}/s")]  # fmt: skip
 
 
@@ -144,7 +146,7 @@ def main() -> int:
         steps.insert(2, ("ingest PostgreSQL", ingest_postgres))
     else:
         figures.append(Figure("ingest, PostgreSQL, 4 processes: lifecycles/s", None, "/s", 2_000, True,
-                              ">= 10,000/s", f"no server at {POSTGRES_URL}"))  # fmt: skip
+                              ">= 5,000/s", f"no server at {POSTGRES_URL}"))  # fmt: skip
     for name, step in steps:
         t0 = time.perf_counter()
         print(f"# quick: {name} ...", file=sys.stderr, flush=True)
