@@ -103,8 +103,8 @@ def import_file(
     machine has a second core.
 
     Why: parsing a line (JSON, checks, the event's identity) is a quarter of an import's time, and it need not wait
-    for the database. The child hands each batch over as one ``marshal`` record (plain tuples), so this process
-    spends well under a microsecond per event on it; the pipe holds at most a batch or two, so memory stays flat.
+    for the database. The child hands each batch over as one ``marshal`` record (plain tuples), which costs this
+    process little to read; the pipe holds at most a batch or two, so memory stays flat.
     Starting the child costs about half a second (it imports this package), hence the threshold.
     """
     if parallel is None:
@@ -141,9 +141,8 @@ def fewer_collections(threshold: int = 10_000) -> Iterator[None]:
     long import in a process of our own (the CLI's; a library caller keeps its own settings).
 
     An import allocates millions of short-lived objects that form no cycles, while the long-lived ones (the thread
-    cache) grow: with the default thresholds the collector ran 1,771 times over 300,000 lines, 14 of them through
-    the whole heap, and cost the importing process 15% of its CPU (28.2/21.7 µs per line against 24.0/18.6 and
-    20.8/18.3 with 50,000 and 10,000, two alternating runs; same peak memory, 119 MB)."""
+    cache) grow: with the default thresholds the collector keeps scanning that growing heap for cycles that are
+    not there, a sizeable share of the import's CPU for the same peak memory."""
     saved = gc.get_threshold()
     gc.set_threshold(max(saved[0], threshold), *saved[1:])
     try:
