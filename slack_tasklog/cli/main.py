@@ -677,7 +677,7 @@ def _schema_engine(database_url: str, *, must_exist: bool) -> Iterator[Engine]:
 
 
 def _shown(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+    return safe_url(engine.url)
 
 
 @db.command("upgrade")
