@@ -178,6 +178,10 @@ class Task(Base):
     latest_others: Mapped[str | None] = mapped_column(LongText)
     rounds: Mapped[int | None] = mapped_column(Integer)
     follow_ups: Mapped[int | None] = mapped_column(Integer)
+    # Sums over the task's runs (``tasklog_outcomes``), kept with the summary above; NULL while no run reported any.
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cost: Mapped[float | None] = mapped_column(Number)
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "thread_ts"),
@@ -288,6 +292,11 @@ class Outcome(Base):
     error_message: Mapped[str | None] = mapped_column(LongText)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the run used, if it said (``track_outcome``'s ``usage=``), and what that cost at the prices in force when
+    # it was recorded (a later price change leaves it as it was).
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cost: Mapped[float | None] = mapped_column(Number)
 
     __table_args__ = (
         Index("ix_tasklog_outcomes_task_id_finished_at", "task_id", "finished_at"),
@@ -301,10 +310,11 @@ class DailyStats(Base):
     over months cost a few thousand rows.
 
     One row per (workspace, day, latest round's agent, execution-time bucket): how many tasks, how many succeeded,
-    and the sum and count of their confidences. ``routed`` is false for tasks with no round yet; ``agent`` is ``""``
-    for those and for rounds that assigned nobody; ``bucket`` is -1 for tasks without an outcome yet, else the
-    execution time's bucket (``summary.bucket_of``: 1% wide, so percentiles come out within 1%). The writer moves
-    a task from one row to another as its latest round changes, in the same transaction (``summary.refresh``).
+    the sum and count of their confidences, and their tokens and cost (all of a task's runs, counted under its latest
+    round's agent, like its success). ``routed`` is false for tasks with no round yet; ``agent`` is ``""`` for those
+    and for rounds that assigned nobody; ``bucket`` is -1 for tasks without an outcome yet, else the execution
+    time's bucket (``summary.bucket_of``: 1% wide, so percentiles come out within 1%). The writer moves a task from
+    one row to another as its latest round or its usage changes, in the same transaction (``summary.refresh``).
     """
 
     __tablename__ = "tasklog_daily_stats"
@@ -320,6 +330,13 @@ class DailyStats(Base):
     succeeded: Mapped[int] = mapped_column(BigInteger)
     confidence_sum: Mapped[float] = mapped_column(Number)
     confidence_count: Mapped[int] = mapped_column(BigInteger)
+    # The tasks' tokens and cost (their ``input_tokens``, ``output_tokens``, ``cost``), and how many of them, and of
+    # those how many succeeded, have a cost: cost per task divides by those, not by tasks that never said.
+    input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    cost: Mapped[float] = mapped_column(Number, server_default="0")
+    costed: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    costed_succeeded: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
     __table_args__ = (
         Index("ix_tasklog_daily_stats_day", "day"),

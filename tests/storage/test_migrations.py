@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import query
 
-HEAD = "0006"
+HEAD = "0007"
 TABLES = ("tasklog_tasks", "tasklog_follow_ups", "tasklog_assignments", "tasklog_evaluations", "tasklog_outcomes")
 START = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -148,6 +148,7 @@ def test_the_package_ships_its_migrations_as_resources() -> None:
         "0004_room_for_task_updates.py",
         "0005_evaluations_without_rowid.py",
         "0006_leaner_indexes.py",
+        "0007_tokens_and_cost.py",
     }
     assert head() == HEAD
 
