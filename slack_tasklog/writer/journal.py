@@ -6,25 +6,32 @@ process, however it ended (``kill -9`` included). A segment nobody holds is *orp
 same directory writes its events to the database and deletes it. Writes are idempotent, so replaying an event that
 did reach the database before the crash changes nothing.
 
-A segment is a plain file: a header line, then one line per event (see ``records``), each appended with one
-``os.write``. Once written, a record is the kernel's: it survives the process being killed at once, though not a
-power loss in the next seconds unless ``fsync=True`` (an ``fsync`` per event, far slower). A process killed in
-the middle of a write leaves at most a torn last line, which is skipped.
+A segment is a file of ``segment_bytes`` whose disk space is reserved when it is created (``posix_fallocate``):
+a header line, then one line per event (see ``records``), then zeros up to its end. The file is memory-mapped and
+each record is copied into the map: appending is a copy into the page cache, with no system call, which keeps the
+journal's share of the request path small. Once copied, a record is the kernel's: it survives the process being
+killed at once, though not a power loss in the next seconds unless ``fsync=True`` (an ``msync`` per event, far
+slower). A process killed in the middle of a copy leaves at most a torn last line before the zeros, which is
+skipped.
 
-While the database keeps up, the live segment is truncated back to its header whenever everything in it is
-committed, so the journal stays small. When the database falls behind, the in-memory queue fills up and later
+Mapping a file is safe only over space the file system has already given it: writing into a sparse mapping on a
+full disk kills the process with SIGBUS. So no byte is mapped before its space is reserved; when the reservation
+fails (the disk is full, the folder read-only, a quota), the segment is not made and the event stays in memory.
+
+While the database keeps up, the live segment is cleared back to its header (zeroed) whenever everything in it is
+committed, so it is reused and never grows. When the database falls behind, the in-memory queue fills up and later
 events *spill*: they are only in the journal until the writer reads them back. Memory stays bounded; the journal
 grows, segment by segment, up to ``max_bytes``, and committed segments are deleted.
 
-The journal never harms its host: a full disk, a read-only or unwritable folder, a short write — the event stays
-in memory, the failure is counted and logged (once a minute), and the journal tries again a second later. After a
-failed write it starts a new segment, never appending after torn bytes. Files it cannot read at start are set
+The journal never harms its host: when a segment cannot be made the event stays in memory, the failure is counted
+and logged (once a minute), and the journal tries again a second later. Files it cannot read at start are set
 aside as ``*.corrupt``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import sys
 import time
@@ -70,8 +77,19 @@ class UnreadableJournalError(ValueError):
 class _Segment:
     path: Path
     fd: int
+    map: mmap.mmap  # the whole file, its space reserved
     size: int = len(HEADER)  # bytes up to the end of the last complete record
     last_index: int = 0  # the writer's index of the last event appended here
+
+    @property
+    def capacity(self) -> int:
+        return len(self.map)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.map.close()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
 
 @dataclass
@@ -103,7 +121,7 @@ class Journal:
         directory: Path,
         *,
         fsync: bool = False,
-        segment_bytes: int = 16 * 1024 * 1024,
+        segment_bytes: int = 4 * 1024 * 1024,
         max_bytes: int = 1024 * 1024 * 1024,
     ) -> None:
         self.directory = directory
@@ -129,35 +147,33 @@ class Journal:
         except (TypeError, ValueError) as error:
             return self._failed(error)
         segment = self._live
-        if segment is None or segment.size + len(record) > self.segment_bytes:
-            segment = self._segment_with_room()
+        if segment is None or segment.size + len(record) > segment.capacity:
+            segment = self._segment_with_room(len(record))
             if segment is None:
                 if not self.disabled:  # broken: counted, and logged when it broke
                     self.failures += 1
                 return False
         if self._bytes + len(record) > self.max_bytes:
             return self._failed(f"it is full, at {self.max_bytes} bytes")
-        try:
-            written = os.write(segment.fd, record)
-            if written == len(record) and self.fsync:
-                os.fsync(segment.fd)
-        except OSError as error:
-            return self._failed(error, retire=segment)
-        if written != len(record):
-            return self._failed(OSError(f"short write, {written} of {len(record)} bytes"), retire=segment)
-        segment.size += written
+        end = segment.size + len(record)
+        segment.map[segment.size : end] = record
+        if self.fsync:
+            try:
+                _sync(segment.map, segment.size, end)
+            except OSError as error:
+                return self._failed(error)
+        segment.size = end
         segment.last_index = index
-        self._bytes += written
+        self._bytes += len(record)
         return True
 
-    def _segment_with_room(self) -> _Segment | None:
+    def _segment_with_room(self, record_bytes: int = 0) -> _Segment | None:
         """A fresh segment once the live one is full (or there is none); None while broken or disabled."""
         if self.disabled or (self._broken and time.monotonic() < self._retry_at):
             return None
-        if self._live is not None and self._live.size == len(HEADER):
-            return self._live  # a record bigger than a segment gets a segment of its own
         try:
-            segment = self._open_segment()
+            # A record bigger than a segment gets a segment of its own size.
+            segment = self._open_segment(max(self.segment_bytes, len(HEADER) + record_bytes))
         except OSError as error:
             self._failed(error, count=False)
             return None
@@ -167,10 +183,7 @@ class Journal:
             self._log.warning("resumed", "slack_tasklog: the journal in %s is writable again", self.directory)
         return segment
 
-    def _failed(self, why: object, *, retire: _Segment | None = None, count: bool = True) -> bool:
-        if retire is not None and retire is self._live:
-            # Torn bytes may follow its last record: never append after them; the next append starts a new segment.
-            self._live = None
+    def _failed(self, why: object, *, count: bool = True) -> bool:
         if isinstance(why, OSError):
             # Broken (a full disk, a read-only folder): memory only until the retry time, not a system call per event.
             self._broken = True
@@ -185,20 +198,21 @@ class Journal:
         )
         return False
 
-    def _open_segment(self) -> _Segment:
+    def _open_segment(self, capacity: int) -> _Segment:
         make_private_dir(self.directory)
         path = self.directory / f"tasklog-{os.getpid()}-{time.time_ns()}{_SUFFIX}"
         # 0600: the journal holds what people asked the bot, like the database does.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.write(fd, HEADER) != len(HEADER):
-                raise OSError("short write of the journal header")
+            os.posix_fallocate(fd, 0, capacity)  # the space, before any of it is mapped (see the module's docstring)
+            segment_map = mmap.mmap(fd, capacity)
         except OSError:
             os.close(fd)
             path.unlink(missing_ok=True)
             raise
-        segment = _Segment(path, fd)
+        segment_map[: len(HEADER)] = HEADER
+        segment = _Segment(path, fd, segment_map)
         if self._segments:
             segment.last_index = self._segments[-1].last_index
         self._segments.append(segment)
@@ -214,10 +228,9 @@ class Journal:
             self._remove(self._segments.pop(0))
         live = self._live
         if caught_up and live is not None and live.size > len(HEADER) and live.last_index <= index:
-            try:
-                os.ftruncate(live.fd, len(HEADER))  # appends are O_APPEND: they follow the new end
-            except OSError:
-                return  # the segment rolls over at its size limit instead
+            # Zeroed, not truncated: truncating a mapped file is what turns a later write into SIGBUS. Readers stop
+            # at the first zero, and a crash mid-way leaves only records already committed.
+            live.map[len(HEADER) : live.size] = bytes(live.size - len(HEADER))
             self._bytes -= live.size - len(HEADER)
             live.size = len(HEADER)
 
@@ -225,8 +238,7 @@ class Journal:
         self._bytes -= segment.size - len(HEADER)
         with contextlib.suppress(OSError):
             segment.path.unlink()
-        with contextlib.suppress(OSError):
-            os.close(segment.fd)
+        segment.close()
 
     @property
     def size(self) -> int:
@@ -241,8 +253,7 @@ class Journal:
         pending = not everything_committed and any(segment.size > len(HEADER) for segment in segments)
         for segment in segments:
             if pending:
-                with contextlib.suppress(OSError):
-                    os.close(segment.fd)
+                segment.close()
             else:
                 self._remove(segment)
         self._bytes = 0
@@ -251,8 +262,7 @@ class Journal:
     def forget_after_fork(self) -> None:
         """In a forked child: the parent's segments and locks are the parent's. Close our copies only."""
         for segment in self._segments:
-            with contextlib.suppress(OSError):
-                os.close(segment.fd)
+            segment.close()
         self._segments, self._live, self._bytes = [], None, 0
         self.failures = self.set_aside = 0
 
@@ -351,10 +361,14 @@ def read_segment(path: Path) -> SegmentContents:
     """Every event in a segment file. A torn last record (a crash mid-write) is skipped; UnreadableJournalError if the
     file is not a segment of this version."""
     data = path.read_bytes()
-    if not data:
+    if not data.rstrip(b"\0"):
         return SegmentContents([], 0)  # created, and its process killed before it wrote the header
     if not data.startswith(HEADER):
-        raise UnreadableJournalError("truncated" if HEADER.startswith(data) else "not a journal of this version")
+        start = data.rstrip(b"\0")
+        raise UnreadableJournalError("truncated" if HEADER.startswith(start) else "not a journal of this version")
+    end = data.find(b"\0", len(HEADER))  # records end where the zeros of the reserved space begin
+    if end != -1:
+        data = data[:end]
     *lines, _torn = data[len(HEADER) :].split(b"\n")  # the last piece is empty, or a torn record
     events: list[Event] = []
     unreadable = 0
@@ -364,6 +378,12 @@ def read_segment(path: Path) -> SegmentContents:
         except ValueError:
             unreadable += 1
     return SegmentContents(events, unreadable)
+
+
+def _sync(segment_map: mmap.mmap, start: int, end: int) -> None:
+    """Flush ``[start, end)`` of a mapped segment to disk (``msync`` wants a page-aligned start)."""
+    aligned = start - start % mmap.PAGESIZE
+    segment_map.flush(aligned, end - aligned)
 
 
 def is_journal(path: Path) -> bool:

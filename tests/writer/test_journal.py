@@ -137,7 +137,8 @@ def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
     assert journal.append(request(1), 1)
     assert journal.append(request(2), 2)
     [segment] = journal._segments
-    with segment.path.open("ab") as file:
+    with segment.path.open("r+b") as file:  # where the next record would have gone, before the zeros
+        file.seek(segment.size)
         file.write(encode_record(request(3))[:25])
     contents = read_segment(segment.path)
     assert (contents.events, contents.unreadable) == ([request(1), request(2)], 0)
@@ -158,7 +159,9 @@ def test_segments_roll_over_are_deleted_once_committed_and_the_total_is_bounded(
     assert journal.append(request(9), 9)  # room again
     journal.committed(9, caught_up=True)  # the live segment starts over
     assert journal.size == 0
-    assert (tmp_path / "journal" / journal._segments[0].path.name).stat().st_size == len(HEADER)
+    [live] = journal._segments
+    assert live.path.read_bytes().rstrip(b"\0") == HEADER  # cleared in place, its space kept
+    assert read_segment(live.path).events == []
     journal.close(everything_committed=True)
     assert list((tmp_path / "journal").iterdir()) == []
 
@@ -179,29 +182,28 @@ def request(i):
     return TaskRequested("T1", None, "C1", ts, ts, "U1", f"request {i}")
 
 
-journal = Journal(Path(sys.argv[1]))
 record_size = len(encode_record(request(1)))
-# This process's largest file size: a write across it is cut short, the next one fails (EFBIG), as on a full disk.
-resource.setrlimit(resource.RLIMIT_FSIZE, (len(HEADER) + 2 * record_size + record_size // 2, resource.RLIM_INFINITY))
+journal = Journal(Path(sys.argv[1]), segment_bytes=len(HEADER) + 2 * record_size)
 assert journal.append(request(1), 1)
-assert journal.append(request(2), 2)
-assert not journal.append(request(3), 3)  # cut short: half a record in the file
-[torn] = journal._segments
-assert torn.path.stat().st_size > torn.size
+assert journal.append(request(2), 2)  # the first segment is full
+# This process's largest file size: no room for another segment's reservation (EFBIG), as on a full disk.
+resource.setrlimit(resource.RLIMIT_FSIZE, (len(HEADER), resource.RLIM_INFINITY))
+assert not journal.append(request(3), 3)  # memory only, counted and logged
+[full] = journal._segments
 assert not journal.append(request(4), 4)  # broken: memory only, without trying the disk again at once
 assert journal.failures == 2
 resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 time.sleep(RETRY_INTERVAL + 0.05)
-assert journal.append(request(5), 5)  # a new segment, not after the torn bytes
+assert journal.append(request(5), 5)  # a new segment
 assert len(journal._segments) == 2
-assert read_segment(torn.path).events == [request(1), request(2)]
+assert read_segment(full.path).events == [request(1), request(2)]
 assert read_segment(journal._segments[1].path).events == [request(5)]
 journal.close(everything_committed=True)
 print("ok")
 """
 
 
-def test_a_short_write_starts_a_new_segment_after_a_pause(tmp_path: Path) -> None:
+def test_a_segment_without_room_leaves_events_in_memory_until_a_pause_has_passed(tmp_path: Path) -> None:
     # In a child process: RLIMIT_FSIZE would also cut short pytest's own output, should it go to a file.
     child = subprocess.run(
         [sys.executable, "-c", _SHORT_WRITE_CHILD, str(tmp_path / "journal")],
@@ -288,12 +290,12 @@ def test_unreadable_journals_are_set_aside_and_the_rest_is_replayed(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MB tmpfs of the test's own (needs root; skipped where mounting is not permitted)."""
+    """An 8 MB tmpfs of the test's own, room for one journal segment (needs root; skipped where not permitted)."""
     mount = tmp_path / "disk"
     mount.mkdir()
     try:
         done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
             check=False,
             capture_output=True,
             text=True,
@@ -326,19 +328,15 @@ def fill(path: Path) -> None:
 
 @sqlite_only
 def test_a_full_disk_never_harms_the_bot(small_disk: Path, database_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    """The journal on a disk that fills up mid-traffic (the database elsewhere): every submit returns, the events
-    are written from memory, the failures are counted and logged once; with space back, the journal resumes."""
+    """The journal on a full disk (the database elsewhere): every submit returns, the events are written from
+    memory, the failures are counted and logged once; with space back, the journal resumes. A segment once made has
+    its space: a disk that fills up afterwards does not stop it."""
+    fill(small_disk / "filler")
     tasklog = TaskLog(database_url, journal=small_disk / "journal")
     writer = tasklog._writer
     try:
-        for i in range(100):
-            assert writer.submit(request(i))
-        assert tasklog.flush(10)
-        assert tasklog.health().journal_failures == 0
-
-        fill(small_disk / "filler")
         started = time.monotonic()
-        i = 100
+        i = 0
         while time.monotonic() - started < 2.5 * RETRY_INTERVAL:  # the journal retries the disk meanwhile
             assert writer.submit(request(i))
             i += 1
@@ -353,12 +351,18 @@ def test_a_full_disk_never_harms_the_bot(small_disk: Path, database_url: str, ca
         (small_disk / "filler").unlink()
         time.sleep(RETRY_INTERVAL + 0.1)
         failures = health.journal_failures
-        assert tasklog.flush(10)  # the writer is idle, lingering before it writes the next event
         assert writer.submit(request(i))
+        i += 1
         assert tasklog.health().journal_bytes > 0  # journaled again
-        assert tasklog.flush(10)
-        assert tasklog.health().journal_failures == failures
         assert "writable again" in caplog.text
+
+        fill(small_disk / "filler")  # full again, mid-traffic: the segment made meanwhile keeps its space
+        for _ in range(1_000):
+            assert writer.submit(request(i))
+            i += 1
+        assert tasklog.flush(30)
+        health = tasklog.health()
+        assert (health.journal_failures, health.written, health.dropped) == (failures, i, 0)
     finally:
         tasklog.close()
 
