@@ -37,8 +37,8 @@ CapturedMessage = TaskRequested | MessageInThread | MessageDeleted
 # Subtypes that are still a person talking. Everything else (message_changed, message_deleted, channel_join,
 # bot_message, ...) is bookkeeping or a bot.
 _PERSON_SUBTYPES = frozenset({"thread_broadcast", "file_share", "me_message"})
-_USER_ID = re.compile(r"[A-Z0-9]+")
-_AFTER_MENTION = " \t\r\n,:"
+# The app's mention at the start of a text, ``<@U0BOT>`` or ``<@U0BOT|name>``, and what separates it from the rest.
+_LEADING_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>[ \t\r\n,:]*")
 
 
 @dataclass(frozen=True)
@@ -116,11 +116,9 @@ def strip_leading_mention(text: str, bot_user_id: str | None) -> str:
     nearly always starts with it). A leading mention of someone else is kept.
     """
     text = text.strip()
-    if text.startswith("<@"):
-        end = text.find(">")
-        mentioned = text[2:end].partition("|")[0] if end > 2 else ""
-        if _USER_ID.fullmatch(mentioned) and (bot_user_id is None or mentioned == bot_user_id):
-            return text[end + 1 :].lstrip(_AFTER_MENTION).rstrip()
+    mention = _LEADING_MENTION.match(text)
+    if mention is not None and (bot_user_id is None or mention[1] == bot_user_id):
+        return text[mention.end() :]
     return text
 
 
