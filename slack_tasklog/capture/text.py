@@ -8,7 +8,6 @@ some backends; :func:`storable` makes the text the same on all of them instead.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +18,6 @@ from slack_tasklog.logs import RateLimitedLog
 __all__ = ["TextPolicy", "storable"]
 
 _redact_failures = RateLimitedLog()
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def storable(text: str) -> str:
@@ -29,10 +27,15 @@ def storable(text: str) -> str:
     >>> storable("a\\x00b \\ud800 \\ud83d\\ude00")
     'ab \\ufffd 😀'
     """
-    if _UNSTORABLE.search(text) is None:
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if text.isascii():  # a flag the string carries, no scan: most texts end here
         return text
-    text = text.replace("\x00", "")
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    try:
+        text.encode("utf-8")  # refuses exactly the surrogates
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from slack_bolt import App
 from slack_tasklog import TaskLog
 from slack_tasklog.capture.text import storable
@@ -122,3 +124,21 @@ def test_storable(text: str, stored: str) -> None:
 def test_storable_returns_the_text_itself_when_nothing_changes() -> None:
     text = "nothing to do here " * 10
     assert storable(text) is text
+
+
+# Any character, surrogates included, with NULs and halves of pairs often.
+_ANY_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(["\x00", "\ud800", "\udc00", "\ud83d", "\ude00", "é", "a"]),
+        st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()),
+    )
+)
+
+
+@given(_ANY_TEXT)
+def test_storable_encodes_everywhere_and_keeps_what_could_be_stored(text: str) -> None:
+    stored = storable(text)
+    stored.encode("utf-8")
+    assert "\x00" not in stored
+    if "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text):
+        assert stored is text
