@@ -57,9 +57,9 @@ def dispatch_figures(problems: list[str]) -> list[Figure]:
     run = bd.measure(args, rounds=6, sustained_rounds=1, sustained_count=200)
     problems += [f"dispatch: {what}: {found} for {want}" for what, found, want in run.landed if found != want]
     figures = []
-    # A gross regression: the middleware doubling a dispatch. The default writes a journal record per event now; the
-    # figure itself (<= 1.20, issue 17) is measured by bench_dispatch.py and stated in docs/performance.md.
-    for kind, threshold in (("App", 2.0), ("AsyncApp", 2.0)):
+    # A gross regression: the middleware adding half a dispatch. The figure itself (<= 1.20, issue 17) is measured
+    # by bench_dispatch.py and stated in docs/performance.md.
+    for kind, threshold in (("App", 1.5), ("AsyncApp", 1.5)):
         base = next(c for c in run.configs if (c.kind, c.pbr, c.middleware) == (kind, True, bd.NONE))
         ours = next(c for c in run.configs if (c.kind, c.pbr, c.middleware) == (kind, True, bd.TASKLOG))
         # Paired, per round: each block's median over its bare twin's, measured moments apart; then the median of
