@@ -25,6 +25,7 @@ from slack_tasklog.capture.middleware import TaskLogMiddleware
 from slack_tasklog.capture.rules import capture_event, strip_leading_mention
 from slack_tasklog.default import get_default_tasklog, tasklog_middleware, track_assignment, track_outcome
 from slack_tasklog.reports.export import CSV_COLUMNS
+from slack_tasklog.storage.erasure import Erasure
 from slack_tasklog.storage.migrate import MigrationRequiredError, SchemaNotReadyError
 from slack_tasklog.tasklog import DEFAULT_DATABASE_URL, DEFAULT_UNASSIGNED_ERROR, Health, TaskLog
 
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_UNASSIGNED_ERROR",
     "ArgumentGetter",
+    "Erasure",
     "Health",
     "MigrationRequiredError",
     "SchemaNotReadyError",

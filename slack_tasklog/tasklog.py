@@ -8,7 +8,7 @@ import hashlib
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -41,10 +41,11 @@ from slack_tasklog.slack.commands import DEFAULT_COMMAND, CommandFlow, RoleCache
 from slack_tasklog.slack.commands import register_app_home as _register_app_home
 from slack_tasklog.slack.commands import register_commands as _register_commands
 from slack_tasklog.slack.digest import Digests, DigestSchedule
+from slack_tasklog.storage.erasure import Erasure, forget_in_events
 from slack_tasklog.storage.migrate import MIGRATE_MODES, MigrateMode
 from slack_tasklog.storage.store import Store, create_tasklog_engine
 from slack_tasklog.writer.background import BackgroundWriter, Observer
-from slack_tasklog.writer.journal import Journal
+from slack_tasklog.writer.journal import Journal, rewrite_orphans
 
 __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UNASSIGNED_ERROR", "Health", "TaskLog", "default_journal_dir"]
 
@@ -70,6 +71,16 @@ def default_journal_dir(url: URL) -> Path | None:
 
     key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
     return Path(platformdirs.user_data_dir("slack_tasklog")) / "journal" / key
+
+
+def forget_everywhere(store: Store, journal_dir: Path | None, user_id: str, *, team_id: str | None = None) -> Erasure:
+    """Erase what ``user_id`` wrote in the database, then in the journals stopped processes left in ``journal_dir``
+    (their replay would bring it back): what ``TaskLog.forget_user`` and ``slack-tasklog forget`` do."""
+    erased = store.forget_user(user_id, team_id=team_id)
+    if journal_dir is None or not journal_dir.is_dir():
+        return erased
+    scrubbed = rewrite_orphans(journal_dir, lambda events: forget_in_events(events, user_id, team_id, erased.threads))
+    return replace(erased, journal_records=scrubbed)
 
 
 @dataclass(frozen=True)
@@ -370,11 +381,21 @@ class TaskLog(Tracking):
         """
         return self._store.purge(datetime.now(timezone.utc) - parse_retention(older_than))
 
-    def forget_user(self, user_id: str, *, team_id: str | None = None) -> int:
-        """Erase every request and follow-up text ``user_id`` wrote (a data-subject request); the task's numbers
-        stay. Returns how many texts were erased. Flushes first, so nothing recorded earlier escapes it."""
+    def forget_user(self, user_id: str, *, team_id: str | None = None) -> Erasure:
+        """Erase every request and follow-up text ``user_id`` wrote (a data-subject request) wherever it was copied:
+        the database (error messages that quote it and the failure rollup included), SQLite's WAL, and journals
+        that stopped bots left in this log's journal folder; the task's numbers stay. Flushes first, so nothing
+        this process recorded earlier escapes it; other running processes' queues are theirs (see
+        ``docs/operations.md``). Returns what was erased, place by place::
+
+            erased = tasklog.forget_user("U0123")
+            print(erased.texts, erased.error_messages, erased.journal_records)
+        """
         self.flush(self.shutdown_timeout)
-        return self._store.forget_user(user_id, team_id=team_id)
+        journal = self._writer.journal
+        return forget_everywhere(
+            self._store, journal.directory if journal is not None else None, user_id, team_id=team_id
+        )
 
     def health(self) -> Health:
         """What the writer is holding and has done, for a bot to log or report::

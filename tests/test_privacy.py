@@ -14,9 +14,12 @@ from click.testing import CliRunner
 from slack_bolt import App
 from slack_tasklog import TaskLog
 from slack_tasklog.cli.main import main
+from slack_tasklog.events import MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.testing import app_mention, event_body, message, signed_request
+from slack_tasklog.writer.journal import HEADER
+from slack_tasklog.writer.records import encode_record
 
-from tests.conftest import query
+from tests.conftest import migrate_to_head, query
 
 ROOT = "1700000000.000100"
 
@@ -125,8 +128,9 @@ def test_forget_a_user(app: App, tasklog: TaskLog, database_url: str) -> None:
     result = CliRunner().invoke(main, ["forget", "--user", "U2", "--database-url", database_url, "--yes"])
     assert result.exit_code == 0, result.output
     assert "Erased 2 texts written by U2" in result.output
+    assert "still running" in result.output  # honest: it cannot reach another process's queue
     assert texts(tasklog) == (["from U1", None], [None, "U1 replies"])
-    assert tasklog.forget_user("U2") == 0  # nothing left to erase
+    assert tasklog.forget_user("U2").total == 0  # nothing left to erase
 
 
 def test_purge_deletes_old_tasks_with_everything_about_them(app: App, tasklog: TaskLog, database_url: str) -> None:
@@ -177,5 +181,132 @@ def test_retention_purges_from_the_writer(make_app: Callable[..., App], database
         assert tasklog.flush(5)
         tasklog._store.maintain()  # what the writer thread runs when idle
         assert texts(tasklog)[0] == ["future"]
+    finally:
+        tasklog.close()
+
+
+# -- erasing the text everywhere it was copied ---------------------------------------------------------------------
+
+SECRET = "ZEBRA-PLUM-4711"
+
+
+def fail_quoting(tasklog: TaskLog, thread_ts: str, quote: str) -> None:
+    """A round that gives the task to Grok, whose run fails with an exception quoting ``quote``."""
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: dict[str, int]) -> str:
+        return "Grok"
+
+    @tasklog.track_outcome(agent="Grok")
+    def process(thread_ts: str) -> None:
+        raise ValueError(f"cannot parse {quote!r}")
+
+    check_and_assign(thread_ts, {"Grok": 90})
+    with pytest.raises(ValueError, match="cannot parse"):
+        process(thread_ts)
+
+
+def failures(tasklog: TaskLog) -> list[tuple[Any, ...]]:
+    return query(tasklog, "SELECT error_message, tasks FROM tasklog_daily_failures WHERE tasks > 0")
+
+
+def test_forget_reduces_the_error_messages_of_their_tasks_and_moves_the_failure_rollup(
+    app: App, tasklog: TaskLog
+) -> None:
+    send(app, app_mention(f"pay {SECRET}", user="U2", ts=ROOT))
+    send(app, app_mention("from U1", user="U1", ts="1700000010.000100"))
+    send(app, message(f"U2 says {SECRET}-too", user="U2", ts="1700000011.000100", thread_ts="1700000010.000100"))
+    fail_quoting(tasklog, ROOT, f"pay {SECRET}")
+    fail_quoting(tasklog, "1700000010.000100", f"U2 says {SECRET}-too")  # U1's task, quoting U2's follow-up
+    assert tasklog.flush(5)
+    assert len(failures(tasklog)) == 2
+
+    erased = tasklog.forget_user("U2")
+
+    assert (erased.texts, erased.error_messages, erased.failure_rows) == (2, 2, 2)
+    assert query(tasklog, "SELECT error_message FROM tasklog_outcomes") == [("ValueError",), ("ValueError",)]
+    # The two failed tasks are still counted, under their exception type.
+    assert failures(tasklog) == [("ValueError", 2)]
+    assert texts(tasklog) == ([None, "from U1"], [None])
+
+
+def test_forget_keeps_the_error_messages_of_other_peoples_tasks(app: App, tasklog: TaskLog) -> None:
+    send(app, app_mention("from U1", user="U1", ts=ROOT))
+    fail_quoting(tasklog, ROOT, "from U1")
+    assert tasklog.flush(5)
+    assert tasklog.forget_user("U2").error_messages == 0
+    assert query(tasklog, "SELECT error_message FROM tasklog_outcomes") == [("ValueError: cannot parse 'from U1'",)]
+
+
+def test_a_deleted_message_takes_the_error_messages_quoting_it_along(app: App, tasklog: TaskLog) -> None:
+    send(app, app_mention(f"pay {SECRET}", ts=ROOT))
+    fail_quoting(tasklog, ROOT, f"pay {SECRET}")
+    fail_quoting(tasklog, ROOT, "something else")
+    assert tasklog.flush(5)
+    send(app, deleted(ROOT))
+    rows = query(tasklog, "SELECT error_message FROM tasklog_outcomes ORDER BY started_at")
+    assert rows == [("ValueError",), ("ValueError: cannot parse 'something else'",)]
+    assert all(SECRET not in message for message, _ in failures(tasklog))
+
+
+def dead_bots_journal(folder: Path, *events: Any) -> None:
+    """A segment as a bot killed before writing its events leaves it: nobody holds its lock."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tasklog-1-1.journal").write_bytes(HEADER + b"".join(encode_record(event) for event in events))
+
+
+def dead_bot_events() -> list[Any]:
+    return [
+        TaskRequested("T1", None, "C1", ROOT, ROOT, "U2", f"pay {SECRET}"),
+        MessageInThread("T1", "C1", ROOT, "1700000001.000100", "U2", f"{SECRET} again"),
+        OutcomeRecorded("o1", ROOT, "C1", "T1", "Grok", False, 0.5, f"ValueError: cannot parse {SECRET}", 1e9, 1e9),
+        TaskRequested("T1", None, "C1", "1700000010.000100", "1700000010.000100", "U1", "from U1"),
+    ]
+
+
+def test_forget_scrubs_a_dead_bots_journal_so_its_replay_does_not_bring_the_text_back(
+    database_url: str, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal"
+    migrate_to_head(database_url)
+    dead_bots_journal(journal, *dead_bot_events())
+    result = CliRunner().invoke(
+        main, ["forget", "--user", "U2", "--database-url", database_url, "--journal", str(journal), "--yes"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scrubbed 3 records in journals of stopped bots" in result.output
+    assert SECRET.encode() not in b"".join(path.read_bytes() for path in journal.iterdir())
+
+    tasklog = TaskLog(database_url, journal=journal)  # the next start replays the dead bot's journal
+    try:
+        assert texts(tasklog) == ([None, "from U1"], [None])
+        assert query(tasklog, "SELECT error_message FROM tasklog_outcomes") == [("ValueError",)]
+    finally:
+        tasklog.close()
+
+
+@pytest.mark.backends("sqlite")
+def test_after_forget_the_text_is_nowhere_on_disk(make_app: Callable[..., App], tmp_path: Path) -> None:
+    database = tmp_path / "tasklog.db"
+    tasklog = TaskLog(f"sqlite:///{database}")
+    try:
+        app = make_app(tasklog)
+        send(app, app_mention(f"pay {SECRET} " + "x" * 5000, user="U2", ts=ROOT))  # long: an overflow page too
+        send(app, message(f"{SECRET} again", user="U2", ts="1700000001.000100", thread_ts=ROOT))
+        for i in range(50):  # other tasks around it, so its pages are not simply dropped
+            send(app, app_mention(f"task {i}", user="U1", ts=f"17000001{i:02d}.000100"))
+        fail_quoting(tasklog, ROOT, f"pay {SECRET}")
+        assert tasklog.flush(5)
+        dead_bots_journal(Path(tasklog.health().journal_dir or ""), *dead_bot_events())
+        on_disk = b"".join(path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
+        assert SECRET.encode() in on_disk
+
+        erased = tasklog.forget_user("U2")
+
+        assert erased.checkpointed is True
+        assert erased.journal_records == 3
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert SECRET.encode() not in path.read_bytes(), path.name
     finally:
         tasklog.close()

@@ -13,6 +13,7 @@ PUBLIC = {
         "DEFAULT_DATABASE_URL",
         "DEFAULT_UNASSIGNED_ERROR",
         "ArgumentGetter",
+        "Erasure",
         "Health",
         "MigrationRequiredError",
         "SchemaNotReadyError",

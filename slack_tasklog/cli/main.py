@@ -291,9 +291,20 @@ def purge(database_url: str, older_than: str, yes: bool, dry_run: bool) -> None:
 @database_url_option
 @click.option("--user", "user_id", required=True, metavar="USER_ID", help="The Slack user id (U…).")
 @click.option("--team", "team_id", default=None, metavar="TEAM_ID", help="Only in this workspace.")
+@click.option(
+    "--journal",
+    "journal_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The bots' journal folder, if they were given one (default: where TaskLog(journal=True) puts it).",
+)
 @_confirm_options
-def forget(database_url: str, user_id: str, team_id: str | None, yes: bool, dry_run: bool) -> None:
-    """Erase every request and follow-up text a user wrote (a data-subject request). Numbers stay.
+def forget(
+    *, database_url: str, user_id: str, team_id: str | None, journal_dir: Path | None, yes: bool, dry_run: bool
+) -> None:
+    """Erase every text a user wrote (a data-subject request), wherever it was copied: requests, follow-ups, the error
+    messages that quote them (reduced to their exception type) and the failure rollup, SQLite's WAL, and journals
+    that stopped bots left on this machine. Numbers stay.
 
     Says how many texts and asks first (--yes: do not ask; --dry-run: only count). Exit status 0, 1 if the task
     log cannot be changed (or the answer was no), 2 for a usage error or a non-interactive stdin without --yes.
@@ -302,6 +313,7 @@ def forget(database_url: str, user_id: str, team_id: str | None, yes: bool, dry_
 
     from slack_tasklog.storage.models import FollowUp, Task
     from slack_tasklog.storage.store import Store
+    from slack_tasklog.tasklog import default_journal_dir, forget_everywhere
 
     _may_ask(yes, dry_run, "erasing texts")
     with _reading(database_url) as engine:
@@ -314,13 +326,28 @@ def forget(database_url: str, user_id: str, team_id: str | None, yes: bool, dry_
                 texts += conn.scalar(query) or 0
         workspace = f" in workspace {team_id}" if team_id is not None else ""
         click.echo(
-            f"This erases {_plural(texts, 'text')} written by {user_id}{workspace} (requests and follow-ups) in "
-            f"{_shown(engine)}; the tasks and their figures stay."
+            f"This erases {_plural(texts, 'text')} written by {user_id}{workspace} (requests and follow-ups, and the "
+            f"error messages that quote them) in {_shown(engine)}; the tasks and their figures stay."
         )
         if not _ask("Erase them?", yes=yes, dry_run=dry_run):
             return
-        erased = Store(engine, migrate="check").forget_user(user_id, team_id=team_id)
-    click.echo(f"Erased {_plural(erased, 'text')} written by {user_id}.")
+        journal = journal_dir or default_journal_dir(engine.url)
+        erased = forget_everywhere(Store(engine, migrate="check"), journal, user_id, team_id=team_id)
+    click.echo(f"Erased {_plural(erased.texts, 'text')} written by {user_id}.")
+    click.echo(
+        f"Reduced {_plural(erased.error_messages, 'error message')} to their exception type, removed "
+        f"{_plural(erased.failure_rows, 'failure rollup row')}, and scrubbed "
+        f"{_plural(erased.journal_records, 'record')} in journals of stopped bots"
+        + (f" in {journal}." if journal is not None else ".")
+    )
+    if erased.checkpointed is False:
+        click.echo(
+            "Warning: a reader kept SQLite's WAL from being emptied; run forget again when it is idle.", err=True
+        )
+    click.echo(
+        "Bots still running write what they hold when they can: what they had queued for this user before now "
+        "may still arrive. Run forget again once they have written it (or stopped)."
+    )
 
 
 # -- reading: stats and export ------------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ I/O, so every wording and every Block Kit limit is tested without Slack.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from slack_tasklog.reports.stats import AgentStats, Failure, Stats
 from slack_tasklog.slack.grammar import ExportRequest, StatsRequest, TimeFilter, Window
+from slack_tasklog.storage.erasure import exception_type
 
 __all__ = [
     "HIDDEN_FAILURE",
@@ -50,9 +50,6 @@ FailureDetails = Literal["exporters", "everyone", "nobody"]
 HIDDEN_FAILURE = "(details hidden)"
 # What storage.summary.failure_of records for a failure without a message: it quotes nothing.
 _NO_MESSAGE = "(no error message)"
-# An exception type as the decorators record it ("ValueError: ...", "requests.exceptions.HTTPError: ..."): the
-# part before the first colon, a (dotted) Python name.
-_EXCEPTION_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(?:\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,9}")
 
 
 def escape(text: str) -> str:
@@ -152,8 +149,7 @@ def failure_type(message: str, keep: Collection[str] = ()) -> str:
     """
     if message in keep or message == _NO_MESSAGE:
         return message
-    head = message.split(":", 1)[0].strip()
-    return head if _EXCEPTION_TYPE.fullmatch(head) else HIDDEN_FAILURE
+    return exception_type(message) or HIDDEN_FAILURE
 
 
 def failures_by_type(failures: Iterable[Failure], keep: Collection[str] = ()) -> tuple[Failure, ...]:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -46,7 +47,7 @@ from slack_tasklog.events import (
     TaskRequested,
 )
 from slack_tasklog.logs import logger, safe_url
-from slack_tasklog.storage import summary
+from slack_tasklog.storage import erasure, summary
 from slack_tasklog.storage.bulk import Bulk, among
 from slack_tasklog.storage.migrate import MigrateMode, SchemaNotReadyError, prepare_schema
 from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task
@@ -125,6 +126,8 @@ def create_tasklog_engine(url: str) -> Engine:
             # WAL + NORMAL: commits survive a process crash; only an OS crash can lose the last ones.
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Deleted and overwritten content is zeroed, not left in free space: erased texts must leave the file.
+            cursor.execute("PRAGMA secure_delete=ON")
             # Other processes (each specialist bot) write to the same file: wait for the lock, do not fail.
             cursor.execute("PRAGMA busy_timeout=30000")
         finally:
@@ -283,25 +286,54 @@ class Store:
                 summary.count_follow_ups(conn, sorted(counted))
             if deletions:
                 # Last: a message deleted right after it was written, in the same batch, is erased too.
-                self._erase_deleted(conn, deletions, now)
+                self._erase_deleted(conn, deletions, now, locked=locked)
         self._remember(learned)
         if orphans:
             self._orphans_possible = True
+        if deletions:
+            self.checkpoint()
 
-    def _erase_deleted(self, conn: Connection, deletions: list[MessageDeleted], now: datetime) -> None:
+    def _erase_deleted(
+        self, conn: Connection, deletions: list[MessageDeleted], now: datetime, *, locked: set[int]
+    ) -> None:
+        """Erase the deleted messages' texts, and the error messages of their tasks' runs that quote them."""
         keys = [{"b_team": d.team_id, "b_channel": d.channel_id, "b_ts": d.ts} for d in deletions]
+        quoting: dict[int, list[str]] = {}
         # The deleted message may be a task's request or one of its follow-ups.
-        for table, ts, text in ((_tasks, _tasks.c.request_ts, "request_text"), (_follow_ups, _follow_ups.c.ts, "text")):
-            conn.execute(
-                update(table)
-                .where(
-                    table.c.team_id == bindparam("b_team"),
-                    table.c.channel_id == bindparam("b_channel"),
-                    ts == bindparam("b_ts"),
-                )
-                .values({text: None, "text_erased_at": now}),
-                keys,
+        for table, ts, text, task in (
+            (_tasks, _tasks.c.request_ts, _tasks.c.request_text, _tasks.c.id),
+            (_follow_ups, _follow_ups.c.ts, _follow_ups.c.text, _follow_ups.c.task_id),
+        ):
+            matching = and_(
+                table.c.team_id == bindparam("b_team"),
+                table.c.channel_id == bindparam("b_channel"),
+                ts == bindparam("b_ts"),
             )
+            for key in keys:
+                for task_id, stored in conn.execute(select(task, text).where(matching, text.is_not(None)), key):
+                    quoting.setdefault(task_id, []).append(stored)
+            conn.execute(update(table).where(matching).values({text: None, table.c.text_erased_at: now}), keys)
+        erasure.reduce_errors(conn, quoting=quoting, locked=locked)
+
+    def checkpoint(self) -> bool | None:
+        """SQLite: move the WAL into the database file and empty it, so erased texts are left in neither (with
+        ``secure_delete``, their old pages are zeroed). False if a reader kept it from completing; None for other
+        backends. Never raises: an erasure is already committed when this runs."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        try:
+            # The DB-API connection, not a Connection: a checkpoint cannot run inside the transaction one begins.
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                busy: int = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                cursor.close()
+            finally:
+                raw.close()
+        except DBAPIError as error:
+            logger.warning("slack_tasklog: cannot checkpoint %s after an erasure: %s", safe_url(self.engine.url), error)
+            return False
+        return busy == 0
 
     def maintain(self) -> None:
         """Periodic work: purge what is past retention, link rounds written before their task."""
@@ -363,19 +395,15 @@ class Store:
                         return True
         return False
 
-    def forget_user(self, user_id: str, *, team_id: str | None = None) -> int:
-        """Erase the request and follow-up texts a user wrote (a data-subject request); the numbers stay.
-        Returns how many texts were erased."""
+    def forget_user(self, user_id: str, *, team_id: str | None = None) -> erasure.Erasure:
+        """Erase the texts a user wrote (a data-subject request) wherever the database copied them (see
+        :mod:`~slack_tasklog.storage.erasure`), then empty SQLite's WAL; the numbers stay. Returns what was erased
+        (journals are the caller's: :func:`~slack_tasklog.writer.journal.forget_in_orphans`)."""
         self.ensure_schema()
         now = datetime.now(timezone.utc)
-        erased = 0
         with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
-            for table, text_column in ((_tasks, _tasks.c.request_text), (_follow_ups, _follow_ups.c.text)):
-                query = update(table).where(table.c.user_id == user_id, text_column.is_not(None))
-                if team_id is not None:
-                    query = query.where(table.c.team_id == team_id)
-                erased += conn.execute(query.values({text_column: None, table.c.text_erased_at: now})).rowcount
-        return erased
+            erased = erasure.forget_user(conn, user_id, team_id, now)
+        return replace(erased, checkpointed=self.checkpoint())
 
     def _link_orphans(self) -> None:
         """Link rounds and outcomes that were written before their task (another process, a race)."""

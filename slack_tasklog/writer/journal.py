@@ -35,7 +35,7 @@ import mmap
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,7 @@ __all__ = [
     "is_journal",
     "make_private_dir",
     "read_segment",
+    "rewrite_orphans",
 ]
 
 #: The first line of every segment: the format and its version.
@@ -312,14 +313,7 @@ class Journal:
 
     def orphans(self) -> list[Path]:
         """Segments left by processes that are gone (nobody holds their lock), oldest first."""
-        if not _LOCKS:
-            return []
-        try:
-            paths = sorted(self.directory.glob(f"*{_SUFFIX}"), key=_segment_order)
-        except OSError:
-            return []
-        mine = {segment.path for segment in self._segments}
-        return [path for path in paths if path not in mine and not _is_locked(path)]
+        return _orphans_in(self.directory, mine={segment.path for segment in self._segments})
 
     def set_aside_file(self, path: Path, why: object) -> None:
         """Rename a file the journal cannot use to ``*.corrupt`` (for someone to look at), and count it."""
@@ -331,6 +325,45 @@ class Journal:
             return
         self.set_aside += 1
         logger.warning("slack_tasklog: the journal %s is unreadable (%s); moved it to %s", path, why, target.name)
+
+
+def _orphans_in(directory: Path, *, mine: set[Path]) -> list[Path]:
+    if not _LOCKS:
+        return []
+    try:
+        paths = sorted(directory.glob(f"*{_SUFFIX}"), key=_segment_order)
+    except OSError:
+        return []
+    return [path for path in paths if path not in mine and not _is_locked(path)]
+
+
+def rewrite_orphans(directory: Path, change: Callable[[list[Event]], list[Event]]) -> int:
+    """Rewrite the segments that stopped processes left in ``directory`` with ``change`` applied to their events
+    (an erasure: their replay must not bring back what was erased). Returns how many records changed. A segment
+    is replaced whole (written beside it, then renamed over it), so a crash leaves the old or the new one; records
+    that could not be read are not kept. Segments of live processes are theirs, and left alone."""
+    changed = 0
+    for path in _orphans_in(directory, mine=set()):
+        with claimed(path) as ours:
+            if not ours:
+                continue  # replayed right now by another process, or gone
+            try:
+                contents = read_segment(path)
+            except (OSError, UnreadableJournalError):
+                continue  # unreadable: the next start sets it aside
+            events = change(contents.events)
+            differ = sum(before != after for before, after in zip(contents.events, events, strict=True))
+            if not differ and not contents.unreadable:
+                continue
+            temporary = path.with_name(path.name + ".rewriting")  # not *.journal: no process replays it
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb") as file:
+                file.write(HEADER + b"".join(encode_record(event) for event in events))
+                file.flush()
+                os.fsync(fd)
+            os.replace(temporary, path)
+            changed += differ
+    return changed
 
 
 def make_private_dir(directory: Path) -> None:

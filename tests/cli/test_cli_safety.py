@@ -106,7 +106,7 @@ def test_forget_says_what_it_will_erase_and_asks(seeded: str, tasklog: TaskLog, 
     assert task_texts(tasklog) == ["ancient", "old", "recent"]
     code, out, _ = run("forget", "--user", "U1", "--database-url", seeded, input="y\n")
     assert code == 0
-    assert out.endswith("Erased 2 texts written by U1.\n")
+    assert "Erased 2 texts written by U1.\n" in out
     assert task_texts(tasklog) == [None, "old", None]
 
 
@@ -126,7 +126,7 @@ def test_without_a_terminal_it_needs_yes(seeded: str, tasklog: TaskLog, args: li
 
     code, out, err = run(*args, "--yes", "--database-url", seeded)
     assert code == 0, err
-    assert out.endswith(("Deleted 2 tasks older than 30d.\n", "Erased 2 texts written by U1.\n"))
+    assert "Deleted 2 tasks older than 30d.\n" in out or "Erased 2 texts written by U1.\n" in out
 
 
 @pytest.mark.backends("sqlite")

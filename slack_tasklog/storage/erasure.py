@@ -1,0 +1,181 @@
+"""Erasing texts everywhere the database copied them: a person forgotten, or a Slack message deleted.
+
+A request or follow-up text is stored once, but copied in two more places: the error message of a run that failed
+on it (exception messages often quote the request) and, through that, the failure rollup's text. Erasing a text
+blanks the first and reduces the second to the exception type (``ValueError: cannot parse 'pay Bob'`` ->
+``ValueError``), and moves the task in the failure rollup to that type, so counts stay right and no rollup row
+keeps the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Table, delete, select, update
+
+from slack_tasklog.events import Event, MessageInThread, OutcomeRecorded, TaskRequested
+from slack_tasklog.storage import summary
+from slack_tasklog.storage.bulk import among
+from slack_tasklog.storage.models import DailyFailures, FollowUp, Outcome, Task
+
+__all__ = ["Erasure", "exception_type", "forget_in_events", "forget_user", "reduce_errors"]
+
+_tasks: Table = Task.__table__  # type: ignore[assignment]
+_follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
+_outcomes: Table = Outcome.__table__  # type: ignore[assignment]
+_failures: Table = DailyFailures.__table__  # type: ignore[assignment]
+
+_CHUNK = 500
+
+# An exception type as the decorators record it ("ValueError: ...", "requests.exceptions.HTTPError: ..."): the
+# part before the first colon, a (dotted) Python name.
+_EXCEPTION_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(?:\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,9}")
+
+
+def exception_type(message: str) -> str | None:
+    """The exception type of an error message as the decorators record it (``"ExcType: message"`` or
+    ``"ExcType"``), or None if it does not start with one.
+
+    >>> exception_type("ValueError: cannot parse 'pay Bob'")
+    'ValueError'
+    """
+    head = message.split(":", 1)[0].strip()
+    return head if _EXCEPTION_TYPE.fullmatch(head) else None
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What forgetting a person (or erasing a deleted message) erased, place by place."""
+
+    #: Request and follow-up texts erased (including replies still waiting for their thread's request).
+    texts: int = 0
+    #: Error messages of runs on those tasks, reduced to their exception type.
+    error_messages: int = 0
+    #: Rows of the failure rollup (``tasklog_daily_failures``) left with no task once those moved to the type.
+    failure_rows: int = 0
+    #: Records scrubbed in journals that stopped bots left on this machine.
+    journal_records: int = 0
+    #: SQLite: whether the WAL was emptied into the file (a reader kept busy can prevent it); None elsewhere.
+    checkpointed: bool | None = None
+    #: The threads of the person's requests, for the journal scrub: not a count.
+    threads: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    @property
+    def total(self) -> int:
+        """Everything erased or reduced, all places together."""
+        return self.texts + self.error_messages + self.failure_rows + self.journal_records
+
+
+def forget_user(conn: Connection, user_id: str, team_id: str | None, now: datetime) -> Erasure:
+    """Erase what ``user_id`` wrote, in ``conn``'s write transaction: their request and follow-up texts, the error
+    messages of their tasks' runs (all of them: whatever the exception quoted came from the request) and those of
+    other tasks' runs that quote one of their follow-ups."""
+    tasks = select(_tasks.c.id, _tasks.c.thread_ts).where(_tasks.c.user_id == user_id)
+    follow_ups = select(_follow_ups.c.task_id, _follow_ups.c.text).where(
+        _follow_ups.c.user_id == user_id, _follow_ups.c.text.is_not(None)
+    )
+    if team_id is not None:
+        tasks = tasks.where(_tasks.c.team_id == team_id)
+        follow_ups = follow_ups.where(_follow_ups.c.team_id == team_id)
+    own = conn.execute(tasks).all()
+    quoting: dict[int, list[str]] = {}
+    for task_id, text in conn.execute(follow_ups).all():
+        quoting.setdefault(task_id, []).append(text)
+    texts = 0
+    for table, text_column in ((_tasks, _tasks.c.request_text), (_follow_ups, _follow_ups.c.text)):
+        query = update(table).where(table.c.user_id == user_id, text_column.is_not(None))
+        if team_id is not None:
+            query = query.where(table.c.team_id == team_id)
+        texts += conn.execute(query.values({text_column: None, table.c.text_erased_at: now})).rowcount
+    errors, failure_rows = reduce_errors(conn, whole={task_id for task_id, _ in own}, quoting=quoting)
+    return Erasure(texts, errors, failure_rows, threads=frozenset(thread for _, thread in own))
+
+
+def reduce_errors(
+    conn: Connection,
+    *,
+    whole: Iterable[int] = (),
+    quoting: Mapping[int, Sequence[str]] | None = None,
+    locked: Iterable[int] = (),
+) -> tuple[int, int]:
+    """Reduce to their exception type the error messages of every run of the ``whole`` tasks, and those of runs of
+    the ``quoting`` tasks that contain one of the texts given for the task; then move those tasks in the failure
+    rollup and drop its rows left with no task. Rounds that assigned nobody keep their message: it is the
+    operator's (``unassigned_error``), not a quote. Returns (error messages reduced, rollup rows dropped)."""
+    quoting = quoting or {}
+    whole_ids = set(whole)
+    ids = sorted(whole_ids | {task_id for task_id, texts in quoting.items() if any(texts)})
+    if not ids:
+        return 0, 0
+    # Locked before any of their rows change, in the same order as every writer (see summary.lock).
+    already = set(locked)
+    summary.lock(conn, [task_id for task_id in ids if task_id not in already])
+    changes: list[tuple[str, str | None]] = []
+    touched: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        runs = select(_outcomes.c.id, _outcomes.c.task_id, _outcomes.c.error_message).where(
+            among(conn, _outcomes.c.task_id, chunk),
+            _outcomes.c.error_message.is_not(None),
+            _outcomes.c.agent.is_not(None),
+        )
+        for outcome_id, task_id, message in conn.execute(runs).all():
+            quoted = task_id in whole_ids or any(text and text in message for text in quoting.get(task_id, ()))
+            reduced = exception_type(message)
+            if quoted and reduced != message:
+                changes.append((outcome_id, reduced))
+                touched.add(task_id)
+    for outcome_id, reduced in changes:
+        conn.execute(update(_outcomes).where(_outcomes.c.id == outcome_id).values(error_message=reduced))
+    if not touched:
+        return 0, 0
+    deltas = summary.Deltas()
+    summary.refresh(conn, touched, deltas=deltas, locked=set(ids))
+    summary.upsert_deltas(conn, deltas)
+    # Only the rows these tasks left: others at zero are drop_empty's, hourly.
+    dropped = 0
+    for key, (count,) in deltas.failures.items():
+        if count < 0:
+            team_id, enterprise_id, day, agent, error_key = key
+            dropped += conn.execute(
+                delete(_failures).where(
+                    _failures.c.team_id == team_id,
+                    _failures.c.enterprise_id == enterprise_id,
+                    _failures.c.day == day,
+                    _failures.c.agent == agent,
+                    _failures.c.error_key == error_key,
+                    _failures.c.tasks == 0,
+                )
+            ).rowcount
+    return len(changes), dropped
+
+
+def forget_in_events(
+    events: Sequence[Event], user_id: str, team_id: str | None, threads: Iterable[str] = ()
+) -> list[Event]:
+    """``events`` (a journal's) with what :func:`forget_user` erases taken out: the texts ``user_id`` wrote, and the
+    error messages of runs in the threads of their requests (``threads``: those stored, the journal's own added)."""
+
+    def theirs(event: TaskRequested | MessageInThread) -> bool:
+        return event.user_id == user_id and (team_id is None or event.team_id == team_id)
+
+    their_threads = set(threads)
+    their_threads.update(e.thread_ts for e in events if isinstance(e, TaskRequested) and theirs(e))
+    kept: list[Event] = []
+    for event in events:
+        if isinstance(event, TaskRequested | MessageInThread) and event.text is not None and theirs(event):
+            kept.append(event._replace(text=None))
+        elif (
+            isinstance(event, OutcomeRecorded)
+            and event.error_message is not None
+            and event.agent is not None
+            and event.thread_ts in their_threads
+            and (team_id is None or event.team_id in (None, team_id))
+        ):
+            kept.append(event._replace(error_message=exception_type(event.error_message)))
+        else:
+            kept.append(event)
+    return kept
