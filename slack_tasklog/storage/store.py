@@ -7,6 +7,7 @@ written twice lands once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -34,7 +35,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
@@ -53,7 +54,7 @@ from slack_tasklog.storage.migrate import MigrateMode, SchemaNotReadyError, prep
 from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task
 from slack_tasklog.storage.rounds import other_agents
 
-__all__ = ["Store", "create_tasklog_engine", "insert_ignore"]
+__all__ = ["DatabaseFileChangedError", "Store", "create_tasklog_engine", "insert_ignore", "sqlite_file"]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
@@ -82,38 +83,29 @@ def create_tasklog_engine(url: str) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend != "sqlite":
-        connect_args = {}
-        if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
-            # Some drivers still default to a 3-byte "utf8" (or latin1) connection, which cannot carry emoji. Not
-            # added to the URL: the journal's directory is named after the URL the user gave.
-            connect_args["charset"] = "utf8mb4"
-        options: dict[str, Any] = {}
-        if backend in ("mysql", "mariadb"):
-            # InnoDB's default, REPEATABLE READ, would keep showing a writer the rows as they were at its first read,
-            # even after it waited for another writer's lock on a task (see _summary); PostgreSQL's default is this.
-            options["isolation_level"] = "READ COMMITTED"
-        try:
-            return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
-        except ImportError as error:
-            extra, driver = _EXTRAS.get(backend, (None, None))
-            hint = f"pip install 'slack-tasklog[{extra}]'" if extra else "install its driver"
-            if driver and parsed.get_driver_name() != driver:
-                # The extra installs this driver; a bare postgresql:// or mysql:// URL asks SQLAlchemy for another.
-                hint += f" and use a {backend}+{driver}:// URL"
-            raise ImportError(f"no driver for {parsed.drivername} databases: {hint} ({error})") from error
+        return _server_engine(parsed, backend)
     database = parsed.database or ""
     in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
+    path = sqlite_file(parsed)
     if in_memory:
         # One connection shared by every thread, or the writer and a reader would see two different databases.
         engine = create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        if not database.startswith("file:"):
+        if path is not None:
             try:
-                _create_private_file(Path(database).expanduser())
+                _create_private_file(path)
             except OSError as error:
                 # Not fatal here: the writer will report it, and retry, like any other database it cannot open.
                 logger.warning("slack_tasklog: cannot create %s: %s", database, error)
         engine = create_engine(parsed)
+
+    if path is not None:
+
+        @event.listens_for(engine, "do_connect")
+        def _before_connect(*_: Any) -> None:
+            # A file deleted under the bot is created again by the next connection: private, as the first one was.
+            with contextlib.suppress(OSError):
+                _create_private_file(path)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -132,6 +124,8 @@ def create_tasklog_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
         finally:
             cursor.close()
+        if path is not None:
+            _record.info[_OPENED_FILE] = _file_identity(path)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -143,6 +137,57 @@ def create_tasklog_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _server_engine(parsed: URL, backend: str) -> Engine:
+    """A PostgreSQL or MySQL/MariaDB engine (see :func:`create_tasklog_engine`)."""
+    connect_args = {}
+    if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+        # Some drivers still default to a 3-byte "utf8" (or latin1) connection, which cannot carry emoji. Not
+        # added to the URL: the journal's directory is named after the URL the user gave.
+        connect_args["charset"] = "utf8mb4"
+    options: dict[str, Any] = {}
+    if backend in ("mysql", "mariadb"):
+        # InnoDB's default, REPEATABLE READ, would keep showing a writer the rows as they were at its first read,
+        # even after it waited for another writer's lock on a task (see _summary); PostgreSQL's default is this.
+        options["isolation_level"] = "READ COMMITTED"
+    try:
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
+    except ImportError as error:
+        extra, driver = _EXTRAS.get(backend, (None, None))
+        hint = f"pip install 'slack-tasklog[{extra}]'" if extra else "install its driver"
+        if driver and parsed.get_driver_name() != driver:
+            # The extra installs this driver; a bare postgresql:// or mysql:// URL asks SQLAlchemy for another.
+            hint += f" and use a {backend}+{driver}:// URL"
+        raise ImportError(f"no driver for {parsed.drivername} databases: {hint} ({error})") from error
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names; None for other backends, in-memory databases and ``file:`` URIs."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or "mode=memory" in str(url.query):
+        return None
+    return Path(database).expanduser()
+
+
+# Where a connection keeps the identity of the SQLite file it opened (see Store._check_same_file).
+_OPENED_FILE = "tasklog_opened_file"
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``: what tells the file a connection opened from one put in its place."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+class DatabaseFileChangedError(Exception):
+    """The SQLite file a connection had open was deleted or replaced: what it committed reached no one who reads
+    the path. The writer reopens the database and writes the batch again (inserts are idempotent)."""
 
 
 def _create_private_file(path: Path) -> None:
@@ -189,6 +234,7 @@ class Store:
 
     def __init__(self, engine: Engine, *, cache_size: int = _CACHE_SIZE, migrate: MigrateMode | None = None) -> None:
         self.engine = engine
+        self._sqlite_file = sqlite_file(engine.url)
         # What ensure_schema may do to the schema (see _migrate.prepare_schema); None: the backend's default.
         self._migrate: MigrateMode | None = migrate
         self._cache_size = cache_size
@@ -231,13 +277,52 @@ class Store:
 
     def is_transient(self, error: Exception) -> bool:
         # SchemaNotReadyError: the schema needs an upgrade someone has to run; hold the events until it is done.
-        if isinstance(error, OperationalError | DisconnectionError | SchemaNotReadyError):
+        if isinstance(error, OperationalError | DisconnectionError | SchemaNotReadyError | DatabaseFileChangedError):
             return True
         return isinstance(error, DBAPIError) and error.connection_invalidated
 
     def after_fork(self) -> None:
         # Connections are sockets or file handles shared with the parent: never use them here.
         self.engine.dispose(close=False)
+
+    def reconnect(self) -> None:
+        if isinstance(self.engine.pool, StaticPool):
+            return  # the one connection is the in-memory database itself
+        try:
+            # Closing every idle connection also lets SQLite fold a deleted file's WAL into that file and remove
+            # the -wal and -shm, before a new connection would take them for the new file's.
+            self.engine.dispose()
+        except Exception:
+            logger.debug("slack_tasklog: closing the pooled connections failed", exc_info=True)
+        # The database may be another one now (a file replaced or re-created, a server restored): check its schema
+        # again, and forget the task ids of the old one.
+        self._schema_ready = False
+        self._forget_cache = True
+
+    def _check_same_file(self, conn: Connection) -> None:
+        """Raise :class:`DatabaseFileChangedError` if the SQLite file ``conn`` opened is no longer the one at its
+        path: SQLite goes on writing to a deleted file without a word."""
+        path = self._sqlite_file
+        if path is None:
+            return
+        current = _file_identity(path)
+        # Engines made elsewhere (TaskLog(engine=...)) did not note it on connect: the first check does.
+        opened = conn.info.setdefault(_OPENED_FILE, current)
+        if current is None or current != opened:
+            raise DatabaseFileChangedError(f"{path} was deleted or replaced while open; opening it again")
+
+    def _reopen_if_changed(self) -> None:
+        """When idle: a SQLite file deleted or replaced since it was opened is opened again (and created, at the
+        current schema, if it is missing), so that readers see it and it is there before the next event."""
+        if self._sqlite_file is None:
+            return
+        try:
+            with self.engine.connect() as conn:
+                self._check_same_file(conn)
+        except DatabaseFileChangedError as error:
+            logger.warning("slack_tasklog: %s", error)
+            self.reconnect()
+            self.ensure_schema()
 
     def ensure_schema(self) -> None:
         if self._schema_ready:
@@ -261,32 +346,35 @@ class Store:
         # Tasks whose latest round may have changed (or that are new): their summaries are refreshed last.
         touched: set[int] = set()
         locked: set[int] = set()  # of those, the tasks already locked by this transaction
-        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
-            follow_up_rows: list[dict[str, Any]] = []
-            if requests:
-                touched.update(self._write_requests(conn, requests, now_seconds, learned, locked=locked))
-                # A mention in a thread that already held a task is one of its follow-ups.
-                follow_up_rows.extend(self._follow_up_rows(requests, learned, now_seconds))
-            if messages:
-                self._load_threads(conn, {m.thread_ts for m in messages}, learned)
-                follow_up_rows.extend(self._follow_up_rows(messages, learned, now_seconds))
-            if follow_up_rows:
-                self._insert_follow_up.execute(conn, follow_up_rows)
-                counted = {row["task_id"] for row in follow_up_rows}
-                touched.update(counted)  # locked in order with the others before they are counted again
-            if assignments or outcomes:
-                threads = {a.thread_ts for a in assignments} | {o.thread_ts for o in outcomes}
-                self._load_threads(conn, threads, learned)
-                orphans = self._write_rounds(
-                    conn, assignments, outcomes, learned=learned, touched=touched, locked=locked
-                )
-            if touched:
-                summary.refresh(conn, touched, locked=locked)
-            if follow_up_rows:
-                summary.count_follow_ups(conn, sorted(counted))
-            if deletions:
-                # Last: a message deleted right after it was written, in the same batch, is erased too.
-                self._erase_deleted(conn, deletions, now, locked=locked)
+        with self.engine.connect().execution_options(tasklog_write=True) as conn:
+            with conn.begin():
+                follow_up_rows: list[dict[str, Any]] = []
+                if requests:
+                    touched.update(self._write_requests(conn, requests, now_seconds, learned, locked=locked))
+                    # A mention in a thread that already held a task is one of its follow-ups.
+                    follow_up_rows.extend(self._follow_up_rows(requests, learned, now_seconds))
+                if messages:
+                    self._load_threads(conn, {m.thread_ts for m in messages}, learned)
+                    follow_up_rows.extend(self._follow_up_rows(messages, learned, now_seconds))
+                if follow_up_rows:
+                    self._insert_follow_up.execute(conn, follow_up_rows)
+                    counted = {row["task_id"] for row in follow_up_rows}
+                    touched.update(counted)  # locked in order with the others before they are counted again
+                if assignments or outcomes:
+                    threads = {a.thread_ts for a in assignments} | {o.thread_ts for o in outcomes}
+                    self._load_threads(conn, threads, learned)
+                    orphans = self._write_rounds(
+                        conn, assignments, outcomes, learned=learned, touched=touched, locked=locked
+                    )
+                if touched:
+                    summary.refresh(conn, touched, locked=locked)
+                if follow_up_rows:
+                    summary.count_follow_ups(conn, sorted(counted))
+                if deletions:
+                    # Last: a message deleted right after it was written, in the same batch, is erased too.
+                    self._erase_deleted(conn, deletions, now, locked=locked)
+            # After the commit: SQLite commits into a file deleted or replaced meanwhile as if nothing happened.
+            self._check_same_file(conn)
         self._remember(learned)
         if orphans:
             self._orphans_possible = True
@@ -336,7 +424,9 @@ class Store:
         return busy == 0
 
     def maintain(self) -> None:
-        """Periodic work: purge what is past retention, link rounds written before their task."""
+        """Periodic work: reopen a SQLite file replaced under the bot, purge what is past retention, link rounds
+        written before their task."""
+        self._reopen_if_changed()
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + _PURGE_INTERVAL
             if self.retention is not None:

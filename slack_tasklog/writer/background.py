@@ -55,6 +55,11 @@ class BatchSink(Protocol):
         """Forget connections inherited from the parent process."""
         ...
 
+    def reconnect(self) -> None:
+        """After a failed write: drop the pooled connections, so the next attempt opens the database afresh (a
+        permission or mount fixed, a file replaced, a server connection killed)."""
+        ...
+
     def describe(self) -> str:
         """Where the events go, safe to log (no password)."""
         ...
@@ -76,8 +81,9 @@ class WriterCounters:
     lost_at_shutdown: int = 0  # not written at shutdown, and no journal to keep them
 
 
+# Between attempts to write while the database fails: doubling from the first, capped.
+_FIRST_BACKOFF = 0.1
 _MAX_BACKOFF = 30.0
-_FIRST_BACKOFF = 0.5
 
 
 class BackgroundWriter:
@@ -279,8 +285,7 @@ class BackgroundWriter:
                     return
                 if not drained:
                     # Try again after a pause that grows while the error repeats, rather than at the next event.
-                    self._retry_now.wait(backoff)
-                    self._retry_now.clear()
+                    self._pause(backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF)
                     self._wake.set()
                     continue
@@ -371,6 +376,9 @@ class BackgroundWriter:
                 if not self._sink.is_transient(error):
                     self._write_one_by_one(batch)
                     return True
+                # A connection that failed may be the problem itself (opened read-only, on a file since replaced,
+                # killed by the server): the next attempt gets a new one.
+                self._sink.reconnect()
                 if self._past_deadline():
                     return False
                 if not failing:
@@ -383,11 +391,10 @@ class BackgroundWriter:
                         max(self.pending, len(batch)),
                     )
                 self.counters.retries += 1
-                if self._stopping.is_set():
-                    self._stopping.wait(delay)  # shutting down: try until the deadline, no backoff
-                else:
-                    self._retry_now.wait(delay)
-                    self._retry_now.clear()
+                logger.debug(
+                    "slack_tasklog: write attempt failed (%s); next one in %.1f s", type(error).__name__, delay
+                )
+                self._pause(delay)
                 delay = min(delay * 2, _MAX_BACKOFF)
             else:
                 self.counters.written += len(batch)
@@ -424,6 +431,14 @@ class BackgroundWriter:
                 self._error_log.warning(
                     "observer", "slack_tasklog: an observer raised; the writer goes on", exc_info=True
                 )
+
+    def _pause(self, delay: float) -> None:
+        """Wait ``delay`` seconds before trying again, or less: until flush() or close() asks for an attempt now, or
+        until close()'s deadline, so that shutting down backs off too and still makes its last attempt in time."""
+        if self._deadline is not None and self._stopping.is_set():
+            delay = min(delay, max(self._deadline - time.monotonic(), 0.0))
+        self._retry_now.wait(delay)
+        self._retry_now.clear()
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and self._stopping.is_set() and time.monotonic() >= self._deadline
