@@ -473,9 +473,18 @@ class TaskLog(Tracking):
         assignment went to that agent, ``team_id`` one workspace (``enterprise_id``: of that Grid organisation).
         Free-text cells that a spreadsheet would run as a formula are prefixed with ``'`` unless
         ``neutralize_formulas=False``. Events recorded by this process are
-        flushed first (waiting at most ``shutdown_timeout``).
+        flushed first (waiting at most ``shutdown_timeout``); if the database does not take them in that time (another
+        process holds its write lock, or it is unreachable), raises ``TimeoutError`` rather than export without them.
         """
-        self.flush(self.shutdown_timeout)
+        # First: a schema that needs an upgrade is why events wait, and the clearer answer.
+        self._store.ensure_schema()
+        if not self.flush(self.shutdown_timeout):
+            raise TimeoutError(
+                f"slack_tasklog: {self._writer.pending} events recorded by this process are not in "
+                f"{safe_url(self.engine.url)} yet (it did not take them within {self.shutdown_timeout:g} s: another "
+                "process holds its write lock, or it is unreachable); no export was written, as it would miss them. "
+                "Try again later."
+            )
         where = ExportFilter(since=since, until=until, agent=agent, team_id=team_id, enterprise_id=enterprise_id)
         if isinstance(dest, str | os.PathLike):
             path = Path(dest)

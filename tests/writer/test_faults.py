@@ -209,6 +209,34 @@ def test_close_with_a_database_that_stays_broken_backs_off_returns_in_time_and_t
         fixed.close()
 
 
+# -- a read that cannot be consistent in time -----------------------------------------------------------------------
+
+
+@sqlite_only
+def test_export_while_another_connection_holds_the_write_lock_says_so(database_url: str, tmp_path: Path) -> None:
+    db = Path(make_url(database_url).database or "")
+    tasklog = TaskLog(database_url, shutdown_timeout=1)
+    try:
+        tasklog._record(TaskRequested("T1", None, "C1", thread_ts(1), thread_ts(1), "U1", "written"))
+        assert tasklog.flush(10)
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer, holding the lock for longer than the export waits
+        try:
+            tasklog._record(TaskRequested("T1", None, "C1", thread_ts(2), thread_ts(2), "U1", "waiting"))
+            out = tmp_path / "tasks.csv"
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match=r"1 events recorded by this process are not in sqlite:///"):
+                tasklog.export_csv(out)
+            assert time.monotonic() - started < 5
+            assert not out.exists()  # no stale file left behind either
+        finally:
+            other.rollback()
+            other.close()
+        assert tasklog.export_csv(tmp_path / "tasks.csv") == 2
+    finally:
+        tasklog.close()
+
+
 # -- a server that kills the writer's connection --------------------------------------------------------------------
 
 
