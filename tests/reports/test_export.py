@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 import tracemalloc
+import unicodedata
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_bolt import App
 from slack_tasklog import CSV_COLUMNS, TaskLog
 from slack_tasklog.events import AssignmentRecorded, MessageInThread, OutcomeRecorded, TaskRequested
-from slack_tasklog.reports.export import neutralize
+from slack_tasklog.reports.export import NEUTRALIZED_COLUMNS, neutralize
 from slack_tasklog.testing import app_mention, event_body, message, signed_request
 from sqlalchemy import text as sql
 
@@ -161,10 +165,122 @@ def test_quoting_unicode_and_formula_neutralisation(app: App, tasklog: TaskLog) 
 @pytest.mark.parametrize(
     ("cell", "expected"),
     [("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@A1", "'@A1"), ("\tx", "'\tx"), ("\rx", "'\rx"),
-     ("x=1", "x=1"), ("", ""), (" =1", " =1")],
+     ("x=1", "x=1"), ("", ""), ("a -1", "a -1"), ("1-2", "1-2"), ("'=1", "'=1"), ("   ", "   "),
+     ("\u200bx", "\u200bx")],
 )  # fmt: skip
 def test_neutralize(cell: str, expected: str) -> None:
     assert neutralize(cell) == expected
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        " =1+1",  # leading spaces
+        "   @SUM(A1)",
+        "\u00a0=1",  # NBSP
+        "\u200b=1",  # zero-width space
+        "\ufeff=1",  # BOM
+        "\u2060\u200d\u00ad+1",  # word joiner, zero-width joiner, soft hyphen
+        "\u202e-1",  # right-to-left override
+        "\u3000=1",  # ideographic space
+        "\x01=1",  # a control character
+        "\nhello",  # a leading line feed
+        "\r\n=1",
+        " \t x",  # a tab after blanks
+        "\uff1d1+1",  # full-width =
+        "\uff0b1",  # full-width +
+        "\uff0d1",  # full-width -
+        "\uff20A1",  # full-width @
+        "\ufe66\u207a\u208c",  # small =, superscript +, subscript =
+        " \u200b\uff1dHYPERLINK()",
+    ],
+)
+def test_formula_variants_are_neutralised(cell: str) -> None:
+    assert neutralize(cell) == "'" + cell
+
+
+# What the property checks ``neutralize`` against, from ``unicodedata`` rather than from its pattern: a cell is a
+# formula when, after blanks (whitespace, control and format characters), comes a character whose NFKC form starts
+# with = + - @, or when a tab, CR or LF starts it or is among those blanks.
+_SAMPLE_BLANKS = " \t\r\n\x0b\x00\x1f\x85\u00a0\u00ad\u1680\u2007\u200b\u200e\u2028\u202f\u2060\u3000\ufeff\U000e0020"
+_SAMPLE_HEADS = "=+-@\uff1d\uff0b\uff0d\uff20\ufe63\u207c\u2a75'a1 "
+
+
+def _is_blank(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
+
+
+def _is_trigger(char: str) -> bool:
+    return char in "\t\r\n" or unicodedata.normalize("NFKC", char)[:1] in ("=", "+", "-", "@")
+
+
+def _is_formula(cell: str) -> bool:
+    for char in cell:
+        if _is_trigger(char):
+            return True
+        if not _is_blank(char):
+            return False
+    return False
+
+
+cells = st.text() | st.builds(
+    lambda blanks, head, rest: blanks + head + rest,
+    st.text(st.sampled_from(_SAMPLE_BLANKS), max_size=4),
+    st.sampled_from(_SAMPLE_HEADS) | st.characters(),
+    st.text(max_size=20),
+)
+
+
+@given(cells)
+@settings(max_examples=1_000, deadline=None)
+def test_no_text_comes_out_as_a_formula(cell: str) -> None:
+    """Whatever the text, the cell a spreadsheet reads is inert: a formula gets the quote, anything else is left as
+    it is, and both come back from a CSV reader intact."""
+    expected = "'" + cell if _is_formula(cell) else cell
+    assert neutralize(cell) == expected
+    out = io.StringIO(newline="")
+    # NUL is no CSV text: readers before Python 3.11 refuse it.
+    csv.writer(out, lineterminator="\r\n").writerow([neutralize(cell.replace("\x00", "")), "next"])
+    assert next(csv.reader(io.StringIO(out.getvalue(), newline=""))) == [neutralize(cell.replace("\x00", "")), "next"]
+
+
+def test_every_character_is_classified_as_unicodedata_says() -> None:
+    """The pattern's lists of blanks and triggers against this Python's Unicode database, character by character
+    (unassigned ones may be either: the lists hold some that newer Unicode versions assign)."""
+    wrong = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if unicodedata.category(char) in ("Cn", "Cs"):
+            continue
+        if (neutralize(char) != char) != _is_trigger(char):
+            wrong.append(("trigger", hex(code)))
+        if (neutralize(char + "=") != char + "=") != (_is_blank(char) or _is_trigger(char)):
+            wrong.append(("blank", hex(code)))
+    assert wrong == []
+
+
+def test_every_text_and_id_column_is_neutralised_and_numbers_are_not(tasklog: TaskLog) -> None:
+    """``NEUTRALIZED_COLUMNS`` are the ones guarded, ids included; the numbers are not, so a negative execution
+    time (a clock stepped back) stays a number. Confidences are stored in 0..100, never negative."""
+    ts = "+1705314600.000100"
+    tasklog._record(TaskRequested("-T1", None, "@C1", ts, ts, "=U1", "\u00a0=1+1"))
+    evaluations = (("=Grok", 5.0), ("\uff20Other", 1.5))
+    tasklog._record(AssignmentRecorded("a1", ts, "@C1", "-T1", "=Grok", 5.0, evaluations, 1705314601.0, "-"))
+    tasklog._record(
+        OutcomeRecorded("o1", ts, "@C1", "-T1", "=Grok", False, -2.5, "\u200b-boom", 1705314601.0, 1705314602.0)
+    )
+    assert tasklog.flush(10)
+    [row] = export(tasklog)
+    assert set(NEUTRALIZED_COLUMNS) < set(CSV_COLUMNS)
+    assert {column for column, cell in row.items() if cell.startswith("'")} == set(NEUTRALIZED_COLUMNS)
+    assert [row[column] for column in NEUTRALIZED_COLUMNS] == [
+        "'=U1", "'\u00a0=1+1", "'=Grok", "'\uff20Other:1.5", "'\u200b-boom", "'-T1", "'@C1", "'" + ts,
+    ]  # fmt: skip
+    assert (row["confidence"], row["execution_time"], row["success"]) == ("5", "-2.5", "false")
+    assert {column: cell for column, cell in row.items() if column not in NEUTRALIZED_COLUMNS} == {
+        column: cell for column, cell in export(tasklog, neutralize_formulas=False)[0].items()
+        if column not in NEUTRALIZED_COLUMNS
+    }  # fmt: skip
 
 
 def test_empty_log_exports_only_the_header(tasklog: TaskLog) -> None:
