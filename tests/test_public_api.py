@@ -37,6 +37,7 @@ PUBLIC = {
         "Failure",
         "Stats",
         "compute_stats",
+        "parse_other_agents",
         "write_csv",
         "write_jsonl",
     ],

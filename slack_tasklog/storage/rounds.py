@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -32,7 +33,15 @@ from sqlalchemy.sql.selectable import NamedFromClause
 from slack_tasklog.storage.bulk import among, as_stored
 from slack_tasklog.storage.models import Assignment, Outcome
 
-__all__ = ["NOT_ROUTED", "LatestRound", "latest_round_join", "latest_rounds", "number_text", "other_agents"]
+__all__ = [
+    "NOT_ROUTED",
+    "LatestRound",
+    "latest_round_join",
+    "latest_rounds",
+    "number_text",
+    "other_agents",
+    "parse_other_agents",
+]
 
 _assignments: Table = Assignment.__table__  # type: ignore[assignment]
 _outcomes: Table = Outcome.__table__  # type: ignore[assignment]
@@ -136,9 +145,19 @@ def latest_rounds(conn: Connection, task_ids: Sequence[int]) -> dict[int, Latest
     return latest
 
 
+# An agent's name in ``other_agents_confidence``: a backslash before each backslash, colon and semicolon; a line break
+# as \n or \r. Then every unescaped ";" ends a pair and its unescaped ":" ends the name, whatever the names hold.
+_ESCAPE_NAME = str.maketrans({"\\": "\\\\", ":": "\\:", ";": "\\;", "\n": "\\n", "\r": "\\r"})
+_PAIR = re.compile(r"((?:[^\\:;]|\\.)*):([^\\:;]*)", re.DOTALL)
+_PAIRS = re.compile(rf"{_PAIR.pattern}(?:;{_PAIR.pattern})*", re.DOTALL)
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+_UNESCAPED = {"n": "\n", "r": "\r"}
+
+
 def other_agents(evaluations: Iterable[tuple[str, Any]], assigned: str | None) -> str:
     """The CSV's ``other_agents_confidence`` of a round, ``Writer:8;Builder:6``: the agents not assigned, most
-    confident first (ties by name, no confidence last).
+    confident first (ties by name, no confidence last). In a name, ``\\``, ``:`` and ``;`` get a backslash before
+    them and a line break is written ``\\n`` (``\\r``); :func:`parse_other_agents` reads it back.
 
     The writer keeps it with each round (``tasklog_assignments.others``); the export makes it for rounds written
     before that column existed.
@@ -147,7 +166,30 @@ def other_agents(evaluations: Iterable[tuple[str, Any]], assigned: str | None) -
         (pair for pair in evaluations if pair[0] != assigned),
         key=lambda pair: (pair[1] is None, -(pair[1] or 0.0), pair[0]),
     )
-    return ";".join(f"{agent}:{number_text(confidence)}" for agent, confidence in others)
+    return ";".join(f"{agent.translate(_ESCAPE_NAME)}:{number_text(confidence)}" for agent, confidence in others)
+
+
+def parse_other_agents(text: str) -> list[tuple[str, float | None]]:
+    """The ``(agent, confidence)`` pairs of an ``other_agents_confidence`` cell, in its order; ValueError if it is not
+    one. A cell the export neutralised for spreadsheets starts with an added ``'``: take it off first (or export
+    with ``neutralize_formulas=False``).
+
+    Example::
+
+        >>> parse_other_agents(r"a\\:b\\;c\\nd:40.5;Writer:")
+        [('a:b;c\\nd', 40.5), ('Writer', None)]
+    """
+    if not text:
+        return []
+    if not _PAIRS.fullmatch(text):
+        raise ValueError(f"not an other_agents_confidence cell: {text!r}")
+    return [
+        (
+            _ESCAPED.sub(lambda escape: _UNESCAPED.get(escape[1], escape[1]), name),
+            float(confidence) if confidence else None,
+        )
+        for name, confidence in _PAIR.findall(text)
+    ]
 
 
 def number_text(value: float | None) -> str:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from slack_bolt import App
 from slack_tasklog import CSV_COLUMNS, TaskLog
 from slack_tasklog.events import AssignmentRecorded, MessageInThread, OutcomeRecorded, TaskRequested
+from slack_tasklog.reports import parse_other_agents
 from slack_tasklog.reports.export import NEUTRALIZED_COLUMNS, neutralize
 from slack_tasklog.testing import app_mention, event_body, message, signed_request
 from sqlalchemy import text as sql
@@ -281,6 +282,27 @@ def test_every_text_and_id_column_is_neutralised_and_numbers_are_not(tasklog: Ta
         column: cell for column, cell in export(tasklog, neutralize_formulas=False)[0].items()
         if column not in NEUTRALIZED_COLUMNS
     }  # fmt: skip
+
+
+def test_agent_names_with_separators_read_back_unambiguously(app: App, tasklog: TaskLog) -> None:
+    """``other_agents_confidence`` escapes ``\\ : ;`` and line breaks in names; ``parse_other_agents`` reads it."""
+    names = ["a:b;c\nd", "back\\slash:", ";", "Writer", "x\r\\n"]
+    mention(app, "route me", "1705314600.000100")
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: dict[str, float]) -> str:
+        return "Grok"
+
+    check_and_assign("1705314600.000100", {"Grok": 99.0, **{name: 50.0 - i for i, name in enumerate(names)}})
+    [row] = export(tasklog)
+    cell = row["other_agents_confidence"]
+    assert cell == r"a\:b\;c\nd:50;back\\slash\::49;\;:48;Writer:47;x\r\\n:46"
+    assert parse_other_agents(cell) == [(name, 50.0 - i) for i, name in enumerate(names)]
+    assert parse_other_agents("") == []
+    assert parse_other_agents("Writer:;Grok:-1e-07") == [("Writer", None), ("Grok", -1e-07)]
+    for broken in ("a:b:1", "a;b", "a\\", "a:1;"):
+        with pytest.raises(ValueError, match="not an other_agents_confidence cell"):
+            parse_other_agents(broken)
 
 
 def test_empty_log_exports_only_the_header(tasklog: TaskLog) -> None:
