@@ -39,7 +39,7 @@ def render_png(stats: Stats, title: str) -> bytes:
     figure_class, canvas_class = _matplotlib()
     figure = figure_class(figsize=(11, 11), dpi=110, layout="constrained")
     canvas_class(figure)
-    figure.suptitle(title, fontsize=14)
+    figure.suptitle(_plain(title), fontsize=14)
     volume, success, calibration = figure.subplots(3, 1, height_ratios=(3, 2, 2.4))
     names = [agent.agent for agent in stats.agents][:_MAX_AGENTS]
     colours = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(names)}
@@ -76,7 +76,7 @@ def _draw_days(axes: Any, rates: Any, stats: Stats, names: list[str], colours: d
             continue
         label = {"": "no agent", "others": "other agents"}.get(name, name)
         colour = colours.get(name, _NO_AGENT)
-        axes.bar(x, counts[name], bottom=bottom, color=colour, width=0.8, label=label)
+        axes.bar(x, counts[name], bottom=bottom, color=colour, width=0.8, label=_plain(label))
         bottom = [b + c for b, c in zip(bottom, counts[name], strict=True)]
     axes.set_ylabel("tasks per day")
     axes.set_title("Tasks per day, by the agent each was assigned to", fontsize=11, loc="left")
@@ -85,7 +85,7 @@ def _draw_days(axes: Any, rates: Any, stats: Stats, names: list[str], colours: d
         points = [(i, succeeded[name][i] / finished[name][i]) for i in x if finished[name][i]]
         if points:
             rates.plot(*zip(*points, strict=True), color=colours[name], marker="o", markersize=3, linewidth=1.5,
-                       label=name)  # fmt: skip
+                       label=_plain(name))  # fmt: skip
     rates.set_ylim(0, 1.05)
     rates.set_ylabel("success rate")
     rates.yaxis.set_major_formatter(_percent_formatter())
@@ -114,7 +114,7 @@ def _draw_calibration(axes: Any, stats: Stats, names: list[str], colours: dict[s
             continue
         drawn = True
         middles, rates, sizes = zip(*points, strict=True)
-        axes.plot(middles, rates, color=colours[name], linewidth=1.5, label=name)
+        axes.plot(middles, rates, color=colours[name], linewidth=1.5, label=_plain(name))
         largest = max(sizes)
         axes.scatter(middles, rates, s=[20 + 180 * size / largest for size in sizes], color=colours[name], zorder=3)
     bands = next(iter(stats.calibration.values()), ())
@@ -134,6 +134,12 @@ def _percent_formatter() -> Any:
     from matplotlib.ticker import PercentFormatter
 
     return PercentFormatter(1.0, decimals=0)
+
+
+def _plain(text: str) -> str:
+    """``text`` as matplotlib shows it literally: an agent named ``$\\frac{$`` is not mathtext (which would fail to
+    parse and take the whole chart down). A text with no unescaped ``$`` is never parsed, and ``\\$`` shows as ``$``."""
+    return text.replace("$", r"\$")
 
 
 def _short(day: date) -> str:

@@ -92,3 +92,18 @@ async def test_tasklog_stats_chart_uploads_the_png(api: FakeSlackAPI, database_u
         assert uploaded.initial_comment == "Task log chart for <@UANYONE>: the last 30 days."
     finally:
         tasklog.close()
+
+
+def test_agent_names_are_plain_text_not_mathtext(tasklog: TaskLog) -> None:
+    """An agent named ``$\\frac{$`` (mathtext that does not parse) used to take down every chart of its workspace."""
+    names = ["$\\frac{$", "$x^2$", "a\\$b", "$", "\\"]
+    tasks = [
+        SeedTask(
+            NOW - timedelta(days=day, minutes=i),
+            rounds=[Round(name, 80, runs=[(day % 2 == 0, 1.0, timedelta(0), None)])],
+        )
+        for day in range(3)
+        for i, name in enumerate(names)
+    ]
+    seed(tasklog, tasks)
+    assert png_size(render_png(stats_of(tasklog), "Task log: $\\frac{$ only")) == (1210, 1210)
