@@ -260,6 +260,25 @@ def free_port() -> int:
         return port
 
 
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``"8m"``) mounted at ``mount`` (created) for the block, unmounted after: a disk of the
+    test's own to fill up or remount read-only, which root cannot ignore as it ignores file modes. Needs root;
+    skips where mounting is not permitted."""
+    mount.mkdir(exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                              check=False, capture_output=True, text=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as error:
+        pytest.skip(f"cannot mount a tmpfs: {error}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
+
+
 class TcpForwarder:
     """A port that can be switched on and off in front of a real server: a database that is down, then back."""
 

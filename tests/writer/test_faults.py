@@ -27,7 +27,7 @@ from slack_tasklog.writer.background import BackgroundWriter
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import SERVER_URLS, _admin_engine, query
+from tests.conftest import SERVER_URLS, _admin_engine, mounted_tmpfs, query
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -159,18 +159,9 @@ def test_a_database_read_only_at_start_recovers_once_the_permission_is_fixed(dat
 
 @pytest.fixture
 def mounted(tmp_path: Path) -> Iterator[Path]:
-    """A small tmpfs of the test's own, to be remounted read-only (needs root; skipped where mounting is not
-    permitted): root ignores file modes, not a read-only mount."""
-    mount = tmp_path / "mount"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                          check=False, capture_output=True, text=True, timeout=30)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
+    """A disk of the test's own, to be remounted read-only: root ignores file modes, not a read-only mount."""
+    with mounted_tmpfs(tmp_path / "mount", "8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
 
 
 def remount(mount: Path, mode: str) -> None:

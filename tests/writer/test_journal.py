@@ -29,7 +29,15 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests import _workers
-from tests.conftest import TcpForwarder, ThrowawayPostgres, free_port, migrate_to_head, postgres_url, query
+from tests.conftest import (
+    TcpForwarder,
+    ThrowawayPostgres,
+    free_port,
+    migrate_to_head,
+    mounted_tmpfs,
+    postgres_url,
+    query,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -291,24 +299,8 @@ def test_unreadable_journals_are_set_aside_and_the_rest_is_replayed(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MB tmpfs of the test's own, room for one journal segment (needs root; skipped where not permitted)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        pytest.skip(f"cannot mount a tmpfs: {error}")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
 
 
 def fill(path: Path) -> None:
