@@ -36,6 +36,12 @@ def _matplotlib() -> Any:
 def render_png(stats: Stats, title: str) -> bytes:
     """A PNG of ``stats``: tasks per day per agent (bars) with each agent's daily success rate (lines), and for
     each agent its success rate per confidence band against the diagonal a perfectly calibrated agent would follow."""
+    out = io.BytesIO()
+    _figure(stats, title).savefig(out, format="png")
+    return out.getvalue()
+
+
+def _figure(stats: Stats, title: str) -> Any:
     figure_class, canvas_class = _matplotlib()
     figure = figure_class(figsize=(11, 11), dpi=110, layout="constrained")
     canvas_class(figure)
@@ -45,9 +51,7 @@ def render_png(stats: Stats, title: str) -> bytes:
     colours = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(names)}
     _draw_days(volume, success, stats, names, colours)
     _draw_calibration(calibration, stats, names, colours)
-    out = io.BytesIO()
-    figure.savefig(out, format="png")
-    return out.getvalue()
+    return figure
 
 
 def _draw_days(axes: Any, rates: Any, stats: Stats, names: list[str], colours: dict[str, str]) -> None:
@@ -71,12 +75,14 @@ def _draw_days(axes: Any, rates: Any, stats: Stats, names: list[str], colours: d
         succeeded[name][i] += entry.succeeded
     x = list(range(len(days)))
     bottom = [0] * len(days)
+    # Each panel's legend entries, handed to legend(): the ones it collects itself leave out labels starting with "_".
+    legends: dict[Any, list[Any]] = {axes: [], rates: []}
     for name in series:
         if not any(counts[name]):
             continue
         label = {"": "no agent", "others": "other agents"}.get(name, name)
         colour = colours.get(name, _NO_AGENT)
-        axes.bar(x, counts[name], bottom=bottom, color=colour, width=0.8, label=_plain(label))
+        legends[axes].append(axes.bar(x, counts[name], bottom=bottom, color=colour, width=0.8, label=_plain(label)))
         bottom = [b + c for b, c in zip(bottom, counts[name], strict=True)]
     axes.set_ylabel("tasks per day")
     axes.set_title("Tasks per day, by the agent each was assigned to", fontsize=11, loc="left")
@@ -84,8 +90,8 @@ def _draw_days(axes: Any, rates: Any, stats: Stats, names: list[str], colours: d
     for name in names:
         points = [(i, succeeded[name][i] / finished[name][i]) for i in x if finished[name][i]]
         if points:
-            rates.plot(*zip(*points, strict=True), color=colours[name], marker="o", markersize=3, linewidth=1.5,
-                       label=_plain(name))  # fmt: skip
+            legends[rates] += rates.plot(*zip(*points, strict=True), color=colours[name], marker="o", markersize=3,
+                                         linewidth=1.5, label=_plain(name))  # fmt: skip
     rates.set_ylim(0, 1.05)
     rates.set_ylabel("success rate")
     rates.yaxis.set_major_formatter(_percent_formatter())
@@ -95,14 +101,14 @@ def _draw_days(axes: Any, rates: Any, stats: Stats, names: list[str], colours: d
         panel.set_xlim(-0.6, len(days) - 0.4)
         panel.grid(axis="y", color="#DDDDDD", linewidth=0.6)
         panel.set_axisbelow(True)
-        panel.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+        panel.legend(handles=legends[panel], loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
 
 
 def _draw_calibration(axes: Any, stats: Stats, names: list[str], colours: dict[str, str]) -> None:
     axes.set_title(
         "Calibration: success rate by confidence at assignment (dot size: finished tasks)", fontsize=11, loc="left"
     )
-    axes.plot([0, 100], [0, 1], color="#888888", linestyle="--", linewidth=1, label="perfectly calibrated")
+    legend = axes.plot([0, 100], [0, 1], color="#888888", linestyle="--", linewidth=1, label="perfectly calibrated")
     drawn = False
     for name in names:
         points = [
@@ -114,7 +120,7 @@ def _draw_calibration(axes: Any, stats: Stats, names: list[str], colours: dict[s
             continue
         drawn = True
         middles, rates, sizes = zip(*points, strict=True)
-        axes.plot(middles, rates, color=colours[name], linewidth=1.5, label=_plain(name))
+        legend += axes.plot(middles, rates, color=colours[name], linewidth=1.5, label=_plain(name))
         largest = max(sizes)
         axes.scatter(middles, rates, s=[20 + 180 * size / largest for size in sizes], color=colours[name], zorder=3)
     bands = next(iter(stats.calibration.values()), ())
@@ -127,7 +133,7 @@ def _draw_calibration(axes: Any, stats: Stats, names: list[str], colours: dict[s
     if not drawn:
         axes.text(50, 0.5, "No finished tasks with a confidence", ha="center", va="center")
     axes.grid(axis="y", color="#DDDDDD", linewidth=0.6)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    axes.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
 
 
 def _percent_formatter() -> Any:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from slack_tasklog import TaskLog
 from slack_tasklog.cli.main import main
-from slack_tasklog.reports.chart import render_png
+from slack_tasklog.reports.chart import _figure, render_png
 from slack_tasklog.reports.stats import Stats, compute_stats
 from slack_tasklog.testing import FakeSlackAPI
 
@@ -107,3 +107,19 @@ def test_agent_names_are_plain_text_not_mathtext(tasklog: TaskLog) -> None:
     ]
     seed(tasklog, tasks)
     assert png_size(render_png(stats_of(tasklog), "Task log: $\\frac{$ only")) == (1210, 1210)
+
+
+def test_every_agent_is_in_the_legends_whatever_its_name(tasklog: TaskLog) -> None:
+    """matplotlib leaves labels starting with ``_`` out of a legend it collects itself."""
+    names = ["_hidden", "$x$", "Grok"]
+    run = (True, 1.0, timedelta(0), None)
+    seed(
+        tasklog,
+        [SeedTask(NOW - timedelta(minutes=i), rounds=[Round(name, 80, runs=[run])]) for i, name in enumerate(names)],
+    )
+    figure = _figure(stats_of(tasklog), "Task log")
+    legends = [[text.get_text() for text in axes.get_legend().get_texts()] for axes in figure.axes]
+    escaped = "\\$x\\$"  # drawn as "$x$", not as math
+    assert [sorted(labels) for labels in legends] == [
+        ["Grok", escaped, "_hidden"], ["Grok", escaped, "_hidden"], ["Grok", escaped, "_hidden", "perfectly calibrated"]
+    ]  # fmt: skip
