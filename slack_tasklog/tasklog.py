@@ -368,6 +368,7 @@ class TaskLog(Tracking):
         if self._digests is not None:
             self._digests.stop()
         complete = self._writer.close(self.shutdown_timeout if timeout is None else timeout)
+        self._store.warn_if_file_changed()
         if self._owns_engine:
             # Release pooled connections (and with them SQLite's file handles); reading later reconnects.
             self.engine.dispose()

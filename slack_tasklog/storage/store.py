@@ -235,6 +235,7 @@ class Store:
     def __init__(self, engine: Engine, *, cache_size: int = _CACHE_SIZE, migrate: MigrateMode | None = None) -> None:
         self.engine = engine
         self._sqlite_file = sqlite_file(engine.url)
+        self._written_file: tuple[int, int] | None = None  # the SQLite file (device, inode) last committed to
         # What ensure_schema may do to the schema (see _migrate.prepare_schema); None: the backend's default.
         self._migrate: MigrateMode | None = migrate
         self._cache_size = cache_size
@@ -310,6 +311,19 @@ class Store:
         opened = conn.info.setdefault(_OPENED_FILE, current)
         if current is None or current != opened:
             raise DatabaseFileChangedError(f"{path} was deleted or replaced while open; opening it again")
+        self._written_file = current
+
+    def warn_if_file_changed(self) -> None:
+        """At shutdown: say so if the SQLite file last written to is no longer the one at its path (what was
+        written to it went with it). Opens nothing, so creates nothing."""
+        if self._sqlite_file is None or self._written_file is None:
+            return
+        if _file_identity(self._sqlite_file) != self._written_file:
+            logger.warning(
+                "slack_tasklog: %s was deleted or replaced after the task log last wrote to it; what it wrote is not "
+                "in the file now at that path",
+                self._sqlite_file,
+            )
 
     def _reopen_if_changed(self) -> None:
         """When idle: a SQLite file deleted or replaced since it was opened is opened again (and created, at the

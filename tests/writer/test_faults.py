@@ -127,6 +127,21 @@ def test_a_sqlite_file_deleted_while_idle_is_created_again_by_migration(
         engine.dispose()
 
 
+@sqlite_only
+def test_close_says_so_when_the_sqlite_file_was_deleted_after_the_last_write(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Path(make_url(database_url).database or "")
+    tasklog = TaskLog(database_url)
+    tasklog._record(TaskRequested("T1", None, "C1", thread_ts(1), thread_ts(1), "U1", "written, then deleted"))
+    assert tasklog.flush(10)
+    db.unlink()
+    with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
+        assert tasklog.close() is True  # written: the file it went to was deleted afterwards
+    assert any("was deleted or replaced after the task log last wrote to it" in r.getMessage() for r in caplog.records)
+    assert not db.exists()  # said, not re-created
+
+
 def _has_tasks_table(db: Path) -> bool:
     with sqlite3.connect(db) as conn:
         return bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tasklog_tasks'").fetchall())
