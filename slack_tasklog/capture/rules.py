@@ -12,7 +12,8 @@ The rules, in the order they are applied:
   too, with the whole text (``direct_messages``): a top-level message opens a task on its own ts; in a thread (an
   assistant thread, or a reply) the first one opens the thread's task and later ones are its follow-ups.
 - Any other ``message`` inside a thread is a :class:`MessageInThread`: a follow-up if the thread holds a task
-  (``follow_ups``). Top-level messages in channels (chatter, and the ``message`` copy of a mention) are ignored.
+  (``follow_ups``), or once its mention arrives (the writer keeps it a day: Slack does not promise order).
+  Top-level messages in channels (chatter, and the ``message`` copy of a mention) are ignored.
 - A ``message_deleted`` is a :class:`MessageDeleted`: if the deleted message is a task's request or a follow-up,
   its stored text is erased (the task's numbers stay).
 

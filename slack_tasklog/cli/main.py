@@ -345,8 +345,9 @@ def forget(
             "Warning: a reader kept SQLite's WAL from being emptied; run forget again when it is idle.", err=True
         )
     click.echo(
-        "Bots still running write what they hold when they can: what they had queued for this user before now "
-        "may still arrive. Run forget again once they have written it (or stopped)."
+        "This command erases only what is written: bots still running hold their own queues. Texts this user "
+        "wrote before now lose them when they arrive; error messages of runs still queued do not: run forget "
+        "again once the bots have written them."
     )
 
 

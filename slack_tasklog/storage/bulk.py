@@ -21,7 +21,9 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Dialect,
+    Insert,
     String,
+    Table,
     any_,
     bindparam,
     func,
@@ -35,7 +37,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from slack_tasklog.storage.models import UTCDateTime
 
-__all__ = ["Bulk", "among", "as_stored"]
+__all__ = ["Bulk", "among", "as_stored", "insert_ignore"]
 
 
 class Bulk:
@@ -293,3 +295,29 @@ def among(conn: Connection, column: Any, values: Sequence[Any], *, key: bool = F
         array: Any = postgresql.ARRAY(column.type)
         return column.in_(select(func.unnest(bindparam(None, list(values), type_=array))).scalar_subquery())
     return column.in_(values)
+
+
+def insert_ignore(table: Table, dialect: str) -> Insert:
+    """An INSERT into ``table`` that skips rows whose key is already there, in the words of the ``dialect`` named
+    (``conn.dialect.name``): what makes a write idempotent, whoever writes it twice.
+
+    Example::
+
+        conn.execute(insert_ignore(table, conn.dialect.name), [row])
+    """
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        # Not INSERT IGNORE: besides duplicates it turns every error into a warning and stores the row anyway (NULL
+        # in a NOT NULL column becomes '', a long name is cut). A no-op update on a duplicate key skips only those.
+        key = table.primary_key.columns[0].name
+        return mysql_insert(table).on_duplicate_key_update({key: table.c[key]})
+    raise NotImplementedError(f"slack_tasklog does not support the {dialect!r} database yet")

@@ -12,21 +12,45 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Table, delete, select, update
 
 from slack_tasklog.events import Event, MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.storage import summary
-from slack_tasklog.storage.bulk import among
-from slack_tasklog.storage.models import DailyFailures, FollowUp, Outcome, Task
+from slack_tasklog.storage.bulk import among, insert_ignore
+from slack_tasklog.storage.models import (
+    DailyFailures,
+    DeletedMessage,
+    FollowUp,
+    ForgottenUser,
+    Outcome,
+    Task,
+    WaitingMessage,
+)
 
-__all__ = ["Erasure", "exception_type", "forget_in_events", "forget_user", "reduce_errors"]
+__all__ = [
+    "Erasure",
+    "MessageKey",
+    "drop_waits",
+    "erased_before_arrival",
+    "exception_type",
+    "forget_in_events",
+    "forget_user",
+    "reduce_errors",
+    "remember_deletions",
+]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
 _outcomes: Table = Outcome.__table__  # type: ignore[assignment]
 _failures: Table = DailyFailures.__table__  # type: ignore[assignment]
+_waiting: Table = WaitingMessage.__table__  # type: ignore[assignment]
+_deleted: Table = DeletedMessage.__table__  # type: ignore[assignment]
+_forgotten: Table = ForgottenUser.__table__  # type: ignore[assignment]
+
+#: A Slack message's own key: (team, channel, ts).
+MessageKey = tuple[str, str, str]
 
 _CHUNK = 500
 
@@ -85,12 +109,20 @@ def forget_user(conn: Connection, user_id: str, team_id: str | None, now: dateti
     for task_id, text in conn.execute(follow_ups).all():
         quoting.setdefault(task_id, []).append(text)
     texts = 0
-    for table, text_column in ((_tasks, _tasks.c.request_text), (_follow_ups, _follow_ups.c.text)):
+    for table, text_column in (
+        (_tasks, _tasks.c.request_text),
+        (_follow_ups, _follow_ups.c.text),
+        (_waiting, _waiting.c.text),
+    ):
         query = update(table).where(table.c.user_id == user_id, text_column.is_not(None))
         if team_id is not None:
             query = query.where(table.c.team_id == team_id)
         texts += conn.execute(query.values({text_column: None, table.c.text_erased_at: now})).rowcount
     errors, failure_rows = reduce_errors(conn, whole={task_id for task_id, _ in own}, quoting=quoting)
+    # What they wrote before now and reaches a writer later (a running bot's queue, a journal) loses its text there.
+    key = {"user_id": user_id, "team_id": team_id or ""}
+    conn.execute(insert_ignore(_forgotten, conn.dialect.name), [{**key, "forgotten_at": now}])
+    conn.execute(update(_forgotten).filter_by(**key).values(forgotten_at=now))
     return Erasure(texts, errors, failure_rows, threads=frozenset(thread for _, thread in own))
 
 
@@ -179,3 +211,61 @@ def forget_in_events(
         else:
             kept.append(event)
     return kept
+
+
+def erased_before_arrival(conn: Connection, messages: Sequence[TaskRequested | MessageInThread]) -> set[MessageKey]:
+    """Which of ``messages`` were erased before they reached the writer: deleted in Slack (a deletion delivered
+    first, kept in ``tasklog_deleted_messages``), or written before their author was forgotten."""
+    with_text = {(m.team_id, m.channel_id, m.ts): m for m in messages if m.text is not None}
+    if not with_text:
+        return set()
+    erased: set[MessageKey] = set()
+    stamps = sorted({ts for _, _, ts in with_text})
+    for start in range(0, len(stamps), _CHUNK):
+        deleted = select(_deleted.c.team_id, _deleted.c.channel_id, _deleted.c.ts).where(
+            among(conn, _deleted.c.ts, stamps[start : start + _CHUNK])
+        )
+        erased.update(key for key in map(tuple, conn.execute(deleted)) if key in with_text)
+    users = sorted({m.user_id for m in with_text.values()})
+    forgotten: dict[tuple[str, str], float] = {}
+    for start in range(0, len(users), _CHUNK):
+        rows = select(_forgotten.c.user_id, _forgotten.c.team_id, _forgotten.c.forgotten_at).where(
+            among(conn, _forgotten.c.user_id, users[start : start + _CHUNK])
+        )
+        for user, team, at in conn.execute(rows):
+            forgotten[(user, team)] = at.astimezone(timezone.utc).timestamp()
+    for key, m in with_text.items():
+        # "" : forgotten in every workspace.
+        at = max(forgotten.get((m.user_id, m.team_id), -1.0), forgotten.get((m.user_id, ""), -1.0))
+        if at >= 0 and _seconds(m.ts) <= at:
+            erased.add(key)
+    return erased
+
+
+def remember_deletions(conn: Connection, keys: Iterable[MessageKey], now: datetime) -> None:
+    """Keep these deletions (a day, see ``Store.maintain``) for their message, should it arrive after them; erase
+    the text of a reply waiting for its request."""
+    keys = sorted(set(keys))
+    for team_id, channel_id, ts in keys:
+        conn.execute(
+            update(_waiting)
+            .where(_waiting.c.team_id == team_id, _waiting.c.channel_id == channel_id, _waiting.c.ts == ts)
+            .values(text=None, text_erased_at=now)
+        )
+    rows = [{"team_id": team, "channel_id": channel, "ts": ts, "deleted_at": now} for team, channel, ts in keys]
+    if rows:
+        conn.execute(insert_ignore(_deleted, conn.dialect.name), rows)
+
+
+def drop_waits(conn: Connection, before: datetime) -> None:
+    """Drop the replies still waiting for their request, and the deletions kept for their message, since before
+    ``before``: what arrives out of order does so within seconds or minutes."""
+    conn.execute(delete(_waiting).where(_waiting.c.recorded_at < before))
+    conn.execute(delete(_deleted).where(_deleted.c.deleted_at < before))
+
+
+def _seconds(ts: str) -> float:
+    try:
+        return float(ts)
+    except ValueError:
+        return float("inf")  # not a time: never before a forget

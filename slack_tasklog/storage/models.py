@@ -51,12 +51,15 @@ __all__ = [
     "DailyCalibration",
     "DailyFailures",
     "DailyStats",
+    "DeletedMessage",
     "DigestPost",
     "Evaluation",
     "FollowUp",
+    "ForgottenUser",
     "Outcome",
     "Task",
     "UTCDateTime",
+    "WaitingMessage",
 ]
 
 # Explicit constraint and index names, so migrations can name what they alter on every backend.
@@ -400,5 +403,60 @@ class DigestPost(Base):
     claimed_by: Mapped[str] = mapped_column(String(64))
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (TABLE_OPTIONS,)
+
+
+class WaitingMessage(Base):
+    """A reply that arrived before its thread's request (Slack does not promise order): kept here, then made a
+    follow-up when the request arrives. Rows older than a day are dropped (``Store.maintain``): a request that late
+    is not coming."""
+
+    __tablename__ = "tasklog_waiting_messages"
+
+    team_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    ts: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(SlackId)
+    user_id: Mapped[str] = mapped_column(SlackId)
+    text: Mapped[str | None] = mapped_column(LongText)
+    text_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_tasklog_waiting_messages_thread_ts", "thread_ts"),
+        Index("ix_tasklog_waiting_messages_recorded_at", "recorded_at"),
+        TABLE_OPTIONS,
+    )
+
+
+class DeletedMessage(Base):
+    """A Slack message deleted, kept a day so that the message itself, arriving later (a retried mention, a reply
+    before its request, a journal replayed), is stored without its text."""
+
+    __tablename__ = "tasklog_deleted_messages"
+
+    # ts first: the writer looks up a batch's messages by ts.
+    ts: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    team_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_tasklog_deleted_messages_deleted_at", "deleted_at"),
+        TABLE_OPTIONS,
+    )
+
+
+class ForgottenUser(Base):
+    """A person forgotten (``forget --user``): what they wrote before ``forgotten_at`` that reaches the writer later (a
+    running bot's queue, a journal replayed) is stored without its text. ``team_id`` is ``""`` for every workspace."""
+
+    __tablename__ = "tasklog_forgotten_users"
+
+    # user first: the writer looks up a batch's authors.
+    user_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    team_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    forgotten_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (TABLE_OPTIONS,)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +23,6 @@ from sqlalchemy import (
     Connection,
     Dialect,
     Engine,
-    Insert,
     Table,
     and_,
     bindparam,
@@ -49,9 +49,9 @@ from slack_tasklog.events import (
 )
 from slack_tasklog.logs import logger, safe_url
 from slack_tasklog.storage import erasure, summary
-from slack_tasklog.storage.bulk import Bulk, among
+from slack_tasklog.storage.bulk import Bulk, among, insert_ignore
 from slack_tasklog.storage.migrate import MigrateMode, SchemaNotReadyError, prepare_schema
-from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task
+from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task, WaitingMessage
 from slack_tasklog.storage.rounds import other_agents
 
 __all__ = ["DatabaseFileChangedError", "Store", "create_tasklog_engine", "insert_ignore", "sqlite_file"]
@@ -61,6 +61,7 @@ _follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
 _assignments: Table = Assignment.__table__  # type: ignore[assignment]
 _evaluations: Table = Evaluation.__table__  # type: ignore[assignment]
 _outcomes: Table = Outcome.__table__  # type: ignore[assignment]
+_waiting: Table = WaitingMessage.__table__  # type: ignore[assignment]
 
 # Threads whose tasks this process knows; enough for every thread active in the last days of a busy bot.
 _CACHE_SIZE = 50_000
@@ -70,6 +71,9 @@ _PURGE_INTERVAL = 3600.0
 _IN_CHUNK = 500
 # Rows waiting for their task read whole, at most (see Store._threads_with_orphans).
 _WAITING_READ = 1_000
+# How long a reply waits for its thread's request, and a deletion for its message: Slack delivers out of order by
+# seconds and retries for minutes; a day also covers a journal replayed at the next start.
+WAIT_FOR_ORDER = timedelta(days=1)
 
 
 # backend: (the extra that installs its driver, that driver's name in a URL)
@@ -243,6 +247,9 @@ class Store:
         self._schema_lock = threading.Lock()
         self._threads: OrderedDict[str, tuple[_KnownTask, ...]] = OrderedDict()
         self._orphans_possible = False
+        # Threads of replies this process put to wait since the last maintain: another process may have written
+        # their request meanwhile, unseen by either transaction.
+        self._parked: set[str] = set()
         self._forget_cache = False
         #: Purge tasks older than this, from the writer thread, once an hour (None: keep everything).
         self.retention: timedelta | None = None
@@ -250,11 +257,18 @@ class Store:
         self._insert_task = _bulk_insert(
             _tasks,
             ("team_id", "enterprise_id", "channel_id", "thread_ts", "request_ts", "user_id", "request_text",
-             "requested_at", "recorded_at", "follow_ups"),
+             "requested_at", "recorded_at", "follow_ups", "text_erased_at"),
             engine.dialect,
         )  # fmt: skip
         self._insert_follow_up = _bulk_insert(
-            _follow_ups, ("task_id", "team_id", "channel_id", "ts", "user_id", "text", "posted_at"), engine.dialect
+            _follow_ups,
+            ("task_id", "team_id", "channel_id", "ts", "user_id", "text", "posted_at", "text_erased_at"),
+            engine.dialect,
+        )
+        self._insert_waiting = _bulk_insert(
+            _waiting,
+            ("team_id", "channel_id", "ts", "thread_ts", "user_id", "text", "text_erased_at", "recorded_at"),
+            engine.dialect,
         )
         self._insert_assignment = _bulk_insert(
             _assignments,
@@ -357,19 +371,35 @@ class Store:
         # What this transaction learns about tasks joins the cache only once it commits.
         learned: dict[str, tuple[_KnownTask, ...]] = {}
         orphans = False
+        parked: set[str] = set()  # threads of replies put to wait
         # Tasks whose latest round may have changed (or that are new): their summaries are refreshed last.
         touched: set[int] = set()
         locked: set[int] = set()  # of those, the tasks already locked by this transaction
         with self.engine.connect().execution_options(tasklog_write=True) as conn:
             with conn.begin():
+                # Messages deleted, or whose author was forgotten, before they got here: stored without their text.
+                erased = erasure.erased_before_arrival(conn, [*requests, *messages]) if requests or messages else set()
+                if erased:
+                    requests = [r._replace(text=None) if _key(r) in erased else r for r in requests]
+                    messages = [m._replace(text=None) if _key(m) in erased else m for m in messages]
                 follow_up_rows: list[dict[str, Any]] = []
                 if requests:
-                    touched.update(self._write_requests(conn, requests, now_seconds, learned, locked=locked))
+                    touched.update(
+                        self._write_requests(conn, requests, now_seconds, learned, locked=locked, erased=erased)
+                    )
                     # A mention in a thread that already held a task is one of its follow-ups.
-                    follow_up_rows.extend(self._follow_up_rows(requests, learned, now_seconds))
+                    follow_up_rows.extend(self._follow_up_rows(requests, learned, now_seconds, erased))
+                    # Replies that arrived before their thread's request.
+                    follow_up_rows.extend(
+                        self._adopt_waiting(conn, {r.thread_ts for r in requests}, learned, now_seconds)
+                    )
                 if messages:
                     self._load_threads(conn, {m.thread_ts for m in messages}, learned)
-                    follow_up_rows.extend(self._follow_up_rows(messages, learned, now_seconds))
+                    homeless: list[MessageInThread] = []
+                    follow_up_rows.extend(
+                        self._follow_up_rows(messages, learned, now_seconds, erased, homeless=homeless)
+                    )
+                    parked = self._park(conn, homeless, now_seconds, erased)
                 if follow_up_rows:
                     self._insert_follow_up.execute(conn, follow_up_rows)
                     counted = {row["task_id"] for row in follow_up_rows}
@@ -390,6 +420,7 @@ class Store:
             # After the commit: SQLite commits into a file deleted or replaced meanwhile as if nothing happened.
             self._check_same_file(conn)
         self._remember(learned)
+        self._parked.update(parked)
         if orphans:
             self._orphans_possible = True
         if deletions:
@@ -416,6 +447,7 @@ class Store:
                     quoting.setdefault(task_id, []).append(stored)
             conn.execute(update(table).where(matching).values({text: None, table.c.text_erased_at: now}), keys)
         erasure.reduce_errors(conn, quoting=quoting, locked=locked)
+        erasure.remember_deletions(conn, (_key(d) for d in deletions), now)
 
     def checkpoint(self) -> bool | None:
         """SQLite: move the WAL into the database file and empty it, so erased texts are left in neither (with
@@ -438,8 +470,8 @@ class Store:
         return busy == 0
 
     def maintain(self) -> None:
-        """Periodic work: reopen a SQLite file replaced under the bot, purge what is past retention, link rounds
-        written before their task."""
+        """Periodic work: reopen a SQLite file replaced under the bot, purge what is past retention and what waited
+        too long for its order, link rounds and replies written before their task."""
         self._reopen_if_changed()
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + _PURGE_INTERVAL
@@ -450,8 +482,25 @@ class Store:
             else:
                 with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
                     summary.drop_empty(conn)
+                    erasure.drop_waits(conn, datetime.now(timezone.utc) - WAIT_FOR_ORDER)
         if self._orphans_possible:
             self._link_orphans()
+        if self._parked:
+            self._adopt_parked()
+
+    def _adopt_parked(self) -> None:
+        """Make follow-ups of the replies this process put to wait whose request another process has written since."""
+        threads, self._parked = self._parked, set()
+        learned: dict[str, tuple[_KnownTask, ...]] = {}
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            self._load_threads(conn, threads, learned, reload=True)
+            rows = self._adopt_waiting(conn, set(learned), learned, time.time())
+            if rows:
+                self._insert_follow_up.execute(conn, rows)
+                counted = sorted({row["task_id"] for row in rows})
+                summary.lock(conn, counted)
+                summary.count_follow_ups(conn, counted)
+        self._remember(learned)
 
     def purge(self, before: datetime, *, chunk: int = 5_000) -> int:
         """Delete every task requested before ``before`` with its follow-ups, rounds, evaluations and outcomes, in
@@ -483,6 +532,7 @@ class Store:
             )
             conn.execute(delete(_outcomes).where(_outcomes.c.task_id.is_(None), _outcomes.c.finished_at < before))
             summary.drop_empty(conn)
+            erasure.drop_waits(conn, max(before, datetime.now(timezone.utc) - WAIT_FOR_ORDER))
         if deleted:
             self._forget_cache = True  # the writer thread drops its thread -> task cache before its next write
         return deleted
@@ -546,9 +596,10 @@ class Store:
         learned: dict[str, tuple[_KnownTask, ...]],
         *,
         locked: set[int],
+        erased: AbstractSet[erasure.MessageKey],
     ) -> set[int]:
         """Insert the tasks (each once), link what was waiting for them; returns the ids of the tasks, and adds
-        those it locked to ``locked``."""
+        those it locked to ``locked``. ``erased``: requests whose text was erased before they arrived."""
         # Tuples in the order the statement names its columns (see __init__).
         rows: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         for r in requests:
@@ -556,7 +607,7 @@ class Store:
             if key not in rows:
                 rows[key] = (
                     r.team_id, r.enterprise_id, r.channel_id, r.thread_ts, r.ts, r.user_id,
-                    r.text, _ts_seconds(r.ts, now), now, 0,
+                    r.text, _ts_seconds(r.ts, now), now, 0, now if _key(r) in erased else None,
                 )  # fmt: skip
         self._insert_task.execute_tuples(conn, list(rows.values()))
         # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
@@ -614,13 +665,22 @@ class Store:
         messages: Iterable[TaskRequested | MessageInThread],
         learned: Mapping[str, tuple[_KnownTask, ...]],
         now: float,
-    ) -> Iterable[dict[str, Any]]:
+        erased: AbstractSet[erasure.MessageKey],
+        *,
+        homeless: list[MessageInThread] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The follow-up rows of ``messages`` whose thread holds a task; the replies whose thread holds none are
+        added to ``homeless`` (chatter in somebody else's thread, or a reply before its request)."""
+        rows: list[dict[str, Any]] = []
         for m in messages:
             task = _exact(learned.get(m.thread_ts) or self._threads.get(m.thread_ts, ()), m.team_id, m.channel_id)
-            # No task: chatter in somebody else's thread. Same ts as the request: the request's other copy.
-            if task is None or task.request_ts == m.ts:
+            if task is None:
+                if homeless is not None and isinstance(m, MessageInThread):
+                    homeless.append(m)
                 continue
-            yield {
+            if task.request_ts == m.ts:
+                continue  # the request's other copy
+            rows.append({
                 "task_id": task.id,
                 "team_id": m.team_id,
                 "channel_id": m.channel_id,
@@ -628,7 +688,56 @@ class Store:
                 "user_id": m.user_id,
                 "text": m.text,
                 "posted_at": _ts_seconds(m.ts, now),
-            }
+                "text_erased_at": now if _key(m) in erased else None,
+            })  # fmt: skip
+        return rows
+
+    def _park(
+        self, conn: Connection, replies: list[MessageInThread], now: float, erased: AbstractSet[erasure.MessageKey]
+    ) -> set[str]:
+        """Keep replies in threads with no task yet: their request may still be on its way (or never come).
+        Returns their threads."""
+        if replies:
+            self._insert_waiting.execute_tuples(
+                conn,
+                [(m.team_id, m.channel_id, m.ts, m.thread_ts, m.user_id, m.text,
+                  now if _key(m) in erased else None, now) for m in replies],
+            )  # fmt: skip
+        return {m.thread_ts for m in replies}
+
+    def _adopt_waiting(
+        self, conn: Connection, threads: AbstractSet[str], learned: dict[str, tuple[_KnownTask, ...]], now: float
+    ) -> list[dict[str, Any]]:
+        """The follow-up rows of replies that were waiting for a request of ``threads`` (which ``learned`` holds),
+        taken out of ``tasklog_waiting_messages``; those whose thread still has no task of theirs stay."""
+        waiting: list[MessageInThread] = []
+        erased: set[erasure.MessageKey] = set()
+        listed = sorted(threads)
+        for start in range(0, len(listed), _IN_CHUNK):
+            query = select(
+                _waiting.c.team_id, _waiting.c.channel_id, _waiting.c.thread_ts, _waiting.c.ts, _waiting.c.user_id,
+                _waiting.c.text, _waiting.c.text_erased_at,
+            ).where(among(conn, _waiting.c.thread_ts, listed[start : start + _IN_CHUNK]))  # fmt: skip
+            for team, channel, thread_ts, ts, user, text, erased_at in conn.execute(query).all():
+                message = MessageInThread(team, channel, thread_ts, ts, user, text)
+                waiting.append(message)
+                if erased_at is not None:
+                    erased.add(_key(message))
+        adopted = [
+            m
+            for m in waiting
+            if _exact(learned.get(m.thread_ts) or self._threads.get(m.thread_ts, ()), m.team_id, m.channel_id)
+        ]
+        if adopted:
+            conn.execute(
+                delete(_waiting).where(
+                    _waiting.c.team_id == bindparam("b_team"),
+                    _waiting.c.channel_id == bindparam("b_channel"),
+                    _waiting.c.ts == bindparam("b_ts"),
+                ),
+                [{"b_team": m.team_id, "b_channel": m.channel_id, "b_ts": m.ts} for m in adopted],
+            )
+        return self._follow_up_rows(adopted, learned, now, erased)
 
     def _write_rounds(
         self,
@@ -767,6 +876,10 @@ def _partition(
     return requests, messages, assignments, outcomes, deletions
 
 
+def _key(message: TaskRequested | MessageInThread | MessageDeleted) -> erasure.MessageKey:
+    return (message.team_id, message.channel_id, message.ts)
+
+
 def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _KnownTask | None:
     for task in known:
         if task.team_id == team_id and task.channel_id == channel_id:
@@ -777,32 +890,6 @@ def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _Known
 def _bulk_insert(table: Table, columns: Sequence[str], dialect: Dialect) -> Bulk:
     """An insert-or-ignore of many rows of ``columns`` (see :class:`~slack_tasklog.storage.bulk.Bulk`)."""
     return Bulk(insert_ignore(table, dialect.name), dialect, columns)
-
-
-def insert_ignore(table: Table, dialect: str) -> Insert:
-    """An INSERT into ``table`` that skips rows whose key is already there, in the words of the ``dialect`` named
-    (``conn.dialect.name``): what makes a write idempotent, whoever writes it twice.
-
-    Example::
-
-        conn.execute(insert_ignore(table, conn.dialect.name), [row])
-    """
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing()
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    if dialect in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
-
-        # Not INSERT IGNORE: besides duplicates it turns every error into a warning and stores the row anyway (NULL
-        # in a NOT NULL column becomes '', a long name is cut). A no-op update on a duplicate key skips only those.
-        key = table.primary_key.columns[0].name
-        return mysql_insert(table).on_duplicate_key_update({key: table.c[key]})
-    raise NotImplementedError(f"slack_tasklog does not support the {dialect!r} database yet")
 
 
 def _link_statement(table: Table) -> Any:

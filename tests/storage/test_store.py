@@ -102,7 +102,9 @@ def test_sqlite_inserts_of_many_rows_per_statement_do_what_a_statement_per_row_d
     for bulk in (store._insert_task, store._insert_evaluation, statements.upsert):
         assert bulk._rows is not None
     threads = [f"{1_700_000_000 + i}.000100" for i in range(count)]
-    tasks = [("T1", None, "C1", ts, ts, "U1", f"request {ts}", 1_700_000_000.5, 1_700_000_001.0, 0) for ts in threads]
+    tasks = [
+        ("T1", None, "C1", ts, ts, "U1", f"request {ts}", 1_700_000_000.5, 1_700_000_001.0, 0, None) for ts in threads
+    ]
     day = datetime(2024, 1, 1).date()
     counts = [("T1", "", day, True, "Grok", 3, 1, 1, 50.0, 1)] * count
     with engine.begin() as conn:

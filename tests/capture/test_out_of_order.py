@@ -1,0 +1,110 @@
+"""Events out of order: Slack does not promise that a thread's mention arrives before its replies, nor that a
+retried mention arrives before the message's deletion. What arrives early is kept and applied when the mention
+arrives, once, in its own workspace."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from slack_bolt import App
+from slack_tasklog import TaskLog
+from slack_tasklog.events import MessageInThread, TaskRequested
+from slack_tasklog.storage.models import DeletedMessage, WaitingMessage
+from slack_tasklog.testing import app_mention, event_body, message, signed_request
+from sqlalchemy import update
+
+from tests.conftest import query
+from tests.test_privacy import ROOT, deleted, send, texts
+
+REPLY = "1700000001.000100"
+
+
+def follow_up_counts(tasklog: TaskLog) -> list[tuple[Any, ...]]:
+    return query(tasklog, "SELECT follow_ups FROM tasklog_tasks ORDER BY id")
+
+
+def waiting(tasklog: TaskLog) -> int:
+    return query(tasklog, "SELECT count(*) FROM tasklog_waiting_messages")[0][0]
+
+
+def test_a_reply_before_its_mention_becomes_a_follow_up_when_the_mention_arrives(app: App, tasklog: TaskLog) -> None:
+    send(app, message("and make it rhyme", ts=REPLY, thread_ts=ROOT))
+    assert tasklog.flush(5)
+    send(app, app_mention("write a poem", ts=ROOT))
+    assert texts(tasklog) == (["write a poem"], ["and make it rhyme"])
+    assert follow_up_counts(tasklog) == [(1,)]
+    assert waiting(tasklog) == 0
+
+
+def test_redelivered_replies_and_mentions_land_once(app: App, tasklog: TaskLog) -> None:
+    send(app, message("and make it rhyme", ts=REPLY, thread_ts=ROOT))
+    send(app, message("and make it rhyme", ts=REPLY, thread_ts=ROOT))  # Slack's retry
+    assert tasklog.flush(5)
+    send(app, app_mention("write a poem", ts=ROOT))
+    send(app, app_mention("write a poem", ts=ROOT))
+    send(app, message("and make it rhyme", ts=REPLY, thread_ts=ROOT))  # a late retry, after all that
+    assert texts(tasklog) == (["write a poem"], ["and make it rhyme"])
+    assert follow_up_counts(tasklog) == [(1,)]
+
+
+def test_a_deletion_before_its_retried_mention_leaves_no_text(app: App, tasklog: TaskLog) -> None:
+    send(app, deleted(ROOT))
+    assert tasklog.flush(5)
+    send(app, app_mention("my password is hunter2", ts=ROOT))  # the retry of the mention, after its deletion
+    assert texts(tasklog) == ([None], [])
+    assert query(tasklog, "SELECT count(*) FROM tasklog_tasks WHERE text_erased_at IS NOT NULL") == [(1,)]
+
+
+def test_a_reply_deleted_before_its_mention_arrives_is_kept_without_its_text(app: App, tasklog: TaskLog) -> None:
+    send(app, message("my password is hunter2", ts=REPLY, thread_ts=ROOT))
+    send(app, deleted(REPLY))
+    send(app, deleted("1700000002.000100"))  # deleted before it even arrived
+    assert tasklog.flush(5)
+    send(app, message("oops", ts="1700000002.000100", thread_ts=ROOT))
+    send(app, app_mention("write a poem", ts=ROOT))
+    assert texts(tasklog) == (["write a poem"], [None, None])
+    assert follow_up_counts(tasklog) == [(2,)]
+    erased = query(tasklog, "SELECT count(*) FROM tasklog_follow_ups WHERE text_erased_at IS NOT NULL")
+    assert erased == [(2,)]
+
+
+def test_a_waiting_reply_joins_only_its_own_workspaces_thread(app: App, tasklog: TaskLog) -> None:
+    other = event_body(message("another workspace", ts=REPLY, thread_ts=ROOT), team_id="T_OTHER")
+    assert app.dispatch(signed_request(other)).status == 200
+    assert tasklog.flush(5)
+    send(app, app_mention("write a poem", ts=ROOT))
+    assert texts(tasklog) == (["write a poem"], [])
+    assert waiting(tasklog) == 1  # still waiting for its own workspace's mention
+
+
+def test_replies_that_waited_more_than_a_day_are_dropped(app: App, tasklog: TaskLog) -> None:
+    send(app, message("chatter in a thread with no task", ts=REPLY, thread_ts=ROOT))
+    send(app, deleted("1700000005.000100"))
+    assert tasklog.flush(5)
+    assert waiting(tasklog) == 1
+    store = tasklog._store
+    store._next_purge = 0.0
+    store.maintain()  # what the writer runs when idle: both are recent, they stay
+    assert waiting(tasklog) == 1
+    day_ago = datetime.now(timezone.utc) - timedelta(days=1, minutes=1)
+    with tasklog.engine.begin() as conn:
+        conn.execute(update(WaitingMessage.__table__).values(recorded_at=day_ago))
+        conn.execute(update(DeletedMessage.__table__).values(deleted_at=day_ago))
+    store._next_purge = 0.0
+    store.maintain()
+    assert waiting(tasklog) == 0
+    assert query(tasklog, "SELECT count(*) FROM tasklog_deleted_messages") == [(0,)]
+
+
+def test_what_a_forgotten_person_wrote_before_loses_its_text_when_it_arrives_later(tasklog: TaskLog) -> None:
+    tasklog.forget_user("U2")
+    # Events a running bot still held at that moment (or a journal replayed later): written before the forget.
+    store = tasklog._store
+    store.write([
+        TaskRequested("T1", None, "C1", ROOT, ROOT, "U2", "pay Bob"),
+        MessageInThread("T1", "C1", ROOT, REPLY, "U2", "quickly"),
+        # After the forget (a ts in 2096): they wrote it after asking to be forgotten, and it is kept.
+        TaskRequested("T1", None, "C1", "4000000000.000100", "4000000000.000100", "U2", "a new request"),
+    ])  # fmt: skip
+    assert texts(tasklog) == ([None, "a new request"], [None])
