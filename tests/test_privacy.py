@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_bolt import App
 from slack_tasklog import TaskLog
 from slack_tasklog.cli.main import main
 from slack_tasklog.events import MessageInThread, OutcomeRecorded, TaskRequested
+from slack_tasklog.storage.erasure import exception_type, forget_in_events
 from slack_tasklog.testing import app_mention, event_body, message, signed_request
 from slack_tasklog.writer.journal import HEADER
 from slack_tasklog.writer.records import encode_record
@@ -310,3 +313,55 @@ def test_after_forget_the_text_is_nowhere_on_disk(make_app: Callable[..., App], 
                 assert SECRET.encode() not in path.read_bytes(), path.name
     finally:
         tasklog.close()
+
+
+@pytest.mark.backends("sqlite")
+def test_a_deleted_text_leaves_the_sqlite_file_and_its_wal(make_app: Callable[..., App], tmp_path: Path) -> None:
+    tasklog = TaskLog(f"sqlite:///{tmp_path / 'tasklog.db'}", journal=False)
+    try:
+        app = make_app(tasklog)
+        send(app, app_mention(f"pay {SECRET}", ts=ROOT))
+        fail_quoting(tasklog, ROOT, f"pay {SECRET}")
+        assert tasklog.flush(5)
+        send(app, deleted(ROOT))
+        assert tasklog.flush(5)
+        for path in tmp_path.iterdir():
+            assert SECRET.encode() not in path.read_bytes(), path.name
+    finally:
+        tasklog.close()
+
+
+user_ids = st.sampled_from(["U1", "U2"])
+texts_ = st.text(min_size=1, max_size=30)
+
+
+@st.composite
+def journal_events(draw: st.DrawFn) -> list[Any]:
+    events: list[Any] = []
+    for i in range(draw(st.integers(0, 8))):
+        thread = f"17000000{draw(st.integers(0, 3)):02d}.000100"
+        kind = draw(st.sampled_from(["request", "reply", "outcome"]))
+        if kind == "request":
+            events.append(TaskRequested("T1", None, "C1", thread, thread, draw(user_ids), draw(texts_)))
+        elif kind == "reply":
+            events.append(MessageInThread("T1", "C1", thread, f"1800000{i:03d}.000100", draw(user_ids), draw(texts_)))
+        else:
+            error = draw(st.sampled_from(["ValueError: ", "pkg.Error: ", "", "not a type "])) + draw(texts_)
+            events.append(OutcomeRecorded(f"o{i}", thread, "C1", "T1", "Grok", False, 0.1, error, 1e9, 1e9))
+    return events
+
+
+@settings(deadline=None)
+@given(events=journal_events())
+def test_a_forget_leaves_nothing_of_the_person_in_a_journals_events(events: list[Any]) -> None:
+    scrubbed = forget_in_events(events, "U2", None)
+    theirs = {e.thread_ts for e in events if isinstance(e, TaskRequested) and e.user_id == "U2"}
+    assert len(scrubbed) == len(events)
+    for before, after in zip(events, scrubbed, strict=True):
+        if isinstance(before, TaskRequested | MessageInThread):
+            assert after.text == (None if before.user_id == "U2" else before.text)
+        elif before.thread_ts in theirs:
+            # Only an exception type (a Python name, never a space) is left of a message on their thread.
+            assert after.error_message is None or exception_type(after.error_message) == after.error_message
+        else:
+            assert after == before
