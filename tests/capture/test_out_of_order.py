@@ -10,9 +10,9 @@ from typing import Any
 from slack_bolt import App
 from slack_tasklog import TaskLog
 from slack_tasklog.events import MessageInThread, TaskRequested
-from slack_tasklog.storage.models import DeletedMessage, WaitingMessage
+from slack_tasklog.storage.models import DeletedMessage, Task, WaitingMessage
 from slack_tasklog.testing import app_mention, event_body, message, signed_request
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from tests.conftest import query
 from tests.test_privacy import ROOT, deleted, send, texts
@@ -108,3 +108,23 @@ def test_what_a_forgotten_person_wrote_before_loses_its_text_when_it_arrives_lat
         TaskRequested("T1", None, "C1", "4000000000.000100", "4000000000.000100", "U2", "a new request"),
     ])  # fmt: skip
     assert texts(tasklog) == ([None, "a new request"], [None])
+
+
+def test_a_reply_waiting_while_another_process_wrote_the_mention_is_adopted_when_idle(
+    app: App, tasklog: TaskLog
+) -> None:
+    send(app, message("and make it rhyme", ts=REPLY, thread_ts=ROOT))
+    assert tasklog.flush(5)
+    # Another process's mention, committed without seeing the waiting reply (both transactions ran at once).
+    with tasklog.engine.begin() as conn:
+        conn.execute(
+            insert(Task.__table__).values(
+                team_id="T111", channel_id="C111", thread_ts=ROOT, request_ts=ROOT, user_id="U123",
+                request_text="write a poem", requested_at=datetime.now(timezone.utc),
+                recorded_at=datetime.now(timezone.utc), follow_ups=0,
+            )
+        )  # fmt: skip
+    tasklog._store.maintain()  # what the writer runs when idle
+    assert texts(tasklog) == (["write a poem"], ["and make it rhyme"])
+    assert follow_up_counts(tasklog) == [(1,)]
+    assert waiting(tasklog) == 0
