@@ -345,9 +345,8 @@ def forget(
             "Warning: a reader kept SQLite's WAL from being emptied; run forget again when it is idle.", err=True
         )
     click.echo(
-        "This command erases only what is written: bots still running hold their own queues. Texts this user "
-        "wrote before now lose them when they arrive; error messages of runs still queued do not: run forget "
-        "again once the bots have written them."
+        "Bots still running hold their own queues: what they recorded for this user before now is stored without "
+        "its text when it arrives. To be sure nothing slipped through, run forget again once they are idle."
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
 from slack_tasklog.events import Event, MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.storage import summary
@@ -37,6 +37,7 @@ __all__ = [
     "exception_type",
     "forget_in_events",
     "forget_user",
+    "forgotten_tasks",
     "reduce_errors",
     "remember_deletions",
 ]
@@ -240,6 +241,27 @@ def erased_before_arrival(conn: Connection, messages: Sequence[TaskRequested | M
         if at >= 0 and _seconds(m.ts) <= at:
             erased.add(key)
     return erased
+
+
+def forgotten_tasks(conn: Connection, task_ids: Iterable[int]) -> set[int]:
+    """Which of these tasks were requested by someone forgotten since."""
+    ids = sorted(set(task_ids))
+    found: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        query = (
+            select(_tasks.c.id)
+            .join(
+                _forgotten,
+                and_(
+                    _forgotten.c.user_id == _tasks.c.user_id,
+                    or_(_forgotten.c.team_id == "", _forgotten.c.team_id == _tasks.c.team_id),
+                ),
+            )
+            .where(among(conn, _tasks.c.id, ids[start : start + _CHUNK], key=True))
+            .where(_tasks.c.requested_at <= _forgotten.c.forgotten_at)
+        )
+        found.update(conn.execute(query).scalars())
+    return found
 
 
 def remember_deletions(conn: Connection, keys: Iterable[MessageKey], now: datetime) -> None:

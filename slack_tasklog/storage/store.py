@@ -773,12 +773,20 @@ class Store:
                     (a.id, task_id, a.team_id, a.channel_id, a.thread_ts, None, False, 0.0,
                      a.unassigned_error, a.recorded_at, a.recorded_at)
                 )  # fmt: skip
-        for o in outcomes:
-            task_id = self._resolve(learned, o.thread_ts, o.channel_id, o.team_id)
+        resolved = [(o, self._resolve(learned, o.thread_ts, o.channel_id, o.team_id)) for o in outcomes]
+        # Runs of tasks whose author was forgotten meanwhile (a running bot's queue, a journal replayed): an error
+        # message can quote the request, so only its exception type is kept (see erasure.forget_user).
+        forgotten = erasure.forgotten_tasks(
+            conn, {task_id for o, task_id in resolved if task_id is not None and o.error_message and o.agent}
+        )
+        for o, task_id in resolved:
             orphans = orphans or task_id is None
+            error = o.error_message
+            if task_id in forgotten and error and o.agent:
+                error = erasure.exception_type(error)
             outcome_rows.append(
                 (o.id, task_id, o.team_id, o.channel_id, o.thread_ts, o.agent, o.success, o.execution_time,
-                 o.error_message, o.started_at, o.finished_at)
+                 error, o.started_at, o.finished_at)
             )  # fmt: skip
         linked = {row[1] for row in assignment_rows} | {row[1] for row in outcome_rows}
         linked.discard(None)

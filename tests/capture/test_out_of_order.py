@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_bolt import App
 from slack_tasklog import TaskLog
-from slack_tasklog.events import MessageInThread, TaskRequested
+from slack_tasklog.events import MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.storage.models import DeletedMessage, Task, WaitingMessage
 from slack_tasklog.testing import app_mention, event_body, message, signed_request
 from sqlalchemy import insert, update
@@ -128,3 +128,19 @@ def test_a_reply_waiting_while_another_process_wrote_the_mention_is_adopted_when
     assert texts(tasklog) == (["write a poem"], ["and make it rhyme"])
     assert follow_up_counts(tasklog) == [(1,)]
     assert waiting(tasklog) == 0
+
+
+def test_a_run_of_a_forgotten_persons_task_arriving_later_keeps_only_its_exception_type(tasklog: TaskLog) -> None:
+    store = tasklog._store
+    store.write([
+        TaskRequested("T1", None, "C1", ROOT, ROOT, "U2", "pay Bob"),
+        TaskRequested("T1", None, "C1", REPLY, REPLY, "U1", "pay Alice"),
+    ])  # fmt: skip
+    tasklog.forget_user("U2")
+    # Runs a running bot still held at that moment.
+    store.write([
+        OutcomeRecorded("o1", ROOT, "C1", "T1", "Grok", False, 0.5, "ValueError: cannot parse 'pay Bob'", 1e9, 1e9),
+        OutcomeRecorded("o2", REPLY, "C1", "T1", "Grok", False, 0.5, "ValueError: cannot parse 'pay Alice'", 1e9, 1e9),
+    ])  # fmt: skip
+    rows = query(tasklog, "SELECT id, error_message FROM tasklog_outcomes ORDER BY id")
+    assert rows == [("o1", "ValueError"), ("o2", "ValueError: cannot parse 'pay Alice'")]
