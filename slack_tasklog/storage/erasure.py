@@ -2,11 +2,14 @@
 
 A request or follow-up text is stored once, but copied in two more places: the error message of a run that failed
 on it (exception messages often quote the request) and, through that, the failure rollup's text. Erasing a text
-blanks the first and reduces the second to the exception type (``ValueError: cannot parse 'pay Bob'`` ->
-``ValueError``), and moves the task in the failure rollup to that type, so counts stay right and no rollup row
+blanks it, reduces those error messages to their exception type (``ValueError: cannot parse 'pay Bob'`` ->
+``ValueError``) and moves the task in the failure rollup to that type, so counts stay right and no rollup row
 keeps the text.
-"""
 
+Erasures are also remembered for what arrives after them (Slack delivers out of order; a running bot's queue and a
+dead bot's journal are written later): a deletion for a day (``tasklog_deleted_messages``), a forgotten person for
+good (``tasklog_forgotten_users``). The writer asks :func:`erased_before_arrival` and :func:`forgotten_tasks`.
+"""
 from __future__ import annotations
 
 import re
