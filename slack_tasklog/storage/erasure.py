@@ -10,6 +10,7 @@ Erasures are also remembered for what arrives after them (Slack delivers out of 
 dead bot's journal are written later): a deletion for a day (``tasklog_deleted_messages``), a forgotten person for
 good (``tasklog_forgotten_users``). The writer asks :func:`erased_before_arrival` and :func:`forgotten_tasks`.
 """
+
 from __future__ import annotations
 
 import re
