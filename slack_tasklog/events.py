@@ -18,6 +18,7 @@ from typing import NamedTuple
 __all__ = [
     "AssignmentRecorded",
     "Event",
+    "FeedbackGiven",
     "MessageDeleted",
     "MessageInThread",
     "OutcomeRecorded",
@@ -87,4 +88,25 @@ class MessageDeleted(NamedTuple):
     ts: str
 
 
-Event = TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted
+class FeedbackGiven(NamedTuple):
+    """A person's verdict on a task: a feedback reaction added to (or removed from) a message of its thread, or a
+    call of ``TaskLog.record_feedback``. The person's latest vote on a task is the one that counts."""
+
+    team_id: str | None
+    channel_id: str | None
+    # The message reacted to; for record_feedback, the thread's ts.
+    item_ts: str
+    # The task's thread when the recorder knows it (record_feedback); None for a reaction: the writer finds it.
+    thread_ts: str | None
+    user_id: str
+    # The emoji's base name (skin tone dropped); "" for record_feedback.
+    reaction: str
+    positive: bool
+    # False: the reaction was removed, taking that vote back.
+    added: bool
+    # Slack's event_ts (the time of the vote), or the recording time for record_feedback: with the keys above, what
+    # makes a redelivered event land once.
+    ts: str
+
+
+Event = TaskRequested | MessageInThread | AssignmentRecorded | OutcomeRecorded | MessageDeleted | FeedbackGiven

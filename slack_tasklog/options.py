@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Literal, overload
 
@@ -19,6 +19,7 @@ __all__ = [
     "check_choice",
     "check_duration",
     "check_engine",
+    "check_feedback_emoji",
     "check_journal",
     "check_optional_bool",
     "check_optional_text",
@@ -81,6 +82,25 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> Any:
     if value not in choices:
         raise ValueError(f"TaskLog({name}=...) must be one of {', '.join(map(repr, choices))}, not {value!r}")
     return value
+
+
+def check_feedback_emoji(value: object) -> dict[str, bool]:
+    """Emoji name -> True (vote up) or False (vote down), names as Slack gives them (``"+1"``, ``":tada:"``); a
+    skin-tone variant given is taken as its base."""
+    from slack_tasklog.capture.rules import emoji_base
+
+    if not isinstance(value, Mapping):
+        raise _refuse(
+            "feedback_emoji", value, 'a mapping of emoji names to True (up) or False (down), like {"+1": True}'
+        )
+    emoji: dict[str, bool] = {}
+    for name, positive in value.items():
+        if not isinstance(name, str) or not emoji_base(name):
+            raise _refuse("feedback_emoji", name, "emoji names as strings")
+        if not isinstance(positive, bool):
+            raise _refuse("feedback_emoji", positive, "True (a vote up) or False (a vote down) for each emoji")
+        emoji[emoji_base(name)] = positive
+    return emoji
 
 
 def check_engine(value: object) -> Engine | None:

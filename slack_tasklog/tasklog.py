@@ -6,8 +6,10 @@ import atexit
 import contextlib
 import hashlib
 import os
+import threading
+import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,10 +19,10 @@ from sqlalchemy import URL, Connection, Engine
 
 from slack_tasklog.capture.decorators import Tracking
 from slack_tasklog.capture.middleware import MessageRecorder, TaskLogMiddleware, register_async
-from slack_tasklog.capture.rules import CaptureRules
+from slack_tasklog.capture.rules import DEFAULT_FEEDBACK_EMOJI, CaptureRules
 from slack_tasklog.capture.text import TextPolicy
 from slack_tasklog.durations import parse_retention
-from slack_tasklog.events import Event
+from slack_tasklog.events import Event, FeedbackGiven
 from slack_tasklog.logs import RateLimitedLog, logger, safe_url
 from slack_tasklog.options import (
     check_bool,
@@ -28,6 +30,7 @@ from slack_tasklog.options import (
     check_choice,
     check_duration,
     check_engine,
+    check_feedback_emoji,
     check_journal,
     check_optional_bool,
     check_optional_text,
@@ -41,6 +44,7 @@ from slack_tasklog.slack.commands import DEFAULT_COMMAND, CommandFlow, RoleCache
 from slack_tasklog.slack.commands import register_app_home as _register_app_home
 from slack_tasklog.slack.commands import register_commands as _register_commands
 from slack_tasklog.slack.digest import Digests, DigestSchedule
+from slack_tasklog.slack.lookup import SlackLookup
 from slack_tasklog.storage.erasure import Erasure, forget_in_events
 from slack_tasklog.storage.migrate import MIGRATE_MODES, MigrateMode
 from slack_tasklog.storage.store import Store, create_tasklog_engine
@@ -56,6 +60,24 @@ DEFAULT_UNASSIGNED_ERROR = "No agent confident enough"
 WRITE_THROUGH_TIMEOUT = 2.0
 
 _write_through_failures = RateLimitedLog()
+_feedback_failures = RateLimitedLog()
+
+
+class _VoteClock:
+    """Now, as a Slack-like ts, later than the last one this process gave: two votes by one person in the same
+    microsecond are two votes, the second one counting."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def __call__(self) -> str:
+        with self._lock:
+            self._last = max(time.time(), self._last + 1e-6)
+            return f"{self._last:.6f}"
+
+
+_vote_time = _VoteClock()
 
 
 def default_journal_dir(url: URL) -> Path | None:
@@ -131,6 +153,11 @@ class TaskLog(Tracking):
         capture_thread_replies: record later messages in a task's thread as its follow-ups.
         capture_direct_messages: a person's message in the app's direct messages (Messages tab, assistant
             threads) is a task request, its thread's later messages follow-ups.
+        feedback_emoji: the reactions that are people's votes on a task, by emoji name: ``True`` up, ``False``
+            down (default: ``+1``, ``thumbsup``, ``white_check_mark``, ``heavy_check_mark``, ``tada`` up; ``-1``,
+            ``thumbsdown``, ``x``, ``no_entry`` down; skin tones count as their base). ``{}`` records none. A
+            reaction on a message that is no request or follow-up (the bot's answers) is placed with
+            ``conversations.replies`` (see the README for the scopes).
         unassigned_error: the error recorded when ``check_and_assign`` assigns nobody.
         max_queue: events held in memory while the database catches up; beyond it they spill to the journal
             (or, without one, are dropped and counted).
@@ -180,6 +207,7 @@ class TaskLog(Tracking):
         migrate: MigrateMode | None = None,
         capture_thread_replies: bool = True,
         capture_direct_messages: bool = True,
+        feedback_emoji: Mapping[str, bool] | None = None,
         unassigned_error: str = DEFAULT_UNASSIGNED_ERROR,
         max_queue: int = 100_000,
         shutdown_timeout: float = 10.0,
@@ -208,6 +236,7 @@ class TaskLog(Tracking):
             check_choice("migrate", migrate, MIGRATE_MODES)
         capture_thread_replies = check_bool("capture_thread_replies", capture_thread_replies)
         capture_direct_messages = check_bool("capture_direct_messages", capture_direct_messages)
+        feedback = DEFAULT_FEEDBACK_EMOJI if feedback_emoji is None else check_feedback_emoji(feedback_emoji)
         unassigned_error = check_text("unassigned_error", unassigned_error)
         max_queue = check_positive_int("max_queue", max_queue)
         shutdown_timeout = check_seconds("shutdown_timeout", shutdown_timeout)
@@ -254,11 +283,17 @@ class TaskLog(Tracking):
         if self._writer.journal is not None and self._writer.journal.orphans():
             # A previous process died with events only in its journal: write them now, not at the next event.
             self._writer.start()
+        # Which thread a reaction's message is in, when the database cannot say (the bot's own answers).
+        self._slack_lookup = SlackLookup.from_environment(digest_client) if feedback else None
+        self._store.slack = self._slack_lookup
         #: What the middleware records through: the capture rules, the text policy and this log's writer.
         self.recorder = MessageRecorder(
-            CaptureRules(follow_ups=capture_thread_replies, direct_messages=capture_direct_messages),
+            CaptureRules(
+                follow_ups=capture_thread_replies, direct_messages=capture_direct_messages, feedback_emoji=feedback
+            ),
             TextPolicy(store_text=store_text, redact=redact),
             self._record,
+            None if self._slack_lookup is None else self._slack_lookup.remember,
         )
         self._middleware = TaskLogMiddleware(lambda: self.recorder)
         register_async()  # if Bolt's async side is loaded by now
@@ -306,6 +341,41 @@ class TaskLog(Tracking):
                 "until it catches up",
                 safe_url(self.engine.url),
                 WRITE_THROUGH_TIMEOUT,
+            )
+
+    def record_feedback(
+        self,
+        thread_ts: str,
+        positive: bool,
+        *,
+        user: str,
+        channel: str | None = None,
+        team: str | None = None,
+    ) -> None:
+        """Record a person's vote on the task of ``thread_ts``, for bots with their own feedback buttons or modal: the
+        same as a feedback reaction, and like one the person's latest vote counts (the requester's kept apart).
+
+        Example::
+
+            @app.action("feedback_up")
+            def on_up(ack, body):
+                ack()
+                message = body["message"]
+                tasklog.record_feedback(message.get("thread_ts", message["ts"]), True, user=body["user"]["id"],
+                                        channel=body["channel"]["id"], team=body["team"]["id"])
+
+        Never raises and never waits on the database (a vote for a thread that holds no task is dropped by the
+        writer). ``channel`` and ``team`` tell apart threads of the same ts in two channels or workspaces.
+        """
+        try:
+            if not isinstance(thread_ts, str) or not isinstance(user, str) or not thread_ts or not user:
+                raise TypeError("thread_ts and user must be non-empty strings")
+            self._record(
+                FeedbackGiven(team, channel, thread_ts, thread_ts, user, "", bool(positive), True, _vote_time())
+            )
+        except Exception:
+            _feedback_failures.warning(
+                "record_feedback", "slack_tasklog: record_feedback could not record a vote", exc_info=True
             )
 
     def _unassigned_error(self) -> str:
@@ -385,9 +455,9 @@ class TaskLog(Tracking):
     def forget_user(self, user_id: str, *, team_id: str | None = None) -> Erasure:
         """Erase every request and follow-up text ``user_id`` wrote (a data-subject request) wherever it was copied:
         the database (error messages that quote it and the failure rollup included), SQLite's WAL, and journals
-        that stopped bots left in this log's journal folder; the task's numbers stay. Flushes first, so nothing
-        this process recorded earlier escapes it; other running processes' queues are theirs (see
-        ``docs/operations.md``). Returns what was erased, place by place::
+        that stopped bots left in this log's journal folder, and every vote they gave; the task's other numbers
+        stay. Flushes first, so nothing this process recorded earlier escapes it; other running processes' queues
+        are theirs (see ``docs/operations.md``). Returns what was erased, place by place::
 
             erased = tasklog.forget_user("U0123")
             print(erased.texts, erased.error_messages, erased.journal_records)

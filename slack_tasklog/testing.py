@@ -71,6 +71,7 @@ __all__ = [
     "async_signed_request",
     "event_body",
     "message",
+    "reaction",
     "signed_headers",
     "signed_request",
     "slash_command_body",
@@ -346,7 +347,8 @@ class FakeSlackAPI:
     under test. Every API call is recorded in :attr:`calls`; the methods a task-logging
     bot uses get realistic responses (``auth.test``, ``chat.postMessage``,
     ``chat.postEphemeral``, ``chat.update``, ``chat.delete``, ``chat.getPermalink``,
-    ``conversations.open``, ``conversations.info``, ``users.info``, ``views.publish``,
+    ``conversations.open``, ``conversations.info``, ``conversations.replies`` (for the
+    messages the bot posted and those given to :meth:`add_message`), ``users.info``, ``views.publish``,
     ``files.info`` and the ``files_upload_v2`` flow); any other method answers
     ``{"ok": true}`` so unexpected calls are visible in :attr:`calls` rather than fatal.
 
@@ -420,6 +422,8 @@ class FakeSlackAPI:
         self._users: dict[str, _User] = {}
         self._channels: dict[str, dict[str, Any]] = {}
         self._dm_users: dict[str, str] = {}
+        # (channel, ts) -> the thread's ts (None: a top-level message with no thread)
+        self._messages: dict[tuple[str, str], str | None] = {}
         self._response_urls: dict[str, str] = {}
         self.add_user(bot_user_id, team_id=team_id, name=bot_user_name, is_bot=True)
 
@@ -543,6 +547,11 @@ class FakeSlackAPI:
         """
         with self._lock:
             self._channels[channel_id] = {"name": name or channel_id.lower(), "is_private": is_private}
+
+    def add_message(self, channel_id: str, ts: str, *, thread_ts: str | None = None) -> None:
+        """Make a message known to ``conversations.replies`` (those the bot posts are known already)."""
+        with self._lock:
+            self._messages[(channel_id, ts)] = thread_ts
 
     def dm_channel_id(self, user_id: str) -> str:
         """The ``D…`` id ``conversations.open(users=user_id)`` returns (stable per user)."""
@@ -824,6 +833,8 @@ class FakeSlackAPI:
         if not any(params.get(k) for k in ("text", "blocks", "attachments")):
             return {"ok": False, "error": "no_text"}
         ts = unique_ts()
+        with self._lock:
+            self._messages[(self._resolve_channel(str(channel)), ts)] = params.get("thread_ts") or None
         return {
             "channel": self._resolve_channel(str(channel)),
             "ts": ts,
@@ -922,6 +933,18 @@ class FakeSlackAPI:
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
         return {"channel": self._channel_object(str(channel))}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        # The thread's parent first, as Slack answers for the ts of a parent or of a reply.
+        key = (str(params.get("channel", "")), str(params.get("ts", "")))
+        with self._lock:
+            if key not in self._messages:
+                return {"ok": False, "error": "thread_not_found"}
+            thread_ts = self._messages[key]
+        parent: dict[str, Any] = {"type": "message", "ts": thread_ts or key[1], "text": ""}
+        if thread_ts is not None:
+            parent["thread_ts"] = thread_ts
+        return {"messages": [parent], "has_more": False}
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -1112,6 +1135,7 @@ class FakeSlackAPI:
         "chat.getPermalink": _chat_get_permalink,
         "conversations.open": _conversations_open,
         "conversations.info": _conversations_info,
+        "conversations.replies": _conversations_replies,
         "users.info": _users_info,
         "views.publish": _views_publish,
         "files.getUploadURLExternal": _files_get_upload_url_external,
@@ -1237,6 +1261,30 @@ def message(
     if thread_ts is not None:
         event["thread_ts"] = thread_ts
     event.update(extra)
+    return event
+
+
+def reaction(
+    name: str,
+    *,
+    item_ts: str,
+    user: str = "U123",
+    channel: str = "C111",
+    removed: bool = False,
+    event_ts: str | None = None,
+    item_user: str | None = None,
+) -> dict[str, Any]:
+    """Build a ``reaction_added`` (or, ``removed=True``, ``reaction_removed``) event on the message ``item_ts``
+    (wrap it with :func:`event_body`); ``event_ts`` defaults to :func:`unique_ts`."""
+    event: dict[str, Any] = {
+        "type": "reaction_removed" if removed else "reaction_added",
+        "user": user,
+        "reaction": name,
+        "item": {"type": "message", "channel": channel, "ts": item_ts},
+        "event_ts": event_ts or unique_ts(),
+    }
+    if item_user is not None:
+        event["item_user"] = item_user
     return event
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from slack_tasklog import TaskLog
 from slack_tasklog.storage import summary
-from slack_tasklog.storage.models import Assignment, Evaluation, Outcome, Task
+from slack_tasklog.storage.models import Assignment, Evaluation, Feedback, Outcome, Task
 from sqlalchemy import Connection, Engine, insert, select
 
 UTC = timezone.utc
@@ -41,6 +41,8 @@ class SeedTask:
     user_id: str = "U123"
     text: str = "do the thing"
     rounds: list[Round] = field(default_factory=list)
+    # (user, positive, added) for each vote event on the request, in order
+    votes: list[tuple[str, bool, bool]] = field(default_factory=list)
 
 
 def seed(tasklog: TaskLog, tasks: Sequence[SeedTask]) -> None:
@@ -55,9 +57,17 @@ def insert_tasks(conn: Connection, tasks: Sequence[SeedTask]) -> None:
     round_rows: list[dict[str, Any]] = []
     evaluation_rows: list[dict[str, Any]] = []
     outcome_rows: list[dict[str, Any]] = []
+    vote_rows: list[dict[str, Any]] = []
     for task in tasks:
         n = next(_ids)
         ts = f"{task.requested_at.timestamp():.6f}"
+        for v, (user, positive, added) in enumerate(task.votes):
+            vote_rows.append(
+                {"team_id": task.team_id, "channel_id": task.channel_id, "item_ts": ts, "user_id": user,
+                 "reaction": "+1" if positive else "-1", "positive": positive, "added": added,
+                 "ts": f"{task.requested_at.timestamp() + 60 + v:.6f}",
+                 "given_at": task.requested_at + timedelta(seconds=60 + v), "_task": len(task_rows)}
+            )  # fmt: skip
         task_rows.append(
             {
                 "team_id": task.team_id,
@@ -130,14 +140,19 @@ def insert_tasks(conn: Connection, tasks: Sequence[SeedTask]) -> None:
         row["task_id"] = ids[row.pop("_task")]
     for row in outcome_rows:
         row["task_id"] = ids[row.pop("_task")]
+    for row in vote_rows:
+        row["task_id"] = ids[row.pop("_task")]
     if round_rows:
         conn.execute(insert(Assignment.__table__), round_rows)  # type: ignore[arg-type]
     if evaluation_rows:
         conn.execute(insert(Evaluation.__table__), evaluation_rows)  # type: ignore[arg-type]
     if outcome_rows:
         conn.execute(insert(Outcome.__table__), outcome_rows)  # type: ignore[arg-type]
-    # What the writer does after each batch: the tasks' latest rounds, and the daily rollup.
+    if vote_rows:
+        conn.execute(insert(Feedback.__table__), vote_rows)  # type: ignore[arg-type]
+    # What the writer does after each batch: the tasks' latest rounds, their votes, and the daily rollup.
     summary.refresh(conn, ids.values())
+    summary.refresh_feedback(conn, {row["task_id"] for row in vote_rows})
 
 
 def random_tasks(rng: random.Random, count: int, *, start: datetime, span: timedelta, **fields: Any) -> list[SeedTask]:
@@ -168,7 +183,11 @@ def random_tasks(rng: random.Random, count: int, *, start: datetime, span: timed
                         )
                     )
             rounds.append(spec)
-        tasks.append(SeedTask(requested_at=requested_at, rounds=rounds, **fields))
+        votes = [
+            (rng.choice(("U123", "U2", "U3")), rng.random() < 0.6, rng.random() < 0.9)
+            for _ in range(rng.choice((0, 0, 0, 1, 2, 4)))
+        ]
+        tasks.append(SeedTask(requested_at=requested_at, rounds=rounds, votes=votes, **fields))
     return tasks
 
 

@@ -50,6 +50,7 @@ PUBLIC = {
         "async_signed_request",
         "event_body",
         "message",
+        "reaction",
         "signed_headers",
         "signed_request",
         "slash_command_body",
@@ -60,6 +61,7 @@ PUBLIC = {
     "slack_tasklog.events": [
         "AssignmentRecorded",
         "Event",
+        "FeedbackGiven",
         "MessageDeleted",
         "MessageInThread",
         "OutcomeRecorded",

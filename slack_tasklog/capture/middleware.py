@@ -11,8 +11,9 @@ on the database), let the chain run, then decide the answer.
 
 The answer: an app asks Slack for ``message`` events so that the task log sees follow-ups, DMs and deletions, and
 Bolt answers 404 to an event no listener handled. Slack redelivers what failed, and turns an app's subscriptions off
-when most deliveries fail. So every ``message`` event that no listener answered gets 200 from here, whatever it is;
-``app_mention`` and every other request keep Bolt's own answer.
+when most deliveries fail. So every ``message``, ``reaction_added`` and ``reaction_removed`` event (subscribed to
+for feedback) that no listener answered gets 200 from here, whatever it is; ``app_mention`` and every other request
+keep Bolt's own answer.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from slack_tasklog.capture.rules import CapturedMessage, CaptureRules
+from slack_tasklog.capture.rules import CAPTURED_EVENT_TYPES, CapturedMessage, CaptureRules
 from slack_tasklog.capture.text import TextPolicy
-from slack_tasklog.events import Event
+from slack_tasklog.events import Event, FeedbackGiven
 from slack_tasklog.logs import RateLimitedLog
 
 __all__ = ["MessageRecorder", "TaskLogMiddleware", "register_async"]
@@ -43,12 +44,24 @@ class MessageRecorder:
     rules: CaptureRules
     policy: TextPolicy
     submit: Callable[[Event], object]
+    #: Told the bot token (and Web API base URL) of a workspace whose reaction was recorded: the writer may have to
+    #: ask Slack which thread the message is in (``SlackLookup.remember``).
+    remember_token: Callable[[str, str, str | None], object] | None = None
 
     def record(
-        self, body: Mapping[str, Any], *, team_id: str | None, enterprise_id: str | None, bot_user_id: str | None
+        self,
+        body: Mapping[str, Any],
+        *,
+        team_id: str | None,
+        enterprise_id: str | None,
+        bot_user_id: str | None,
+        bot_token: str | None = None,
+        base_url: str | None = None,
     ) -> CapturedMessage | None:
         captured = self.rules.capture(body, team_id=team_id, enterprise_id=enterprise_id, bot_user_id=bot_user_id)
         if captured is not None:
+            if isinstance(captured, FeedbackGiven) and bot_token and self.remember_token is not None:
+                self.remember_token(captured.team_id or "", bot_token, base_url)
             self.submit(self.policy.apply(captured))
         return captured
 
@@ -69,11 +82,12 @@ class TaskLogMiddleware(Middleware):
         return "slack_tasklog.TaskLogMiddleware"
 
     def _record(self, req: Any) -> bool:
-        """Record what the request carries; True if it is a ``message`` event (answered 200 if nobody else does)."""
+        """Record what the request carries; True if it is an event we subscribe to for ourselves (``message``,
+        reactions): answered 200 if nobody else does."""
         try:
             body = req.body
             event = body.get("event") if body.get("type") == "event_callback" else None
-            if not isinstance(event, Mapping) or event.get("type") not in ("app_mention", "message"):
+            if not isinstance(event, Mapping) or event.get("type") not in CAPTURED_EVENT_TYPES:
                 return False
             context = req.context
             self._recorder().record(
@@ -81,8 +95,10 @@ class TaskLogMiddleware(Middleware):
                 team_id=context.get("team_id"),
                 enterprise_id=context.get("enterprise_id"),
                 bot_user_id=context.get("bot_user_id"),
+                bot_token=context.get("bot_token"),
+                base_url=getattr(context.get("client"), "base_url", None),
             )
-            return event.get("type") == "message"
+            return event.get("type") != "app_mention"
         except Exception:
             _failures.warning(
                 "middleware",

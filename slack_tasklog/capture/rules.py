@@ -16,6 +16,9 @@ The rules, in the order they are applied:
   Top-level messages in channels (chatter, and the ``message`` copy of a mention) are ignored.
 - A ``message_deleted`` is a :class:`MessageDeleted`: if the deleted message is a task's request or a follow-up,
   its stored text is erased (the task's numbers stay).
+- A ``reaction_added`` or ``reaction_removed`` on a message, with one of the feedback emoji (``feedback_emoji``;
+  a skin-tone variant counts as its base), by anyone but the app, is a :class:`FeedbackGiven`: a vote on the task
+  whose thread holds that message (which the writer finds). Other emoji, and reactions on files, are ignored.
 
 Deciding whether a thread holds a task needs the database, so that part happens in the writer, off the request
 path. Exactly-once rests on Slack's own key for a message, (team, channel, ts): retries and the ``message`` copy
@@ -26,14 +29,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from slack_tasklog.events import MessageDeleted, MessageInThread, TaskRequested
+from slack_tasklog.events import FeedbackGiven, MessageDeleted, MessageInThread, TaskRequested
 
-__all__ = ["CaptureRules", "CapturedMessage", "capture_event", "strip_leading_mention"]
+__all__ = [
+    "CAPTURED_EVENT_TYPES",
+    "DEFAULT_FEEDBACK_EMOJI",
+    "CaptureRules",
+    "CapturedMessage",
+    "capture_event",
+    "emoji_base",
+    "strip_leading_mention",
+]
 
-CapturedMessage = TaskRequested | MessageInThread | MessageDeleted
+CapturedMessage = TaskRequested | MessageInThread | MessageDeleted | FeedbackGiven
+
+#: The Events API event types the rules look at.
+CAPTURED_EVENT_TYPES = frozenset({"app_mention", "message", "reaction_added", "reaction_removed"})
+_REACTIONS = ("reaction_added", "reaction_removed")
+
+#: The emoji that are feedback by default: True for a vote up, False for a vote down (``TaskLog(feedback_emoji=...)``).
+DEFAULT_FEEDBACK_EMOJI: Mapping[str, bool] = {
+    **dict.fromkeys(("+1", "thumbsup", "white_check_mark", "heavy_check_mark", "tada"), True),
+    **dict.fromkeys(("-1", "thumbsdown", "x", "no_entry"), False),
+}
 
 # Subtypes that are still a person talking. Everything else (message_changed, message_deleted, channel_join,
 # bot_message, ...) is bookkeeping or a bot.
@@ -48,6 +69,8 @@ class CaptureRules:
 
     follow_ups: bool = True
     direct_messages: bool = True
+    #: Emoji base name -> True (vote up) or False (vote down); empty: reactions are not recorded.
+    feedback_emoji: Mapping[str, bool] = field(default_factory=lambda: DEFAULT_FEEDBACK_EMOJI)
 
     def capture(  # noqa: PLR0911 - one early return per rule reads better than nested conditions
         self,
@@ -63,8 +86,10 @@ class CaptureRules:
         if body.get("type") != "event_callback":
             return None
         event = body.get("event")
-        if not isinstance(event, Mapping) or event.get("type") not in ("app_mention", "message"):
+        if not isinstance(event, Mapping) or event.get("type") not in CAPTURED_EVENT_TYPES:
             return None
+        if event.get("type") in _REACTIONS:
+            return self._feedback(body, event, team_id, bot_user_id)
         subtype = event.get("subtype")
         if subtype is not None and subtype not in _PERSON_SUBTYPES:
             return _deleted(body, event, team_id) if subtype == "message_deleted" else None
@@ -88,6 +113,22 @@ class CaptureRules:
             return None
         return MessageInThread(team, channel, thread_ts, ts, user, text)
 
+    def _feedback(
+        self, body: Mapping[str, Any], event: Mapping[str, Any], team_id: str | None, bot_user_id: str | None
+    ) -> FeedbackGiven | None:
+        positive = self.feedback_emoji.get(emoji_base(_text(event.get("reaction")) or ""))
+        item = event.get("item")
+        if positive is None or not isinstance(item, Mapping) or item.get("type") != "message":
+            return None
+        user, channel, item_ts = _text(event.get("user")), _text(item.get("channel")), _text(item.get("ts"))
+        # event_ts is what tells one reaction event from another; a retry carries the same.
+        ts = _text(event.get("event_ts"))
+        if not (user and channel and item_ts and ts) or user == bot_user_id or event.get("bot_id"):
+            return None
+        team = team_id or _text(body.get("team_id")) or ""
+        added = event.get("type") == "reaction_added"
+        return FeedbackGiven(team, channel, item_ts, None, user, emoji_base(event["reaction"]), positive, added, ts)
+
 
 def capture_event(
     body: Mapping[str, Any],
@@ -108,6 +149,15 @@ def capture_event(
     """
     rules = CaptureRules(follow_ups=follow_ups, direct_messages=direct_messages)
     return rules.capture(body, team_id=team_id, enterprise_id=enterprise_id, bot_user_id=bot_user_id)
+
+
+def emoji_base(name: str) -> str:
+    """An emoji's name without colons or skin tone: ``"+1::skin-tone-3"`` → ``"+1"``, ``":tada:"`` → ``"tada"``.
+
+    >>> emoji_base("+1::skin-tone-3")
+    '+1'
+    """
+    return name.strip().strip(":").partition("::")[0]
 
 
 def strip_leading_mention(text: str, bot_user_id: str | None) -> str:

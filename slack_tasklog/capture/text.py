@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_tasklog.capture.rules import CapturedMessage
-from slack_tasklog.events import MessageDeleted
+from slack_tasklog.events import FeedbackGiven, MessageDeleted
 from slack_tasklog.logs import RateLimitedLog
 
 __all__ = ["TextPolicy", "storable"]
@@ -46,7 +46,7 @@ class TextPolicy:
     redact: Callable[[str], str | None] | None = None
 
     def apply(self, message: CapturedMessage) -> CapturedMessage:
-        if isinstance(message, MessageDeleted) or message.text is None:
+        if isinstance(message, MessageDeleted | FeedbackGiven) or message.text is None:
             return message
         if not self.store_text:
             return message._replace(text=None)

@@ -304,14 +304,14 @@ def forget(
 ) -> None:
     """Erase every text a user wrote (a data-subject request), wherever it was copied: requests, follow-ups, the error
     messages that quote them (reduced to their exception type) and the failure rollup, SQLite's WAL, and journals
-    that stopped bots left on this machine. Numbers stay.
+    that stopped bots left on this machine; and every vote they gave. Other numbers stay.
 
     Says how many texts and asks first (--yes: do not ask; --dry-run: only count). Exit status 0, 1 if the task
     log cannot be changed (or the answer was no), 2 for a usage error or a non-interactive stdin without --yes.
     """
     from sqlalchemy import func, select
 
-    from slack_tasklog.storage.models import FollowUp, Task
+    from slack_tasklog.storage.models import Feedback, FollowUp, Task
     from slack_tasklog.storage.store import Store
     from slack_tasklog.tasklog import default_journal_dir, forget_everywhere
 
@@ -324,16 +324,22 @@ def forget(
                 if team_id is not None:
                     query = query.where(table.team_id == team_id)
                 texts += conn.scalar(query) or 0
+            votes_query = select(func.count()).select_from(Feedback).where(Feedback.user_id == user_id)
+            if team_id is not None:
+                votes_query = votes_query.where(Feedback.team_id == team_id)
+            votes = conn.scalar(votes_query) or 0
         workspace = f" in workspace {team_id}" if team_id is not None else ""
         click.echo(
             f"This erases {_plural(texts, 'text')} written by {user_id}{workspace} (requests and follow-ups, and the "
-            f"error messages that quote them) in {_shown(engine)}; the tasks and their figures stay."
+            f"error messages that quote them) and {_plural(votes, 'vote')} they gave in {_shown(engine)}; the tasks "
+            "and their other figures stay."
         )
         if not _ask("Erase them?", yes=yes, dry_run=dry_run):
             return
         journal = journal_dir or default_journal_dir(engine.url)
         erased = forget_everywhere(Store(engine, migrate="check"), journal, user_id, team_id=team_id)
     click.echo(f"Erased {_plural(erased.texts, 'text')} written by {user_id}.")
+    click.echo(f"Deleted {_plural(erased.votes, 'vote')} they gave.")
     click.echo(
         f"Reduced {_plural(erased.error_messages, 'error message')} to their exception type, removed "
         f"{_plural(erased.failure_rows, 'failure rollup row')}, and scrubbed "

@@ -17,7 +17,7 @@ from typing import IO, Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table, case, func, or_, select
 
-from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task
+from slack_tasklog.storage.models import Assignment, Evaluation, Feedback, FollowUp, Outcome, Task
 from slack_tasklog.storage.rounds import number_text, other_agents
 
 __all__ = [
@@ -37,8 +37,10 @@ _follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
 _assignments: Table = Assignment.__table__  # type: ignore[assignment]
 _evaluations: Table = Evaluation.__table__  # type: ignore[assignment]
 _outcomes: Table = Outcome.__table__  # type: ignore[assignment]
+_feedback: Table = Feedback.__table__  # type: ignore[assignment]
 
-#: The design document's nine columns, then ours.
+#: The design document's nine columns, then ours (``feedback_up``/``feedback_down``: people other than the
+#: requester voting up/down; ``requester_feedback``: ``up``, ``down`` or empty).
 CSV_COLUMNS = (
     "timestamp",
     "user_id",
@@ -54,6 +56,9 @@ CSV_COLUMNS = (
     "team_id",
     "channel_id",
     "thread_ts",
+    "feedback_up",
+    "feedback_down",
+    "requester_feedback",
 )
 
 #: The columns :func:`neutralize` guards: every free-text and id column. The rest are numbers, booleans and the
@@ -159,6 +164,9 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
             follow_up_count.label("follow_ups"),
             attempts.label("attempts"),
             t.c.latest_others.label("others"),
+            func.coalesce(t.c.feedback_up, 0).label("feedback_up"),
+            func.coalesce(t.c.feedback_down, 0).label("feedback_down"),
+            t.c.requester_feedback,
         )
         .order_by(t.c.requested_at, t.c.id)
         .limit(_PAGE)
@@ -301,7 +309,7 @@ def _csv_row(row: Any, evaluations: Mapping[str, list[tuple[str, Any]]], safe: C
     """A task's cells, in the order of :data:`CSV_COLUMNS`, from a row as ``_query`` selects it."""
     (
         _, requested_at, user_id, request_text, team_id, channel_id, thread_ts, round_id, agent, confidence, success,
-        execution_time, error_message, follow_ups, attempts, others,
+        execution_time, error_message, follow_ups, attempts, others, feedback_up, feedback_down, requester_feedback,
     ) = row  # fmt: skip
     if round_id is None:
         others = ""
@@ -322,6 +330,9 @@ def _csv_row(row: Any, evaluations: Mapping[str, list[tuple[str, Any]]], safe: C
         safe(team_id),
         safe(channel_id),
         safe(thread_ts),
+        feedback_up,
+        feedback_down,
+        "" if requester_feedback is None else ("up" if requester_feedback else "down"),
     )
 
 
@@ -337,8 +348,9 @@ def write_jsonl(
     conn: Connection, out: IO[str], where: ExportFilter, *, progress: Callable[[int], None] | None = None
 ) -> int:
     """Write one JSON object per task (oldest first): the CSV's fields, then every follow-up, every round with its
-    evaluations, and every run (outcome) in full, for pulls that want more than the latest round. Returns the number
-    of tasks. ``progress`` is called with the number of tasks of each page written."""
+    evaluations, every run (outcome) in full, and every vote event (a feedback reaction added or removed, or a
+    ``record_feedback``) with its time, for pulls that want more than the latest round. Returns the number of tasks.
+    ``progress`` is called with the number of tasks of each page written."""
     f, a, e, o = _follow_ups, _assignments, _evaluations, _outcomes
     count = 0
     r: Any  # a row of each query in turn
@@ -393,6 +405,23 @@ def write_jsonl(
                     "finished_at": _iso(r.finished_at),
                 }
             )
+        votes: dict[int, list[dict[str, Any]]] = {}
+        v = _feedback.c
+        for r in conn.execute(
+            select(v.task_id, v.user_id, v.item_ts, v.reaction, v.positive, v.added, v.given_at)
+            .where(v.task_id.in_(ids))
+            .order_by(v.given_at, v.id)
+        ):
+            votes.setdefault(r.task_id, []).append(
+                {
+                    "user_id": r.user_id,
+                    "item_ts": r.item_ts,
+                    "reaction": r.reaction or None,
+                    "positive": r.positive,
+                    "removed": not r.added,
+                    "at": _iso(r.given_at),
+                }
+            )
         for row in rows:
             record = {
                 "timestamp": _iso(row.requested_at),
@@ -409,6 +438,10 @@ def write_jsonl(
                 "follow_ups": follow_ups.get(row.id, []),
                 "rounds": rounds.get(row.id, []),
                 "runs": runs.get(row.id, []),
+                "feedback_up": row.feedback_up,
+                "feedback_down": row.feedback_down,
+                "requester_feedback": row.requester_feedback,
+                "votes": votes.get(row.id, []),
             }
             out.write(json.dumps(record, ensure_ascii=False))
             out.write("\n")

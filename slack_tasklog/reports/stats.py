@@ -15,6 +15,10 @@ is not counted a second time. Tasks are selected by when they were requested (``
 - ``unrouted``: tasks with no round yet.
 - Per agent (the latest round's agent): tasks, finished, succeeded, the median, 95th and 99th percentiles of the
   execution time of its finished tasks, and the mean of its confidence in those rounds.
+- The people's verdict (:func:`slack_tasklog.storage.votes.verdict_of`: the requester's vote, else the others'
+  majority), per agent and in all: ``voted`` tasks have one, ``approved`` ones are voted up (``approval_rate`` is
+  ``approved / voted``, next to the ``success_rate`` the agent reported), and ``disagreed`` ones were reported
+  successful yet voted down: the tasks to look at to fix routing.
 
 How
 ---
@@ -40,6 +44,7 @@ from slack_tasklog.reports.export import as_utc, filter_tasks
 from slack_tasklog.storage.bulk import as_stored
 from slack_tasklog.storage.models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
 from slack_tasklog.storage.summary import UNFINISHED, bucket_value, confidence_percent, day_of, failure_of
+from slack_tasklog.storage.votes import verdict_of
 
 __all__ = ["DEFAULT_BANDS", "AgentStats", "Band", "Day", "Failure", "Stats", "compute_stats"]
 
@@ -63,11 +68,19 @@ class AgentStats:
     p95_execution_time: float | None
     mean_confidence: float | None
     p99_execution_time: float | None = None
+    voted: int = 0  #: tasks with a verdict from people (see the module docstring)
+    approved: int = 0  #: of which voted up
+    disagreed: int = 0  #: reported successful, voted down
 
     @property
     def success_rate(self) -> float | None:
         """``succeeded / finished``, None while nothing has finished."""
         return self.succeeded / self.finished if self.finished else None
+
+    @property
+    def approval_rate(self) -> float | None:
+        """``approved / voted``: what people thought, None while nobody voted."""
+        return self.approved / self.voted if self.voted else None
 
 
 #: Confidence bands for calibration: (lowest, highest) whole percent, both included.
@@ -134,6 +147,14 @@ class Stats:
     days: tuple[Day, ...] = ()
     #: The most frequent failures, most first (at most ``compute_stats(top_failures=...)``).
     failures: tuple[Failure, ...] = ()
+    voted: int = 0  #: tasks with a verdict from people
+    approved: int = 0  #: of which voted up
+    disagreed: int = 0  #: reported successful, voted down
+
+    @property
+    def approval_rate(self) -> float | None:
+        """``approved / voted`` over every task with a verdict, None if none has one."""
+        return self.approved / self.voted if self.voted else None
 
     @property
     def unassigned_rate(self) -> float | None:
@@ -159,14 +180,31 @@ class _Group:
     succeeded: int = 0
     confidence_sum: float = 0.0
     confidence_count: int = 0
+    voted: int = 0
+    approved: int = 0
+    disagreed: int = 0
     # execution-time bucket -> finished tasks in it
     buckets: dict[int, int] = field(default_factory=dict)
 
-    def add(self, bucket: int, tasks: int, succeeded: int, confidence_sum: float, confidence_count: int) -> None:
+    def add(
+        self,
+        bucket: int,
+        tasks: int,
+        succeeded: int,
+        confidence_sum: float,
+        confidence_count: int,
+        *,
+        voted: int = 0,
+        approved: int = 0,
+        disagreed: int = 0,
+    ) -> None:
         self.tasks += tasks
         self.succeeded += succeeded
         self.confidence_sum += confidence_sum
         self.confidence_count += confidence_count
+        self.voted += voted
+        self.approved += approved
+        self.disagreed += disagreed
         if bucket != UNFINISHED:
             self.finished += tasks
             self.buckets[bucket] = self.buckets.get(bucket, 0) + tasks
@@ -205,7 +243,7 @@ class _Group:
         ]
 
 
-_COUNT_COLUMNS = ("tasks", "succeeded", "confidence_sum", "confidence_count")
+_COUNT_COLUMNS = ("tasks", "succeeded", "confidence_sum", "confidence_count", "voted", "approved", "disagreed")
 
 
 @dataclass
@@ -270,13 +308,27 @@ class _Tally:
         stats = where.rollup(stats, d, first_day, end_day)
         days = where.rollup(days, c, first_day, end_day, routed=False)
         calibration = where.rollup(calibration, c, first_day, end_day, routed=False)
-        for routed, agent, bucket, tasks, succeeded, confidence_sum, confidence_count in conn.execute(stats):
+        for (
+            routed,
+            agent,
+            bucket,
+            tasks,
+            succeeded,
+            confidence_sum,
+            confidence_count,
+            voted,
+            approved,
+            disagreed,
+        ) in conn.execute(stats):
             self.group(routed, agent).add(
                 int(bucket),
                 int(tasks or 0),
                 int(succeeded or 0),
                 float(confidence_sum or 0),
                 int(confidence_count or 0),
+                voted=int(voted or 0),
+                approved=int(approved or 0),
+                disagreed=int(disagreed or 0),
             )
         row: Any
         for row in conn.execute(days):
@@ -305,15 +357,30 @@ class _Tally:
                 t.c.latest_success,
                 t.c.latest_confidence,
                 o.c.error_message,
+                t.c.feedback_up,
+                t.c.feedback_down,
+                t.c.requester_feedback,
             ).select_from(t.outerjoin(o, and_(o.c.id == t.c.latest_outcome_id, t.c.latest_success.is_(False)))),
             since,
             until,
         )
-        for requested_at, routed, agent, bucket, success, raw_confidence, error in conn.execute(query):
+        for requested_at, routed, agent, bucket, success, raw_confidence, error, up, down, requester in conn.execute(
+            query
+        ):
             finished = int(bucket != UNFINISHED)
             succeeded = int(bool(success))
             confidence = None if raw_confidence is None else float(raw_confidence)
-            self.group(routed, agent).add(int(bucket), 1, succeeded, confidence or 0.0, int(confidence is not None))
+            verdict = verdict_of(up, down, None if requester is None else bool(requester))
+            self.group(routed, agent).add(
+                int(bucket),
+                1,
+                succeeded,
+                confidence or 0.0,
+                int(confidence is not None),
+                voted=int(verdict is not None),
+                approved=int(verdict is True),
+                disagreed=int(verdict is False and succeeded == 1),
+            )
             self._add(self.days, (day or day_of(requested_at), agent or ""), 1, finished, succeeded)
             if agent and confidence is not None:
                 self._add(self.calibration, (agent, confidence_percent(confidence)), 1, finished, succeeded)
@@ -454,6 +521,9 @@ def _stats_of(
                 p95_execution_time=p95,
                 mean_confidence=group.mean_confidence,
                 p99_execution_time=p99,
+                voted=group.voted,
+                approved=group.approved,
+                disagreed=group.disagreed,
             )
         )
     agents.sort(key=lambda stats: (-stats.tasks, stats.agent))
@@ -488,6 +558,9 @@ def _stats_of(
         calibration={name: tuple(found) for name, found in calibration.items()},
         days=days,
         failures=_top_failures(tally, top),
+        voted=sum(group.voted for group in groups.values()),
+        approved=sum(group.approved for group in groups.values()),
+        disagreed=sum(group.disagreed for group in groups.values()),
     )
 
 

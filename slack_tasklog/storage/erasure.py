@@ -1,4 +1,5 @@
-"""Erasing texts everywhere the database copied them: a person forgotten, or a Slack message deleted.
+"""Erasing texts everywhere the database copied them: a person forgotten, or a Slack message deleted. A person
+forgotten loses their votes too (their tasks' tallies and verdicts are worked out again without them).
 
 A request or follow-up text is stored once, but copied in two more places: the error message of a run that failed
 on it (exception messages often quote the request) and, through that, the failure rollup's text. Erasing a text
@@ -20,12 +21,13 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
-from slack_tasklog.events import Event, MessageInThread, OutcomeRecorded, TaskRequested
+from slack_tasklog.events import Event, FeedbackGiven, MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.storage import summary
 from slack_tasklog.storage.bulk import among, insert_ignore
 from slack_tasklog.storage.models import (
     DailyFailures,
     DeletedMessage,
+    Feedback,
     FollowUp,
     ForgottenUser,
     Outcome,
@@ -41,6 +43,7 @@ __all__ = [
     "exception_type",
     "forget_in_events",
     "forget_user",
+    "forget_votes",
     "forgotten_tasks",
     "reduce_errors",
     "remember_deletions",
@@ -53,6 +56,7 @@ _failures: Table = DailyFailures.__table__  # type: ignore[assignment]
 _waiting: Table = WaitingMessage.__table__  # type: ignore[assignment]
 _deleted: Table = DeletedMessage.__table__  # type: ignore[assignment]
 _forgotten: Table = ForgottenUser.__table__  # type: ignore[assignment]
+_feedback: Table = Feedback.__table__  # type: ignore[assignment]
 
 #: A Slack message's own key: (team, channel, ts).
 MessageKey = tuple[str, str, str]
@@ -87,6 +91,8 @@ class Erasure:
     failure_rows: int = 0
     #: Records scrubbed in journals that stopped bots left on this machine.
     journal_records: int = 0
+    #: Vote events deleted (feedback reactions and ``record_feedback`` calls), in the database.
+    votes: int = 0
     #: SQLite: whether the WAL was emptied into the file (a reader kept busy can prevent it); None elsewhere.
     checkpointed: bool | None = None
     #: The threads of the person's requests, for the journal scrub: not a count.
@@ -95,7 +101,7 @@ class Erasure:
     @property
     def total(self) -> int:
         """Everything erased or reduced, all places together."""
-        return self.texts + self.error_messages + self.failure_rows + self.journal_records
+        return self.texts + self.error_messages + self.failure_rows + self.journal_records + self.votes
 
 
 def forget_user(conn: Connection, user_id: str, team_id: str | None, now: datetime) -> Erasure:
@@ -128,7 +134,21 @@ def forget_user(conn: Connection, user_id: str, team_id: str | None, now: dateti
     key = {"user_id": user_id, "team_id": team_id or ""}
     conn.execute(insert_ignore(_forgotten, conn.dialect.name), [{**key, "forgotten_at": now}])
     conn.execute(update(_forgotten).filter_by(**key).values(forgotten_at=now))
-    return Erasure(texts, errors, failure_rows, threads=frozenset(thread for _, thread in own))
+    votes = forget_votes(conn, user_id, team_id)
+    return Erasure(texts, errors, failure_rows, votes=votes, threads=frozenset(thread for _, thread in own))
+
+
+def forget_votes(conn: Connection, user_id: str, team_id: str | None) -> int:
+    """Delete every vote ``user_id`` gave, in ``conn``'s write transaction, and tally their tasks' votes again.
+    Returns how many vote events were deleted."""
+    mine = _feedback.c.user_id == user_id
+    if team_id is not None:
+        mine = mine & (_feedback.c.team_id == team_id)
+    voted = set(conn.execute(select(_feedback.c.task_id).where(mine).distinct()).scalars())
+    summary.lock(conn, voted)
+    deleted = conn.execute(delete(_feedback).where(mine)).rowcount
+    summary.refresh_feedback(conn, voted, locked=voted)
+    return int(deleted)
 
 
 def reduce_errors(
@@ -203,6 +223,8 @@ def forget_in_events(
     their_threads.update(e.thread_ts for e in events if isinstance(e, TaskRequested) and theirs(e))
     kept: list[Event] = []
     for event in events:
+        if isinstance(event, FeedbackGiven) and event.user_id == user_id and team_id in (None, event.team_id):
+            continue  # their vote
         if isinstance(event, TaskRequested | MessageInThread) and event.text is not None and theirs(event):
             kept.append(event._replace(text=None))
         elif (

@@ -79,6 +79,8 @@ VERSION_TABLE = "tasklog_alembic_version"
 _SCRIPT_LOCATION = "slack_tasklog.storage:migrations"
 #: The revision of the schema slack_tasklog created on first use before it had migrations.
 BASELINE = "0001"
+#: The revision that added the task summaries and rollups: an upgrade from before it fills them once at head.
+SUMMARIES = "0003"
 # How long a process waits for another one's migration before giving up (a million-row SQLite upgrade takes
 # seconds; a MySQL table copy of a big table, minutes).
 _LOCK_TIMEOUT = 600.0
@@ -393,6 +395,7 @@ def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
             _verify_baseline(conn, engine)
             _run(conn, command.stamp, BASELINE)
             _run(conn, command.upgrade, revision)
+            _fill_summaries(conn, BASELINE)
             return UpgradeResult(before, _current(conn), adopted=True)
         if before is None and _is_head(revision):
             # A new database: the models are head (tests prove it), and one CREATE per table beats replaying history.
@@ -400,7 +403,18 @@ def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
             _run(conn, command.stamp, "head")
             return UpgradeResult(before, _current(conn), created=True)
         _run(conn, command.upgrade, revision)
+        _fill_summaries(conn, before)
         return UpgradeResult(before, _current(conn))
+
+
+def _fill_summaries(conn: Connection, before: str | None) -> None:
+    """Fill the task summaries and rollups after an upgrade that added them, with the writer's own code (what the
+    upgrade fills in is exactly what the writer would have kept). That code knows the newest schema only, so it runs
+    once the upgrade has reached head."""
+    if before is not None and before < SUMMARIES and _current(conn) == head():
+        from slack_tasklog.storage import summary
+
+        summary.rebuild(conn)
 
 
 def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:

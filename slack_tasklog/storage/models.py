@@ -54,6 +54,7 @@ __all__ = [
     "DeletedMessage",
     "DigestPost",
     "Evaluation",
+    "Feedback",
     "FollowUp",
     "ForgottenUser",
     "Outcome",
@@ -185,6 +186,11 @@ class Task(Base):
     input_tokens: Mapped[int | None] = mapped_column(BigInteger)
     output_tokens: Mapped[int | None] = mapped_column(BigInteger)
     cost: Mapped[float | None] = mapped_column(Number)
+    # The people's verdict (``tasklog_feedback``), kept by the writer as votes change: how many people other than
+    # the requester vote up and down, and the requester's own vote (NULL: none). NULL counts: no votes.
+    feedback_up: Mapped[int | None] = mapped_column(Integer)
+    feedback_down: Mapped[int | None] = mapped_column(Integer)
+    requester_feedback: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "thread_ts"),
@@ -308,6 +314,36 @@ class Outcome(Base):
     )
 
 
+class Feedback(Base):
+    """One vote event on a task: a feedback reaction added or removed by a person on a message of its thread, or a
+    ``record_feedback`` call. Kept as they come (a retry lands once, on its key); a person's vote on a task is their
+    latest reaction still in place (:func:`slack_tasklog.storage.votes.votes_of`)."""
+
+    __tablename__ = "tasklog_feedback"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasklog_tasks.id", ondelete="CASCADE"))
+    team_id: Mapped[str] = mapped_column(SlackId)
+    channel_id: Mapped[str] = mapped_column(SlackId)
+    # The message reacted to (the thread's ts for record_feedback).
+    item_ts: Mapped[str] = mapped_column(SlackId)
+    user_id: Mapped[str] = mapped_column(SlackId)
+    # The emoji's base name; "" for record_feedback. Slack's names are at most 100 characters.
+    reaction: Mapped[str] = mapped_column(_exact_string(100))
+    positive: Mapped[bool] = mapped_column(Boolean)
+    added: Mapped[bool] = mapped_column(Boolean)
+    # Slack's event_ts: with the columns before it, what makes a redelivered event land once.
+    ts: Mapped[str] = mapped_column(SlackId)
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "item_ts", "user_id", "reaction", "ts"),
+        # forget --user: a person's votes.
+        Index("ix_tasklog_feedback_user_id", "user_id"),
+        TABLE_OPTIONS,
+    )
+
+
 class DailyStats(Base):
     """Every task counted once, by the day it was requested (UTC) and its latest round: the rollup that makes stats
     over months cost a few thousand rows.
@@ -340,6 +376,11 @@ class DailyStats(Base):
     cost: Mapped[float] = mapped_column(Number, server_default="0")
     costed: Mapped[int] = mapped_column(BigInteger, server_default="0")
     costed_succeeded: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The people's verdict (``verdict_of`` the task's votes): tasks with one, approved, and reported successful yet
+    # voted down (the agent and the people disagree).
+    voted: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    approved: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    disagreed: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
     __table_args__ = (
         Index("ix_tasklog_daily_stats_day", "day"),

@@ -17,7 +17,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import (
     Connection,
@@ -42,6 +42,7 @@ from sqlalchemy.pool import StaticPool
 from slack_tasklog.events import (
     AssignmentRecorded,
     Event,
+    FeedbackGiven,
     MessageDeleted,
     MessageInThread,
     OutcomeRecorded,
@@ -51,10 +52,17 @@ from slack_tasklog.logs import logger, safe_url
 from slack_tasklog.storage import erasure, summary
 from slack_tasklog.storage.bulk import Bulk, among, insert_ignore
 from slack_tasklog.storage.migrate import MigrateMode, SchemaNotReadyError, prepare_schema
-from slack_tasklog.storage.models import Assignment, Evaluation, FollowUp, Outcome, Task, WaitingMessage
+from slack_tasklog.storage.models import Assignment, Evaluation, Feedback, FollowUp, Outcome, Task, WaitingMessage
 from slack_tasklog.storage.rounds import other_agents
 
-__all__ = ["DatabaseFileChangedError", "Store", "create_tasklog_engine", "insert_ignore", "sqlite_file"]
+__all__ = [
+    "DatabaseFileChangedError",
+    "SlackDirectory",
+    "Store",
+    "create_tasklog_engine",
+    "insert_ignore",
+    "sqlite_file",
+]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _follow_ups: Table = FollowUp.__table__  # type: ignore[assignment]
@@ -62,6 +70,7 @@ _assignments: Table = Assignment.__table__  # type: ignore[assignment]
 _evaluations: Table = Evaluation.__table__  # type: ignore[assignment]
 _outcomes: Table = Outcome.__table__  # type: ignore[assignment]
 _waiting: Table = WaitingMessage.__table__  # type: ignore[assignment]
+_feedback: Table = Feedback.__table__  # type: ignore[assignment]
 
 # Threads whose tasks this process knows; enough for every thread active in the last days of a busy bot.
 _CACHE_SIZE = 50_000
@@ -233,6 +242,19 @@ def _ts_seconds(ts: str, fallback: float) -> float:
     return seconds if _FIRST_SECOND <= seconds < _PAST_LAST_SECOND else fallback
 
 
+class SlackDirectory(Protocol):
+    """What the writer asks Slack about a reaction (:class:`slack_tasklog.slack.lookup.SlackLookup`): called from the
+    writer thread, before the write's transaction; never raises."""
+
+    def thread_of(self, team_id: str, channel_id: str, ts: str) -> str | None:
+        """The ts of the thread a message is in (its own ts if it starts one), None if that cannot be known."""
+        ...
+
+    def is_bot(self, team_id: str, user_id: str) -> bool:
+        """Whether a user is a bot (False if that cannot be known)."""
+        ...
+
+
 class Store:
     """The database side of the writer (see ``BatchSink``)."""
 
@@ -254,6 +276,8 @@ class Store:
         #: Purge tasks older than this, from the writer thread, once an hour (None: keep everything).
         self.retention: timedelta | None = None
         self._next_purge = 0.0
+        #: Finds the thread of a message reacted to that is no task's request or follow-up (None: not looked for).
+        self.slack: SlackDirectory | None = None
         self._insert_task = _bulk_insert(
             _tasks,
             ("team_id", "enterprise_id", "channel_id", "thread_ts", "request_ts", "user_id", "request_text",
@@ -280,6 +304,12 @@ class Store:
             _outcomes,
             ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "success", "execution_time",
              "error_message", "started_at", "finished_at"),
+            engine.dialect,
+        )  # fmt: skip
+        self._insert_feedback = _bulk_insert(
+            _feedback,
+            ("task_id", "team_id", "channel_id", "item_ts", "user_id", "reaction", "positive", "added", "ts",
+             "given_at"),
             engine.dialect,
         )  # fmt: skip
         self._link_assignments = _link_statement(_assignments)
@@ -365,7 +395,7 @@ class Store:
         if self._forget_cache:
             self._forget_cache = False
             self._threads.clear()
-        requests, messages, assignments, outcomes, deletions = _partition(batch)
+        requests, messages, assignments, outcomes, deletions, feedback = self._partition(batch)
         now = datetime.now(timezone.utc)
         now_seconds = now.timestamp()
         # What this transaction learns about tasks joins the cache only once it commits.
@@ -414,6 +444,7 @@ class Store:
                     summary.refresh(conn, touched, locked=locked)
                 if follow_up_rows:
                     summary.count_follow_ups(conn, sorted(counted))
+                self._write_feedback(conn, feedback, learned, now_seconds, locked=locked)
                 if deletions:
                     # Last: a message deleted right after it was written, in the same batch, is erased too.
                     self._erase_deleted(conn, deletions, now, locked=locked)
@@ -425,6 +456,95 @@ class Store:
             self._orphans_possible = True
         if deletions:
             self.checkpoint()
+
+    def _partition(self, batch: Sequence[Event]) -> _Partition:
+        """The batch by kind of event, the votes placed in their threads (:meth:`_place_feedback`): before the
+        transaction, because placing may ask Slack, which must not hold the database's write lock meanwhile."""
+        requests, messages, assignments, outcomes, deletions, feedback = _partition(batch)
+        if feedback:
+            feedback = self._place_feedback(feedback, [*requests, *messages])
+        return requests, messages, assignments, outcomes, deletions, feedback
+
+    def _place_feedback(
+        self, feedback: list[FeedbackGiven], batch_messages: Sequence[TaskRequested | MessageInThread]
+    ) -> list[FeedbackGiven]:
+        """The votes with their task's thread: reactions on a task's request or follow-up are found in the database;
+        on any other message (the bot's answers) Slack is asked (``self.slack``). Reactions by bots, and those on
+        messages in no thread we can find, are left out."""
+        reactions = [f for f in feedback if f.thread_ts is None]
+        if not reactions:
+            return feedback
+        with self.engine.connect() as conn:
+            known = self._threads_of_messages(conn, reactions)
+        # A message of this very batch (a reaction right after it was written) is not in the database yet.
+        known.update({(m.team_id, m.channel_id, m.ts): m.thread_ts for m in batch_messages})
+        placed = [f for f in feedback if f.thread_ts is not None]
+        for f in reactions:
+            key = (f.team_id or "", f.channel_id or "", f.item_ts)
+            thread = known.get(key)
+            if thread is None and self.slack is not None:
+                thread = self.slack.thread_of(*key)
+            if thread is None or (self.slack is not None and self.slack.is_bot(key[0], f.user_id)):
+                continue
+            placed.append(f._replace(thread_ts=thread))
+        return placed
+
+    def _threads_of_messages(self, conn: Connection, reactions: list[FeedbackGiven]) -> dict[tuple[str, str, str], str]:
+        """(team, channel, ts) -> thread ts, for the messages reacted to that are a task's request or follow-up."""
+        wanted = {(f.team_id or "", f.channel_id or "", f.item_ts) for f in reactions}
+        stamps = sorted({ts for _, _, ts in wanted})
+        found: dict[tuple[str, str, str], str] = {}
+        t, f = _tasks.c, _follow_ups.c
+        for start in range(0, len(stamps), _IN_CHUNK):
+            chunk = stamps[start : start + _IN_CHUNK]
+            queries = (
+                select(t.team_id, t.channel_id, t.request_ts, t.thread_ts).where(among(conn, t.request_ts, chunk)),
+                select(t.team_id, t.channel_id, t.thread_ts, t.thread_ts).where(among(conn, t.thread_ts, chunk)),
+                select(f.team_id, f.channel_id, f.ts, t.thread_ts)
+                .select_from(_follow_ups.join(_tasks, t.id == f.task_id))
+                .where(among(conn, f.ts, chunk)),
+            )
+            for statement in queries:
+                for team, channel, ts, thread in conn.execute(statement):
+                    if (team, channel, ts) in wanted:
+                        found[(team, channel, ts)] = thread
+        return found
+
+    def _write_feedback(
+        self,
+        conn: Connection,
+        feedback: list[FeedbackGiven],
+        learned: dict[str, tuple[_KnownTask, ...]],
+        now: float,
+        *,
+        locked: set[int],
+    ) -> None:
+        """Insert the votes of known tasks (each event once), locked first, and tally those tasks' votes again."""
+        if not feedback:
+            return
+        self._load_threads(conn, {f.thread_ts for f in feedback if f.thread_ts is not None}, learned)
+        rows: list[tuple[Any, ...]] = []
+        for f in feedback:
+            assert f.thread_ts is not None  # placed by _place_feedback
+            known = learned.get(f.thread_ts) or self._threads.get(f.thread_ts, ())
+            if f.team_id is not None and f.channel_id is not None:
+                task = _exact(known, f.team_id, f.channel_id)
+                task_id = None if task is None else task.id
+            else:  # record_feedback without a channel or team: as for rounds
+                task_id = self._resolve(learned, f.thread_ts, f.channel_id, f.team_id)
+            task_row = next((k for k in known if k.id == task_id), None)
+            if task_row is None:
+                continue  # a reaction in a thread that holds no task
+            rows.append(
+                (task_row.id, task_row.team_id, task_row.channel_id, f.item_ts, f.user_id, f.reaction, f.positive,
+                 f.added, f.ts, _ts_seconds(f.ts, now))
+            )  # fmt: skip
+        voted = {row[0] for row in rows}
+        summary.lock(conn, voted - locked)
+        locked.update(voted)
+        if rows:
+            self._insert_feedback.execute_tuples(conn, rows)
+        summary.refresh_feedback(conn, voted, locked=locked)
 
     def _erase_deleted(
         self, conn: Connection, deletions: list[MessageDeleted], now: datetime, *, locked: set[int]
@@ -518,7 +638,7 @@ class Store:
                 summary.remove(conn, ids)
                 rounds = select(_assignments.c.id).where(_assignments.c.task_id.in_(ids))
                 conn.execute(delete(_evaluations).where(_evaluations.c.assignment_id.in_(rounds)))
-                for table in (_assignments, _outcomes, _follow_ups):
+                for table in (_assignments, _outcomes, _follow_ups, _feedback):
                     conn.execute(delete(table).where(table.c.task_id.in_(ids)))
                 conn.execute(delete(_tasks).where(_tasks.c.id.in_(ids)))
             deleted += len(ids)
@@ -860,11 +980,18 @@ def _confidence(value: object) -> float | None:
     return number if math.isfinite(number) and 0.0 <= number <= 100.0 else None
 
 
-def _partition(
-    batch: Sequence[Event],
-) -> tuple[
-    list[TaskRequested], list[MessageInThread], list[AssignmentRecorded], list[OutcomeRecorded], list[MessageDeleted]
-]:
+_Partition = tuple[
+    list[TaskRequested],
+    list[MessageInThread],
+    list[AssignmentRecorded],
+    list[OutcomeRecorded],
+    list[MessageDeleted],
+    list[FeedbackGiven],
+]
+
+
+def _partition(batch: Sequence[Event]) -> _Partition:
+    feedback: list[FeedbackGiven] = []
     requests: list[TaskRequested] = []
     messages: list[MessageInThread] = []
     assignments: list[AssignmentRecorded] = []
@@ -881,7 +1008,9 @@ def _partition(
             outcomes.append(item)
         elif isinstance(item, MessageDeleted):
             deletions.append(item)
-    return requests, messages, assignments, outcomes, deletions
+        elif isinstance(item, FeedbackGiven):
+            feedback.append(item)
+    return requests, messages, assignments, outcomes, deletions, feedback
 
 
 def _key(message: TaskRequested | MessageInThread | MessageDeleted) -> erasure.MessageKey:

@@ -8,6 +8,11 @@ in the task's ``latest_*`` columns, and moves the task from its old row of
 ``tasklog_daily_stats`` to its new one (counts go down there and up here: a task is always counted exactly once).
 Stats then read whole days from the rollup and only the part-days at a window's edges from the tasks.
 
+Feedback works the same way: when a task's votes change (:func:`refresh_feedback`), the writer keeps their tally on
+the task (``feedback_up``, ``feedback_down``, ``requester_feedback``) and moves the task in the rollup if its verdict
+(:func:`~slack_tasklog.storage.votes.verdict_of`) changed; the rollup counts tasks with a verdict, approved ones,
+and those reported successful yet voted down.
+
 Execution times are counted per bucket (:func:`bucket_of`): bucket ``i`` holds the times in
 ``(GAMMA ** (i - 1), GAMMA ** i]`` microseconds, each bucket 2% wide, so the value a bucket stands for
 (:func:`bucket_value`) is within 1% of every time in it: a percentile read from the buckets is within 1% of the
@@ -42,10 +47,12 @@ from slack_tasklog.storage.models import (
     DailyFailures,
     DailyStats,
     Evaluation,
+    Feedback,
     FollowUp,
     Task,
 )
 from slack_tasklog.storage.rounds import NOT_ROUTED, latest_rounds, other_agents
+from slack_tasklog.storage.votes import Tally, tally_votes, verdict_of, votes_of
 
 __all__ = [
     "GAMMA",
@@ -58,6 +65,7 @@ __all__ = [
     "lock",
     "rebuild",
     "refresh",
+    "refresh_feedback",
     "remove",
     "upsert_deltas",
 ]
@@ -67,6 +75,7 @@ _daily: Table = DailyStats.__table__  # type: ignore[assignment]
 _calibration: Table = DailyCalibration.__table__  # type: ignore[assignment]
 _assignments: Table = Assignment.__table__  # type: ignore[assignment]
 _failures: Table = DailyFailures.__table__  # type: ignore[assignment]
+_feedback: Table = Feedback.__table__  # type: ignore[assignment]
 
 #: Relative accuracy of the execution-time buckets: a bucket's value is within 1% of the times it holds.
 ALPHA = 0.01
@@ -78,7 +87,7 @@ UNFINISHED = -1
 
 _CHUNK = 500
 _KEYS = ("team_id", "enterprise_id", "day", "routed", "agent", "bucket")
-_COUNTS = ("tasks", "succeeded", "confidence_sum", "confidence_count")
+_COUNTS = ("tasks", "succeeded", "confidence_sum", "confidence_count", "voted", "approved", "disagreed")
 
 _CALIBRATION_KEYS = ("team_id", "enterprise_id", "day", "agent", "confidence")
 _CALIBRATION_COUNTS = ("tasks", "finished", "succeeded")
@@ -102,13 +111,16 @@ class _State(NamedTuple):
     confidence: float | None
     # A failed task's failure (failure_of); only the key when taking a task out of the rollup.
     failure: tuple[str, str] | None = None
+    # The people's verdict (verdict_of), None without one.
+    verdict: bool | None = None
 
 
 @dataclass
 class Deltas:
     """What a refresh changes in the rollups, summed per row: added to them in one write (:func:`upsert_deltas`)."""
 
-    # (team_id, enterprise_id, day, routed, agent, bucket) -> [tasks, succeeded, confidence_sum, confidence_count]
+    # (team_id, enterprise_id, day, routed, agent, bucket) -> [tasks, succeeded, confidence_sum, confidence_count,
+    # voted, approved, disagreed]
     daily: dict[tuple[str, str, date, bool, str, int], list[float]] = field(default_factory=dict)
     # (team_id, enterprise_id, day, agent, confidence percent) -> [tasks, finished, succeeded]
     calibration: dict[tuple[str, str, date, str, int], list[int]] = field(default_factory=dict)
@@ -118,17 +130,18 @@ class Deltas:
 
     def count(self, sign: int, team_id: str, enterprise_id: str, day: date, state: _State) -> None:
         """Count one task (``sign`` 1) or stop counting it (-1), in the state its summary columns describe."""
-        routed, agent, bucket, success, confidence, failure = state
+        routed, agent, bucket, success, confidence, failure, verdict = state
         key = (team_id, enterprise_id, day, routed, agent or "", bucket)
         counts = self.daily.get(key)
         if counts is None:
-            counts = self.daily[key] = [0, 0, 0.0, 0]
+            counts = self.daily[key] = [0, 0, 0.0, 0, 0, 0, 0]
         counts[0] += sign
         if success:
             counts[1] += sign
         if confidence is not None:
             counts[2] += sign * confidence
             counts[3] += sign
+        _count_verdict(counts, sign, verdict, success)
         # Every task, by its agent ("" for none) and whole confidence percent (-1 for none): calibration reads the
         # rows with both, the daily series all of them (a far smaller table than daily_stats to group by day).
         percent = confidence_percent(confidence)
@@ -150,6 +163,17 @@ class Deltas:
                 failed[0] += sign
             if message:
                 self.messages[error_key] = message
+
+
+def _count_verdict(counts: list[float], sign: int, verdict: bool | None, success: bool | None) -> None:
+    """A task's verdict in its daily row's counts: voted, approved, and reported successful yet voted down."""
+    if verdict is None:
+        return
+    counts[4] += sign
+    if verdict:
+        counts[5] += sign
+    elif success:
+        counts[6] += sign
 
 
 def confidence_percent(confidence: float | None) -> int:
@@ -206,8 +230,8 @@ class _Summary(NamedTuple):
     latest_others: str | None
     rounds: int | None
 
-    def state(self) -> _State:
-        """The state the task is counted in (it must be counted: ``stats_bucket`` is set)."""
+    def state(self, verdict: bool | None) -> _State:
+        """The state the task is counted in (it must be counted: ``stats_bucket`` is set), with its verdict."""
         assert self.stats_bucket is not None
         return _State(
             routed=self.latest_round_id is not None,
@@ -216,6 +240,7 @@ class _Summary(NamedTuple):
             success=self.latest_success,
             confidence=None if self.latest_confidence is None else float(self.latest_confidence),
             failure=None if self.latest_error_key is None else (self.latest_error_key, ""),
+            verdict=verdict,
         )
 
 
@@ -227,13 +252,20 @@ _UPDATE = (
 )
 # The order of the values :func:`refresh` gives each task's update in.
 _UPDATE_ORDER = ("b_id", *(f"b_{name}" for name in _SUMMARY))
-# A task: who and when, then its summary columns.
+_FEEDBACK = ("feedback_up", "feedback_down", "requester_feedback")
+# A task: who and when, its votes' tally, then its summary columns.
 _CURRENT = select(
     _tasks.c.id,
     _tasks.c.team_id,
     _tasks.c.enterprise_id,
     as_stored(_tasks.c.requested_at),
+    *(_tasks.c[name] for name in _FEEDBACK),
     *(_tasks.c[name] for name in _SUMMARY),
+)
+_UPDATE_FEEDBACK = (
+    update(_tasks)
+    .where(_tasks.c.id == bindparam("b_id", type_=_tasks.c.id.type))
+    .values({name: bindparam(f"b_{name}", type_=_tasks.c[name].type) for name in _FEEDBACK})
 )
 
 
@@ -251,6 +283,7 @@ class _Statements:
 
     def __init__(self, dialect: Dialect) -> None:
         self.update = Bulk(_UPDATE, dialect, order=_UPDATE_ORDER)
+        self.update_feedback = Bulk(_UPDATE_FEEDBACK, dialect, order=("b_id", *(f"b_{name}" for name in _FEEDBACK)))
         self.upsert = Bulk(_upsert_statement(_daily, _KEYS, _COUNTS, dialect.name), dialect, _KEYS + _COUNTS)
         self.upsert_failures = Bulk(
             _upsert_statement(_failures, _FAILURE_KEYS, ("tasks",), dialect.name),
@@ -294,10 +327,11 @@ def refresh(
         chunk = ids[start : start + _CHUNK]
         lock(conn, [task_id for task_id in chunk if task_id not in locked] if locked else chunk)
         latest = latest_rounds(conn, chunk)
-        for task_id, team_id, enterprise_id, requested_at, *columns in conn.execute(
+        for task_id, team_id, enterprise_id, requested_at, up, down, requester, *columns in conn.execute(
             _CURRENT.where(_among(conn, _tasks.c.id, chunk))
         ).all():
             current = _Summary(*columns)
+            verdict = verdict_of(up, down, requester)
             new = latest.get(task_id, NOT_ROUTED)
             # Outcome fields are None exactly when the round has no outcome yet.
             success = None if new.success is None else bool(new.success)
@@ -316,8 +350,8 @@ def refresh(
             day = day_of(requested_at)
             enterprise = enterprise_id or ""
             if current.stats_bucket is not None:  # counted already: stop counting it as it was
-                collected.count(-1, team_id, enterprise, day, current.state())
-            new_state = _State(new.round_id is not None, new.agent, bucket, success, confidence, failure)
+                collected.count(-1, team_id, enterprise, day, current.state(verdict))
+            new_state = _State(new.round_id is not None, new.agent, bucket, success, confidence, failure, verdict)
             collected.count(1, team_id, enterprise, day, new_state)
             changed.append((task_id, *kept))
     if changed:
@@ -370,9 +404,51 @@ def remove(conn: Connection, task_ids: Sequence[int]) -> None:
         chunk = task_ids[start : start + _CHUNK]
         lock(conn, chunk)
         query = _CURRENT.where(_among(conn, _tasks.c.id, chunk), _tasks.c.stats_bucket.is_not(None))
-        for _, team_id, enterprise_id, requested_at, *columns in conn.execute(query):
-            collected.count(-1, team_id, enterprise_id or "", day_of(requested_at), _Summary(*columns).state())
+        for _, team_id, enterprise_id, requested_at, up, down, requester, *columns in conn.execute(query):
+            state = _Summary(*columns).state(verdict_of(up, down, requester))
+            collected.count(-1, team_id, enterprise_id or "", day_of(requested_at), state)
     upsert_deltas(conn, collected)
+
+
+def refresh_feedback(conn: Connection, task_ids: Iterable[int], *, locked: AbstractSet[int] = frozenset()) -> int:
+    """Tally these tasks' votes again (:mod:`~slack_tasklog.storage.votes`), keep the tally on the task, and move
+    a counted task in the rollup if its verdict changed. Idempotent, like :func:`refresh`. Returns how many tasks'
+    tallies changed."""
+    ids = sorted(set(task_ids))
+    collected = Deltas()
+    changed: list[tuple[Any, ...]] = []
+    f = _feedback.c
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        lock(conn, [task_id for task_id in chunk if task_id not in locked] if locked else chunk)
+        events: dict[int, list[tuple[str, str, str, str, bool, bool]]] = {}
+        for task_id, *event in conn.execute(
+            select(f.task_id, f.user_id, f.item_ts, f.reaction, f.ts, f.added, f.positive).where(
+                _among(conn, f.task_id, chunk)
+            )
+        ):
+            events.setdefault(task_id, []).append(tuple(event))
+        requesters = dict(
+            conn.execute(select(_tasks.c.id, _tasks.c.user_id).where(_among(conn, _tasks.c.id, chunk))).all()
+        )
+        for task_id, team_id, enterprise_id, requested_at, up, down, requester, *columns in conn.execute(
+            _CURRENT.where(_among(conn, _tasks.c.id, chunk))
+        ).all():
+            tally = tally_votes(votes_of(events.get(task_id, ())), requesters[task_id])
+            held = Tally(up or 0, down or 0, None if requester is None else bool(requester))
+            if tally == held:
+                continue
+            changed.append((task_id, tally.up, tally.down, tally.requester))
+            current = _Summary(*columns)
+            before, after = verdict_of(*held), verdict_of(*tally)
+            if current.stats_bucket is not None and before != after:
+                day, enterprise = day_of(requested_at), enterprise_id or ""
+                collected.count(-1, team_id, enterprise, day, current.state(before))
+                collected.count(1, team_id, enterprise, day, current.state(after))
+    if changed:
+        _statements(conn).update_feedback.execute_tuples(conn, changed)
+    upsert_deltas(conn, collected)
+    return len(changed)
 
 
 def _upsert_statement(table: Table, keys: Sequence[str], counts: Sequence[str], dialect: str) -> Any:

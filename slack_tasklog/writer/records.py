@@ -14,6 +14,7 @@ from typing import Any
 from slack_tasklog.events import (
     AssignmentRecorded,
     Event,
+    FeedbackGiven,
     MessageDeleted,
     MessageInThread,
     OutcomeRecorded,
@@ -24,7 +25,8 @@ __all__ = ["EVENT_CLASSES", "decode_record", "encode_record"]
 
 #: Every kind of event the writer takes, by the name a record gives it.
 EVENT_CLASSES: Mapping[str, type[Any]] = {
-    cls.__name__: cls for cls in (TaskRequested, MessageInThread, AssignmentRecorded, OutcomeRecorded, MessageDeleted)
+    cls.__name__: cls
+    for cls in (TaskRequested, MessageInThread, AssignmentRecorded, OutcomeRecorded, MessageDeleted, FeedbackGiven)
 }
 _KIND_NAMES = {cls: name for name, cls in EVENT_CLASSES.items()}
 # One encoder for every record (json.dumps with options builds a new one per call); ASCII only, see above.

@@ -176,8 +176,10 @@ def test_every_message_event_no_listener_answered_gets_200_and_the_rest_keep_bol
     assert send(app, message("other", ts="1700000062.000100", thread_ts="1600000000.000100")).status == 200
     assert send(app, message("edited", ts="1700000063.000100", subtype="message_changed")).status == 200
     assert send(app, message("a bot", ts="1700000064.000100", bot_id="B1")).status == 200
+    # Reactions are asked for as feedback: any of them, feedback emoji or not.
+    assert send(app, {"type": "reaction_added", "user": "U1", "reaction": "eyes", "item": {}}).status == 200
     # Events the task log does not ask for keep Bolt's own answer.
-    assert send(app, {"type": "reaction_added", "user": "U1", "reaction": "+1", "item": {}}).status == 404
+    assert send(app, {"type": "pin_added", "user": "U1", "channel_id": "C1", "item": {}}).status == 404
 
 
 # One kind of event each, from the middleware's point of view.
@@ -191,6 +193,7 @@ ANSWERED_EVENTS = {
     "deletion": message("", ts="1700000066.000100", subtype="message_deleted", deleted_ts=ROOT),
     "edit": message("edited", ts="1700000063.000100", subtype="message_changed"),
     "reaction": {"type": "reaction_added", "user": "U1", "reaction": "+1", "item": {}},
+    "pin": {"type": "pin_added", "user": "U1", "channel_id": "C111", "item": {}},
 }
 
 
@@ -207,7 +210,7 @@ def test_the_answer_slack_gets_never_depends_on_text_options(
         app = make_app(tasklog, mention_listener=False)
         return {name: send(app, event).status for name, event in ANSWERED_EVENTS.items()}
 
-    expected = {name: 404 if name in ("mention", "reaction") else 200 for name in ANSWERED_EVENTS}
+    expected = {name: 404 if name in ("mention", "pin") else 200 for name in ANSWERED_EVENTS}
     tasklog = TaskLog(database_url, **options)
     try:
         assert answers(tasklog) == expected

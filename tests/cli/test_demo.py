@@ -25,10 +25,20 @@ SCOPES = {
     "files:write",
     "users:read",
     "im:write",
+    "reactions:read",
 }
 # What the orchestrator and the GitHub bot said, and the channel chatter: never in the log.
 NOT_TASKS = ("is on it", "could not finish", "no agent is confident", "Draft ready", "PR #482", "Deploy of", "lunch")
-BOT_EVENTS = {"app_mention", "app_home_opened", "message.channels", "message.groups", "message.im", "message.mpim"}
+BOT_EVENTS = {
+    "app_mention",
+    "app_home_opened",
+    "message.channels",
+    "message.groups",
+    "message.im",
+    "message.mpim",
+    "reaction_added",
+    "reaction_removed",
+}
 # Commented out in the manifest, for the user who adds a Bolt Assistant to uncomment.
 ASSISTANT_SCOPES = {"assistant:write"}
 ASSISTANT_EVENTS = {"assistant_thread_started", "assistant_thread_context_changed"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 import tracemalloc
 import unicodedata
@@ -24,7 +25,7 @@ from sqlalchemy import text as sql
 
 HEADER = (
     "timestamp,user_id,request,assigned_agent,confidence,other_agents_confidence,success,execution_time,"
-    "error_message,follow_ups,attempts,team_id,channel_id,thread_ts"
+    "error_message,follow_ups,attempts,team_id,channel_id,thread_ts,feedback_up,feedback_down,requester_feedback"
 )
 
 
@@ -385,3 +386,28 @@ def csv_text(tasklog: TaskLog) -> str:
     out = io.StringIO(newline="")
     tasklog.export_csv(out)
     return out.getvalue()
+
+
+def test_feedback_columns_and_every_vote_in_the_json_lines(scripted: TaskLog) -> None:
+    from slack_tasklog.reports.export import ExportFilter, write_jsonl
+
+    first, second = "1705314600.000100", "1705314660.000100"
+    scripted.record_feedback(first, True, user="U2")
+    scripted.record_feedback(first, False, user="U3")
+    scripted.record_feedback(first, True, user="U4")
+    scripted.record_feedback(first, False, user="U123456")  # the requester
+    scripted.record_feedback(second, False, user="U2")
+    scripted.record_feedback(second, True, user="U2")  # changed their mind: the latest counts
+    rows = export(scripted)
+    assert [(r["feedback_up"], r["feedback_down"], r["requester_feedback"]) for r in rows] == [
+        ("2", "1", "down"), ("1", "0", ""), ("0", "0", ""), ("0", "0", ""), ("0", "0", ""),
+    ]  # fmt: skip
+    out = io.StringIO()
+    with scripted.connect() as conn:
+        write_jsonl(conn, out, ExportFilter())
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(v["user_id"], v["positive"], v["removed"]) for v in records[1]["votes"]] == [
+        ("U2", False, False), ("U2", True, False),
+    ]  # fmt: skip
+    assert all(v["at"].endswith("Z") for v in records[0]["votes"])
+    assert (records[0]["feedback_up"], records[0]["feedback_down"], records[0]["requester_feedback"]) == (2, 1, False)

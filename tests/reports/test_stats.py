@@ -143,6 +143,14 @@ def from_csv(tasklog: TaskLog, **kwargs: object) -> dict[str, object]:
     tasklog.export_csv(out, neutralize_formulas=False, **kwargs)  # type: ignore[arg-type]
     rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
     finished = [r for r in rows if r["success"]]
+
+    def verdict(r: dict[str, str]) -> str:
+        """The documented rule: the requester's vote, else the others' majority ("" for none)."""
+        if r["requester_feedback"]:
+            return r["requester_feedback"]
+        up, down = int(r["feedback_up"]), int(r["feedback_down"])
+        return "" if up == down else ("up" if up > down else "down")
+
     agents = {}
     for name in sorted({r["assigned_agent"] for r in rows if r["assigned_agent"]}):
         mine = [r for r in rows if r["assigned_agent"] == name]
@@ -156,6 +164,9 @@ def from_csv(tasklog: TaskLog, **kwargs: object) -> dict[str, object]:
             round(statistics.quantiles(times, n=20, method="inclusive")[18], 3) if len(times) > 1 else (
                 times[0] if times else None),
             round(statistics.fmean(confidences), 6) if confidences else None,
+            sum(verdict(r) != "" for r in mine),
+            sum(verdict(r) == "up" for r in mine),
+            sum(verdict(r) == "down" and r["success"] == "true" for r in mine),
         )  # fmt: skip
     return {
         "tasks": len(rows),
@@ -163,6 +174,11 @@ def from_csv(tasklog: TaskLog, **kwargs: object) -> dict[str, object]:
         "succeeded": sum(r["success"] == "true" for r in rows),
         "unassigned": sum(1 for r in rows if r["attempts"] != "0" and not r["assigned_agent"]),
         "unrouted": sum(1 for r in rows if r["attempts"] == "0"),
+        "verdicts": (
+            sum(verdict(r) != "" for r in rows),
+            sum(verdict(r) == "up" for r in rows),
+            sum(verdict(r) == "down" and r["success"] == "true" for r in rows),
+        ),
         "agents": agents,
     }
 
@@ -177,6 +193,7 @@ def as_comparable(stats: Stats) -> dict[str, object]:
         "succeeded": stats.succeeded,
         "unassigned": stats.unassigned,
         "unrouted": stats.unrouted,
+        "verdicts": (stats.voted, stats.approved, stats.disagreed),
         "agents": {
             a.agent: (
                 a.tasks,
@@ -185,6 +202,9 @@ def as_comparable(stats: Stats) -> dict[str, object]:
                 rounded(a.median_execution_time, 3),
                 rounded(a.p95_execution_time, 3),
                 rounded(a.mean_confidence, 6),
+                a.voted,
+                a.approved,
+                a.disagreed,
             )
             for a in sorted(stats.agents, key=lambda a: a.agent)
         },
@@ -219,7 +239,7 @@ def test_stats_agree_with_the_csv(tasklog: TaskLog, seed_value: int) -> None:
 def without_percentiles(figures: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[Any, ...]]]:
     """The figures with the agents' median and p95 taken out (they are within 1%), and those apart."""
     agents = figures["agents"]
-    rest = {name: (*values[:3], values[5]) for name, values in agents.items()}
+    rest = {name: (*values[:3], *values[5:]) for name, values in agents.items()}
     percentiles = {name: tuple(0.0 if v is None else v for v in values[3:5]) for name, values in agents.items()}
     return figures | {"agents": rest}, percentiles
 

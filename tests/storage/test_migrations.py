@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import query
 
-HEAD = "0008"
+HEAD = "0009"
 TABLES = ("tasklog_tasks", "tasklog_follow_ups", "tasklog_assignments", "tasklog_evaluations", "tasklog_outcomes")
 START = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -130,7 +130,7 @@ def mysql_collations(engine: Engine) -> dict[tuple[str, str], str | None]:
                 "WHERE table_schema = DATABASE() AND table_name LIKE 'tasklog\\_%' AND data_type = 'varchar'"
             )
         )
-        summaries = ("tasklog_daily_stats", "tasklog_daily_calibration", "tasklog_daily_failures")
+        summaries = ("tasklog_daily_stats", "tasklog_daily_calibration", "tasklog_daily_failures", "tasklog_feedback")
         return {(table, column): collation for table, column, collation in rows if table in (*TABLES, *summaries)}
 
 
@@ -150,6 +150,7 @@ def test_the_package_ships_its_migrations_as_resources() -> None:
         "0006_leaner_indexes.py",
         "0007_tokens_and_cost.py",
         "0008_events_out_of_order.py",
+        "0009_feedback.py",
     }
     assert head() == HEAD
 
@@ -238,7 +239,7 @@ def test_models_and_migrations_agree(engine: Engine, backend: str) -> None:
         created = mysql_collations(engine)
         assert created == migrated
         assert set(created.values()) == {MYSQL_BINARY_COLLATION}
-        assert len(created) == 36  # every id, ts and agent column
+        assert len(created) == 42  # every id, ts, agent and emoji column
 
 
 def test_check_finds_a_schema_that_drifted(engine: Engine) -> None:
@@ -549,7 +550,10 @@ def test_rounds_and_outcomes_are_indexed_by_thread_only_while_waiting_for_a_task
         return {
             name: "task_id IS NULL" in (sql or "").replace('"', "").replace("(", "").replace(")", "")
             for name, sql in rows
-            if name.startswith("ix_") and name.endswith(("_thread_ts", "_user_id")) and "follow_ups" not in name
+            if name.startswith("ix_")
+            and name.endswith(("_thread_ts", "_user_id"))
+            and "follow_ups" not in name
+            and "feedback" not in name
         }
 
     partial = backend in ("sqlite", "postgresql")

@@ -7,7 +7,8 @@ so the three indexes by agent on rounds, evaluations and outcomes that nothing r
 for them.
 The upgrade fills them from the rounds and outcomes already stored, with the same code the writer uses
 (``summary.rebuild``): about 70 s per million tasks on SQLite, most of it working out the rounds' ``others``
-from their evaluations.
+from their evaluations. That code reads and writes the summary columns of the newest schema, so it runs once the
+upgrade has reached head (``migrate.upgrade``), in the same transaction, not here.
 
 Revision ID: 0003
 Revises: 0002
@@ -135,10 +136,6 @@ def upgrade() -> None:
             mysql_charset="utf8mb4",
             mariadb_charset="utf8mb4",
         )
-    # The writer's own code, so that what the upgrade fills in is exactly what the writer would have kept.
-    from slack_tasklog.storage import summary
-
-    summary.rebuild(op.get_bind())
 
 
 def downgrade() -> None:

@@ -1,0 +1,209 @@
+"""Reactions as feedback: signed reaction events through a real Bolt App into a real database, the Web API stand-in
+answering ``conversations.replies`` and ``users.info``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from slack_bolt import App, BoltResponse
+from slack_tasklog import TaskLog
+from slack_tasklog.capture.rules import capture_event
+from slack_tasklog.storage.votes import votes_of
+from slack_tasklog.testing import FakeSlackAPI, app_mention, event_body, message, reaction, signed_request
+
+from tests.conftest import query
+
+ROOT = "1700000000.000100"
+REPLY = "1700000050.000100"
+
+
+def send(app: App, event: dict[str, Any], *, team_id: str = "T111", retry_num: int | None = None) -> BoltResponse:
+    return app.dispatch(signed_request(event_body(event, team_id=team_id), retry_num=retry_num))
+
+
+def tally(tasklog: TaskLog) -> list[tuple[Any, ...]]:
+    rows = query(tasklog, "SELECT thread_ts, feedback_up, feedback_down, requester_feedback FROM tasklog_tasks")
+    return [(ts, up or 0, down or 0, None if mine is None else bool(mine)) for ts, up, down, mine in rows]
+
+
+def vote_rows(tasklog: TaskLog) -> int:
+    [(count,)] = query(tasklog, "SELECT COUNT(*) FROM tasklog_feedback")
+    return int(count)
+
+
+@pytest.fixture
+def asked(app: App) -> App:
+    """An app with one task: U123 asked in C111 at ROOT."""
+    send(app, app_mention("write a poem", user="U123", ts=ROOT))
+    return app
+
+
+def test_reactions_on_the_request_are_votes_and_the_requesters_is_kept_apart(asked: App, tasklog: TaskLog) -> None:
+    assert send(asked, reaction("+1", item_ts=ROOT, user="U2")).status == 200
+    send(asked, reaction("tada", item_ts=ROOT, user="U3"))
+    send(asked, reaction("thumbsdown", item_ts=ROOT, user="U4"))
+    send(asked, reaction("white_check_mark", item_ts=ROOT, user="U123"))
+    send(asked, reaction("eyes", item_ts=ROOT, user="U5"))  # not feedback
+    assert tally(tasklog) == [(ROOT, 2, 1, True)]
+
+
+def test_a_follow_up_is_part_of_the_task(asked: App, tasklog: TaskLog) -> None:
+    send(asked, message("and shorter", user="U123", ts=REPLY, thread_ts=ROOT))
+    send(asked, reaction("-1::skin-tone-3", item_ts=REPLY, user="U2"))  # a skin tone counts as its base
+    assert tally(tasklog) == [(ROOT, 0, 1, None)]
+
+
+def test_one_vote_per_person_the_latest_and_removal_takes_it_back(asked: App, tasklog: TaskLog) -> None:
+    send(asked, reaction("+1", item_ts=ROOT, user="U2", event_ts="1700000100.000001"))
+    send(asked, reaction("x", item_ts=ROOT, user="U2", event_ts="1700000101.000001"))
+    assert tally(tasklog) == [(ROOT, 0, 1, None)]
+    send(asked, reaction("x", item_ts=ROOT, user="U2", removed=True, event_ts="1700000102.000001"))
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]  # the 👍 is still there
+    send(asked, reaction("+1", item_ts=ROOT, user="U2", removed=True, event_ts="1700000103.000001"))
+    assert tally(tasklog) == [(ROOT, 0, 0, None)]
+
+
+def test_a_redelivered_reaction_counts_once(asked: App, tasklog: TaskLog) -> None:
+    event = reaction("+1", item_ts=ROOT, user="U2")
+    for retry in (None, 1, 2):
+        assert send(asked, event, retry_num=retry).status == 200
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+    assert vote_rows(tasklog) == 1
+    # A late redelivery of an add, after its removal, does not bring the vote back.
+    removal = reaction("+1", item_ts=ROOT, user="U2", removed=True)
+    send(asked, removal)
+    send(asked, event, retry_num=3)
+    assert tally(tasklog) == [(ROOT, 0, 0, None)]
+
+
+def test_reactions_on_the_bots_answer_find_their_thread_through_the_web_api(
+    asked: App, tasklog: TaskLog, api: FakeSlackAPI
+) -> None:
+    answer = api.client().chat_postMessage(channel="C111", thread_ts=ROOT, text="Here is your poem")["ts"]
+    send(asked, reaction("+1", item_ts=answer, user="U2"))
+    send(asked, reaction("heavy_check_mark", item_ts=answer, user="U3"))
+    assert tally(tasklog) == [(ROOT, 2, 0, None)]
+    # Asked once per message: the answer is cached.
+    assert [call.params["ts"] for call in api.calls_to("conversations.replies")] == [answer]
+
+
+def test_without_the_history_scope_the_vote_is_skipped_with_a_warning_and_nothing_breaks(
+    asked: App, tasklog: TaskLog, api: FakeSlackAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = api.client().chat_postMessage(channel="C111", thread_ts=ROOT, text="Here is your poem")["ts"]
+    api.fail_next("conversations.replies", "missing_scope")
+    with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
+        assert send(asked, reaction("+1", item_ts=answer, user="U2")).status == 200
+        send(asked, reaction("+1", item_ts=ROOT, user="U3"))  # the request needs no lookup
+        assert tally(tasklog) == [(ROOT, 1, 0, None)]
+    assert "conversations.replies failed (missing_scope)" in caplog.text
+    assert tasklog.health().writer_errors == 0
+
+
+def test_a_reaction_outside_any_task_thread_is_ignored(asked: App, tasklog: TaskLog, api: FakeSlackAPI) -> None:
+    api.add_message("C111", "1690000000.000100")  # chatter, in no thread
+    send(asked, reaction("+1", item_ts="1690000000.000100", user="U2"))
+    send(asked, reaction("+1", item_ts="1690000001.000100", user="U2"))  # Slack does not know it either
+    assert tally(tasklog) == [(ROOT, 0, 0, None)]
+    assert vote_rows(tasklog) == 0
+
+
+def test_bots_reactions_never_count(asked: App, tasklog: TaskLog, api: FakeSlackAPI) -> None:
+    api.add_user("U0OTHERBOT", is_bot=True)
+    api.add_user("U2")
+    send(asked, reaction("+1", item_ts=ROOT, user="U0OTHERBOT"))
+    send(asked, reaction("+1", item_ts=ROOT, user="UBOT"))  # the app itself
+    send(asked, reaction("+1", item_ts=ROOT, user="U2"))
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+
+
+def test_workspaces_are_kept_apart(asked: App, tasklog: TaskLog) -> None:
+    # The same channel id and ts in another workspace is another message.
+    send(asked, reaction("+1", item_ts=ROOT, user="U2"), team_id="T222")
+    assert tally(tasklog) == [(ROOT, 0, 0, None)]
+
+
+def test_feedback_emoji_are_configurable(make_app: Any, database_url: str) -> None:
+    with pytest.raises(TypeError, match="feedback_emoji"):
+        TaskLog(database_url, feedback_emoji={"+1": "yes"})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="feedback_emoji"):
+        TaskLog(database_url, feedback_emoji=["+1"])  # type: ignore[arg-type]
+    tasklog = TaskLog(database_url, feedback_emoji={":rocket:": True, "poop": False})
+    try:
+        app = make_app(tasklog)
+        send(app, app_mention("write a poem", user="U123", ts=ROOT))
+        send(app, reaction("rocket", item_ts=ROOT, user="U2"))
+        send(app, reaction("+1", item_ts=ROOT, user="U3"))  # no longer feedback
+        send(app, reaction("poop", item_ts=ROOT, user="U4"))
+        assert tally(tasklog) == [(ROOT, 1, 1, None)]
+    finally:
+        tasklog.close()
+
+
+def test_record_feedback_is_a_vote_like_a_reaction(asked: App, tasklog: TaskLog) -> None:
+    tasklog.record_feedback(ROOT, True, user="U2", channel="C111", team="T111")
+    tasklog.record_feedback(ROOT, False, user="U123")  # channel and team are optional
+    assert tally(tasklog) == [(ROOT, 1, 0, False)]
+    tasklog.record_feedback(ROOT, False, user="U2")  # the latest counts
+    tasklog.record_feedback("1600000000.000100", True, user="U2")  # no such task: dropped by the writer
+    assert tally(tasklog) == [(ROOT, 0, 1, False)]
+    tasklog.record_feedback(None, True, user="U2")  # type: ignore[arg-type]  # never raises
+
+
+def test_forget_user_erases_their_votes_and_purge_removes_votes_with_their_tasks(asked: App, tasklog: TaskLog) -> None:
+    send(asked, reaction("+1", item_ts=ROOT, user="U2"))
+    send(asked, reaction("-1", item_ts=ROOT, user="U3"))
+    assert tally(tasklog) == [(ROOT, 1, 1, None)]
+    assert tasklog.forget_user("U3").votes == 1
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+    assert query(tasklog, "SELECT user_id FROM tasklog_feedback") == [("U2",)]
+    assert tasklog.purge("1d") == 1  # ROOT is from 2023
+    assert vote_rows(tasklog) == 0
+
+
+def test_a_forgotten_persons_votes_leave_the_journals_of_stopped_bots_too() -> None:
+    from slack_tasklog.events import FeedbackGiven
+    from slack_tasklog.storage.erasure import forget_in_events
+
+    theirs = FeedbackGiven("T111", "C111", ROOT, None, "U3", "+1", True, True, "1700000100.000001")
+    others = theirs._replace(user_id="U2")
+    elsewhere = theirs._replace(team_id="T222")
+    assert forget_in_events([theirs, others, elsewhere], "U3", "T111") == [others, elsewhere]
+    assert forget_in_events([theirs, others, elsewhere], "U3", None) == [others]
+
+
+# -- the rules, without Slack ---------------------------------------------------------------------------------------
+
+
+def test_reactions_on_files_and_without_a_user_are_not_captured() -> None:
+    file_reaction = {"type": "reaction_added", "user": "U1", "reaction": "+1", "event_ts": "1.0",
+                     "item": {"type": "file", "file": "F1"}}  # fmt: skip
+    assert capture_event(event_body(file_reaction)) is None
+    no_user = reaction("+1", item_ts=ROOT)
+    del no_user["user"]
+    assert capture_event(event_body(no_user)) is None
+    assert capture_event(event_body(reaction("+1", item_ts=ROOT, user="UBOT")), bot_user_id="UBOT") is None
+
+
+_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["U1", "U2"]),
+        st.sampled_from(["1.0", "2.0"]),
+        st.sampled_from(["+1", "-1"]),
+        st.integers(0, 5).map(lambda n: f"{100 + n}.0"),
+        st.booleans(),
+    ).map(lambda e: (*e, e[2] == "+1")),
+    max_size=12,
+    unique_by=lambda e: e[:4],
+)
+
+
+@given(_EVENTS, st.randoms())
+def test_votes_do_not_depend_on_the_order_events_arrive_in(events: list[Any], random: Any) -> None:
+    shuffled = list(events)
+    random.shuffle(shuffled)
+    assert votes_of(shuffled) == votes_of(events)
