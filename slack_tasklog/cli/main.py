@@ -522,8 +522,10 @@ def _stats_json(found: Any, window: str) -> str:
     data["window"] = window
     data["success_rate"] = found.success_rate
     data["unassigned_rate"] = found.unassigned_rate
+    data["approval_rate"] = found.approval_rate
     for agent, source in zip(data["agents"], found.agents, strict=True):
         agent["success_rate"] = source.success_rate
+        agent["approval_rate"] = source.approval_rate
     return json.dumps(data, default=lambda value: value.isoformat() if hasattr(value, "isoformat") else str(value),
                       indent=2)  # fmt: skip
 
@@ -535,13 +537,20 @@ def _stats_text(found: Any, window: str) -> str:
         f"({found.succeeded:,} of {found.finished:,} finished), {found.unassigned:,} with no agent confident enough, "
         f"{found.in_progress:,} in progress",
     ]
+    if found.voted:
+        lines.append(
+            f"People's verdict: {_percent(found.approval_rate)} approved ({found.approved:,} of {found.voted:,} "
+            f"voted), {found.disagreed:,} reported successful but voted down"
+        )
     if found.agents:
-        rows = [["agent", "tasks", "success", "median", "p95", "p99", "mean confidence"]]
+        rows = [["agent", "tasks", "success", "approval", "disagreed", "median", "p95", "p99", "mean confidence"]]
         rows += [
             [
                 a.agent,
                 f"{a.tasks:,}",
                 _percent(a.success_rate),
+                "-" if not a.voted else f"{_percent(a.approval_rate)} of {a.voted:,}",
+                f"{a.disagreed:,}",
                 _seconds(a.median_execution_time),
                 _seconds(a.p95_execution_time),
                 _seconds(a.p99_execution_time),

@@ -244,6 +244,14 @@ def _agent_line(agent: AgentStats) -> str:
     parts = [
         f"*{_name(agent.agent)}* · {_count(agent.tasks, 'task')}",
         f"{_percent(agent.success_rate)} success ({agent.succeeded:,} of {agent.finished:,} finished)",
+    ]
+    if agent.voted:
+        # What people thought, next to what the agent reported: disagreements are where routing needs work.
+        parts.append(
+            f"{_percent(agent.approval_rate)} approved by people ({agent.approved:,} of {agent.voted:,} voted"
+            + (f", {agent.disagreed:,} reported successful but voted down)" if agent.disagreed else ")")
+        )
+    parts += [
         f"median {format_seconds(agent.median_execution_time)}",
         f"p95 {format_seconds(agent.p95_execution_time)}",
         "mean confidence " + ("n/a" if agent.mean_confidence is None else f"{agent.mean_confidence:.1f}"),
@@ -287,18 +295,24 @@ def _stats_blocks(
     header = {"type": "header", "text": {"type": "plain_text", "text": f"Task log: {scope}"[:150], "emoji": False}}
     if stats.tasks == 0:
         return [header, _section(nothing)], nothing
-    totals = {
-        "type": "section",
-        "fields": [
-            {"type": "mrkdwn", "text": f"*Tasks*\n{stats.tasks:,}"},
+    fields = [
+        {"type": "mrkdwn", "text": f"*Tasks*\n{stats.tasks:,}"},
+        {
+            "type": "mrkdwn",
+            "text": f"*Success rate*\n{_percent(stats.success_rate)} of {stats.finished:,} finished",
+        },
+        {"type": "mrkdwn", "text": f"*No agent confident enough*\n{stats.unassigned:,}"},
+        {"type": "mrkdwn", "text": f"*In progress*\n{stats.in_progress:,}"},
+    ]
+    if stats.voted:
+        fields += [
             {
                 "type": "mrkdwn",
-                "text": f"*Success rate*\n{_percent(stats.success_rate)} of {stats.finished:,} finished",
+                "text": f"*Approved by people*\n{_percent(stats.approval_rate)} of {stats.voted:,} voted",
             },
-            {"type": "mrkdwn", "text": f"*No agent confident enough*\n{stats.unassigned:,}"},
-            {"type": "mrkdwn", "text": f"*In progress*\n{stats.in_progress:,}"},
-        ],
-    }
+            {"type": "mrkdwn", "text": f"*Reported successful, voted down*\n{stats.disagreed:,}"},
+        ]
+    totals = {"type": "section", "fields": fields}
     blocks: list[dict[str, Any]] = [header, totals, {"type": "divider"}]
     shown = stats.agents[:_MAX_AGENT_SECTIONS]
     blocks.extend(_section(_agent_line(agent)) for agent in shown)

@@ -30,8 +30,10 @@ def seeded(tasklog: TaskLog, database_url: str) -> str:
         [
             SeedTask(NOW - timedelta(hours=1), text='=HYPERLINK("http://x")',
                      rounds=[Round("Grok", 92, evaluations=[("Grok", 92), ("Writer", 10)],
-                                   runs=[(True, 3.0, timedelta(0), None)])]),
-            SeedTask(NOW - timedelta(hours=2), rounds=[Round("Grok", 60, runs=[(False, 5.0, timedelta(0), None)])]),
+                                   runs=[(True, 3.0, timedelta(0), None)])],
+                     votes=[("U2", True, True), ("U123", False, True)]),  # the requester's vote decides
+            SeedTask(NOW - timedelta(hours=2), rounds=[Round("Grok", 60, runs=[(False, 5.0, timedelta(0), None)])],
+                     votes=[("U2", True, True)]),
             SeedTask(NOW - timedelta(hours=3), rounds=[Round(None)]),
             SeedTask(NOW - timedelta(days=10), rounds=[Round("Writer", 70, runs=[(True, 1.0, timedelta(0), None)])]),
             SeedTask(NOW - timedelta(hours=1, minutes=5), team_id="T999", rounds=[Round("Writer", 70)]),
@@ -47,6 +49,8 @@ def test_stats_for_people_and_for_scripts(seeded: str) -> None:
     assert "Grok" in out
     assert "Writer" not in out  # 10 days ago, and the other one is in another workspace
     assert "success by confidence" in out
+    assert "People's verdict: 50.0% approved (1 of 2 voted), 1 reported successful but voted down" in out
+    assert "50.0% of 2" in out  # Grok's approval, next to its reported success
 
     code, out, _ = run("stats", "all", "--json", "--database-url", seeded, "--team", "T111")
     assert code == 0
@@ -55,6 +59,8 @@ def test_stats_for_people_and_for_scripts(seeded: str) -> None:
     assert [a["agent"] for a in data["agents"]] == ["Grok", "Writer"]
     grok = data["agents"][0]
     assert (grok["tasks"], grok["success_rate"]) == (2, 0.5)
+    assert (grok["voted"], grok["approved"], grok["disagreed"], grok["approval_rate"]) == (2, 1, 1, 0.5)
+    assert (data["voted"], data["approval_rate"]) == (2, 0.5)
     assert grok["median_execution_time"] == pytest.approx(4.0, rel=0.01)
     assert [band["tasks"] for band in data["calibration"]["Grok"]] == [0, 1, 0, 1]
     assert sum(day["tasks"] for day in data["days"]) == 4

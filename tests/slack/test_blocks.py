@@ -61,6 +61,21 @@ def test_agent_names_are_escaped_and_shortened() -> None:
     assert "88.9% success (8 of 9 finished) · median 1.5 s · p95 9.8 s · mean confidence 80.0" in text
 
 
+def test_peoples_verdict_sits_next_to_the_reported_success_rate() -> None:
+    voted = AgentStats("Grok", 10, 9, 8, 1.5, 9.75, 80.0, voted=4, approved=3, disagreed=1)
+    quiet = AgentStats("Writer", 5, 5, 5, 1.0, 2.0, 70.0)  # nobody voted: nothing to say
+    stats = Stats(since=None, until=None, tasks=15, finished=14, succeeded=13, agents=(voted, quiet), voted=4,
+                  approved=3, disagreed=1)  # fmt: skip
+    blocks = stats_message(stats, StatsRequest(window=Window("all", None)), user_id="U1")["blocks"]
+    assert blocks[1]["fields"][4:] == [
+        {"type": "mrkdwn", "text": "*Approved by people*\n75.0% of 4 voted"},
+        {"type": "mrkdwn", "text": "*Reported successful, voted down*\n1"},
+    ]
+    assert "88.9% success (8 of 9 finished) · 75.0% approved by people (3 of 4 voted, 1 reported successful but " \
+        "voted down) · median" in blocks[3]["text"]["text"]  # fmt: skip
+    assert "approved" not in blocks[4]["text"]["text"]
+
+
 def test_help_uses_the_registered_command_and_errors_repeat_it() -> None:
     assert "`/agents export [WINDOW]" in help_message("/agents")["text"]
     error = syntax_error_message("/tasklog", "'<b>' is not a window")
