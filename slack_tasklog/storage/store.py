@@ -491,22 +491,29 @@ class Store:
 
     def _threads_of_messages(self, conn: Connection, reactions: list[FeedbackGiven]) -> dict[tuple[str, str, str], str]:
         """(team, channel, ts) -> thread ts, for the messages reacted to that are a task's request or follow-up."""
-        wanted = {(f.team_id or "", f.channel_id or "", f.item_ts) for f in reactions}
-        stamps = sorted({ts for _, _, ts in wanted})
+        stamps: dict[tuple[str, str], set[str]] = {}
+        for reaction in reactions:
+            stamps.setdefault((reaction.team_id or "", reaction.channel_id or ""), set()).add(reaction.item_ts)
         found: dict[tuple[str, str, str], str] = {}
         t, f = _tasks.c, _follow_ups.c
-        for start in range(0, len(stamps), _IN_CHUNK):
-            chunk = stamps[start : start + _IN_CHUNK]
-            queries = (
-                select(t.team_id, t.channel_id, t.request_ts, t.thread_ts).where(among(conn, t.request_ts, chunk)),
-                select(t.team_id, t.channel_id, t.thread_ts, t.thread_ts).where(among(conn, t.thread_ts, chunk)),
-                select(f.team_id, f.channel_id, f.ts, t.thread_ts)
-                .select_from(_follow_ups.join(_tasks, t.id == f.task_id))
-                .where(among(conn, f.ts, chunk)),
-            )
-            for statement in queries:
-                for team, channel, ts, thread in conn.execute(statement):
-                    if (team, channel, ts) in wanted:
+        # By workspace and channel first: the (team, channel, ts) indexes of requests and follow-ups lead with them.
+        for (team, channel), wanted in stamps.items():
+            ordered = sorted(wanted)
+            for start in range(0, len(ordered), _IN_CHUNK):
+                chunk = ordered[start : start + _IN_CHUNK]
+                queries = (
+                    select(t.request_ts, t.thread_ts).where(
+                        t.team_id == team, t.channel_id == channel, among(conn, t.request_ts, chunk)
+                    ),
+                    select(t.thread_ts, t.thread_ts).where(
+                        t.team_id == team, t.channel_id == channel, among(conn, t.thread_ts, chunk)
+                    ),
+                    select(f.ts, t.thread_ts)
+                    .select_from(_follow_ups.join(_tasks, t.id == f.task_id))
+                    .where(f.team_id == team, f.channel_id == channel, among(conn, f.ts, chunk)),
+                )
+                for statement in queries:
+                    for ts, thread in conn.execute(statement):
                         found[(team, channel, ts)] = thread
         return found
 

@@ -10,10 +10,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from slack_bolt import App, BoltResponse
+from slack_bolt.async_app import AsyncApp
 from slack_tasklog import TaskLog
 from slack_tasklog.capture.rules import capture_event
 from slack_tasklog.storage.votes import votes_of
-from slack_tasklog.testing import FakeSlackAPI, app_mention, event_body, message, reaction, signed_request
+from slack_tasklog.testing import (
+    SIGNING_SECRET,
+    FakeSlackAPI,
+    app_mention,
+    async_signed_request,
+    event_body,
+    message,
+    reaction,
+    signed_request,
+)
 
 from tests.conftest import query
 
@@ -119,6 +129,26 @@ def test_bots_reactions_never_count(asked: App, tasklog: TaskLog, api: FakeSlack
     send(asked, reaction("+1", item_ts=ROOT, user="UBOT"))  # the app itself
     send(asked, reaction("+1", item_ts=ROOT, user="U2"))
     assert tally(tasklog) == [(ROOT, 1, 0, None)]
+
+
+async def test_an_async_app_records_votes_on_its_answers_alike(api: FakeSlackAPI, tasklog: TaskLog) -> None:
+    app = AsyncApp(signing_secret=SIGNING_SECRET, client=api.async_client(), process_before_response=True)
+    app.use(tasklog.middleware)
+    answers: list[str] = []
+
+    @app.event("app_mention")
+    async def on_mention(event: dict[str, Any], say: Any) -> None:
+        answers.append((await say(text="On it", thread_ts=event["ts"]))["ts"])
+
+    async def send_async(event: dict[str, Any]) -> BoltResponse:
+        return await app.async_dispatch(async_signed_request(event_body(event)))
+
+    assert (await send_async(app_mention("write a poem", user="U123", ts=ROOT))).status == 200
+    assert (await send_async(reaction("+1", item_ts=answers[0], user="U2"))).status == 200
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+    # Asked from the writer thread, with the bot token the async app's events came with.
+    [lookup] = api.calls_to("conversations.replies")
+    assert lookup.token == api.calls_to("chat.postMessage")[0].token
 
 
 def test_workspaces_are_kept_apart(asked: App, tasklog: TaskLog) -> None:
