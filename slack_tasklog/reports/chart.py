@@ -35,7 +35,8 @@ def _matplotlib() -> Any:
 
 def render_png(stats: Stats, title: str) -> bytes:
     """A PNG of ``stats``: tasks per day per agent (bars) with each agent's daily success rate (lines), and for
-    each agent its success rate per confidence band against the diagonal a perfectly calibrated agent would follow."""
+    each agent its success rate per confidence band against the diagonal a perfectly calibrated agent would follow
+    (its legend adds the people's approval rate, once someone voted)."""
     out = io.BytesIO()
     _figure(stats, title).savefig(out, format="png")
     return out.getvalue()
@@ -109,6 +110,12 @@ def _draw_calibration(axes: Any, stats: Stats, names: list[str], colours: dict[s
         "Calibration: success rate by confidence at assignment (dot size: finished tasks)", fontsize=11, loc="left"
     )
     legend = axes.plot([0, 100], [0, 1], color="#888888", linestyle="--", linewidth=1, label="perfectly calibrated")
+    # What people thought beside how the agent's confidence held up: the two signals a team routes by.
+    approval = {
+        a.agent: f"{a.agent} ({a.approval_rate:.0%} approved by people, {a.voted:,} voted)"
+        for a in stats.agents
+        if a.approval_rate is not None
+    }
     drawn = False
     for name in names:
         points = [
@@ -120,7 +127,7 @@ def _draw_calibration(axes: Any, stats: Stats, names: list[str], colours: dict[s
             continue
         drawn = True
         middles, rates, sizes = zip(*points, strict=True)
-        legend += axes.plot(middles, rates, color=colours[name], linewidth=1.5, label=_plain(name))
+        legend += axes.plot(middles, rates, color=colours[name], linewidth=1.5, label=_plain(approval.get(name, name)))
         largest = max(sizes)
         axes.scatter(middles, rates, s=[20 + 180 * size / largest for size in sizes], color=colours[name], zorder=3)
     bands = next(iter(stats.calibration.values()), ())

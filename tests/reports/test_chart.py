@@ -123,3 +123,18 @@ def test_every_agent_is_in_the_legends_whatever_its_name(tasklog: TaskLog) -> No
     assert [sorted(labels) for labels in legends] == [
         ["Grok", escaped, "_hidden"], ["Grok", escaped, "_hidden"], ["Grok", escaped, "_hidden", "perfectly calibrated"]
     ]  # fmt: skip
+
+
+def test_the_peoples_approval_is_in_the_calibration_legend(tasklog: TaskLog) -> None:
+    run = (True, 1.0, timedelta(0), None)
+    seed(
+        tasklog,
+        [
+            SeedTask(NOW - timedelta(minutes=1), rounds=[Round("Grok", 80, runs=[run])], votes=[("U2", True, True)]),
+            SeedTask(NOW - timedelta(minutes=2), rounds=[Round("Grok", 90, runs=[run])], votes=[("U2", False, True)]),
+            SeedTask(NOW - timedelta(minutes=3), rounds=[Round("Writer", 90, runs=[run])]),
+        ],
+    )
+    figure = _figure(stats_of(tasklog), "Task log")
+    labels = sorted(text.get_text() for text in figure.axes[2].get_legend().get_texts())
+    assert labels == ["Grok (50% approved by people, 2 voted)", "Writer", "perfectly calibrated"]
