@@ -51,6 +51,10 @@ def url(tmp_path: Path) -> str:
         ("admins", ["U1", 2], TypeError),
         ("digest_every", None, TypeError),
         ("write_through", "yes", TypeError),
+        ("feedback_emoji", ["+1"], TypeError),
+        ("feedback_emoji", {"+1": "up"}, TypeError),
+        ("feedback_emoji", {"": True}, TypeError),
+        ("feedback_emoji", {"::skin-tone-2": False}, TypeError),
     ],
 )
 def test_a_wrong_option_is_refused_naming_it(url: str, option: str, value: Any, error: type[Exception]) -> None:

@@ -157,7 +157,7 @@ def emoji_base(name: str) -> str:
     >>> emoji_base("+1::skin-tone-3")
     '+1'
     """
-    return name.strip().strip(":").partition("::")[0]
+    return name.strip().partition("::")[0].strip(":")
 
 
 def strip_leading_mention(text: str, bot_user_id: str | None) -> str:
