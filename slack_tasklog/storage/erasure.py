@@ -47,6 +47,7 @@ __all__ = [
     "forgotten_tasks",
     "reduce_errors",
     "remember_deletions",
+    "votes_after_forget",
 ]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
@@ -253,20 +254,40 @@ def erased_before_arrival(conn: Connection, messages: Sequence[TaskRequested | M
             among(conn, _deleted.c.ts, stamps[start : start + _CHUNK])
         )
         erased.update(key for key in map(tuple, conn.execute(deleted)) if key in with_text)
-    users = sorted({m.user_id for m in with_text.values()})
-    forgotten: dict[tuple[str, str], float] = {}
-    for start in range(0, len(users), _CHUNK):
-        rows = select(_forgotten.c.user_id, _forgotten.c.team_id, _forgotten.c.forgotten_at).where(
-            among(conn, _forgotten.c.user_id, users[start : start + _CHUNK])
-        )
-        for user, team, at in conn.execute(rows):
-            forgotten[(user, team)] = at.astimezone(timezone.utc).timestamp()
+    forgotten = _forgotten_at(conn, {m.user_id for m in with_text.values()})
     for key, m in with_text.items():
         # "" : forgotten in every workspace.
         at = max(forgotten.get((m.user_id, m.team_id), -1.0), forgotten.get((m.user_id, ""), -1.0))
         if at >= 0 and _seconds(m.ts) <= at:
             erased.add(key)
     return erased
+
+
+def votes_after_forget(conn: Connection, votes: Sequence[FeedbackGiven]) -> list[FeedbackGiven]:
+    """``votes`` without those given before their person was forgotten (a running bot's queue, a journal replayed):
+    a forget deletes a person's votes, and one that arrives later must not bring them back."""
+    forgotten = _forgotten_at(conn, {v.user_id for v in votes})
+    if not forgotten:
+        return list(votes)
+    kept = []
+    for vote in votes:
+        at = max(forgotten.get((vote.user_id, vote.team_id or ""), -1.0), forgotten.get((vote.user_id, ""), -1.0))
+        if at < 0 or _seconds(vote.ts) > at:
+            kept.append(vote)
+    return kept
+
+
+def _forgotten_at(conn: Connection, users: Iterable[str]) -> dict[tuple[str, str], float]:
+    """(user, team) -> when they were forgotten (Unix seconds; team "" for every workspace), for these users."""
+    wanted = sorted(set(users))
+    forgotten: dict[tuple[str, str], float] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        rows = select(_forgotten.c.user_id, _forgotten.c.team_id, _forgotten.c.forgotten_at).where(
+            among(conn, _forgotten.c.user_id, wanted[start : start + _CHUNK])
+        )
+        for user, team, at in conn.execute(rows):
+            forgotten[(user, team)] = at.astimezone(timezone.utc).timestamp()
+    return forgotten
 
 
 def forgotten_tasks(conn: Connection, task_ids: Iterable[int]) -> set[int]:

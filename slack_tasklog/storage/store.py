@@ -527,6 +527,7 @@ class Store:
         locked: set[int],
     ) -> None:
         """Insert the votes of known tasks (each event once), locked first, and tally those tasks' votes again."""
+        feedback = erasure.votes_after_forget(conn, feedback) if feedback else feedback
         if not feedback:
             return
         self._load_threads(conn, {f.thread_ts for f in feedback if f.thread_ts is not None}, learned)

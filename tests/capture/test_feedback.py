@@ -195,6 +195,18 @@ def test_forget_user_erases_their_votes_and_purge_removes_votes_with_their_tasks
     assert vote_rows(tasklog) == 0
 
 
+def test_a_vote_given_before_a_forget_that_arrives_after_it_is_not_stored(asked: App, tasklog: TaskLog) -> None:
+    before = "1700000100.000001"
+    tasklog.forget_user("U3")
+    # Queued by another bot before the forget, written after it: it must not bring the vote back.
+    send(asked, reaction("-1", item_ts=ROOT, user="U3", event_ts=before))
+    send(asked, reaction("+1", item_ts=ROOT, user="U2", event_ts=before))
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+    # Given after the forget: a new vote, kept.
+    tasklog.record_feedback(ROOT, False, user="U3")
+    assert tally(tasklog) == [(ROOT, 1, 1, None)]
+
+
 def test_a_forgotten_persons_votes_leave_the_journals_of_stopped_bots_too() -> None:
     from slack_tasklog.events import FeedbackGiven
     from slack_tasklog.storage.erasure import forget_in_events
