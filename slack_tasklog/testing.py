@@ -8,7 +8,7 @@ way we test ours, without network access or a real workspace:
   :attr:`FakeSlackAPI.base_url` and every call is recorded, answered with a realistic
   response, or failed on purpose (:meth:`~FakeSlackAPI.fail_next`,
   :meth:`~FakeSlackAPI.rate_limit_next`, :meth:`~FakeSlackAPI.deny_channel`).
-* :func:`event_body`, :func:`app_mention`, :func:`message` and
+* :func:`event_body`, :func:`app_mention`, :func:`message`, :func:`reaction` and
   :func:`slash_command_body` build payloads shaped like the ones Slack sends, and
   :func:`signed_request` / :func:`async_signed_request` wrap them in a correctly
   signed :class:`slack_bolt.BoltRequest` for ``app.dispatch`` / ``app.async_dispatch``.
