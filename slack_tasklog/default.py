@@ -7,6 +7,7 @@ touching a database: the default ``TaskLog`` is made on the first event or decor
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 from slack_tasklog.capture.decorators import Tracking
 from slack_tasklog.capture.middleware import TaskLogMiddleware
@@ -37,6 +38,9 @@ class _DefaultTracking(Tracking):
 
     def _record(self, event: Event) -> None:
         get_default_tasklog()._record(event)
+
+    def _prices(self) -> Mapping[str, tuple[float, float]]:
+        return get_default_tasklog().prices
 
 
 _tracking = _DefaultTracking()

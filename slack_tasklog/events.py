@@ -66,7 +66,8 @@ class AssignmentRecorded(NamedTuple):
 
 
 class OutcomeRecorded(NamedTuple):
-    """One call of ``process_assignment``: success or the error, and the wall-clock time it took."""
+    """One call of ``process_assignment``: success or the error, the wall-clock time it took, and the tokens it used
+    and what they cost (at the prices in force when it was recorded), where known."""
 
     id: str
     thread_ts: str
@@ -78,6 +79,10 @@ class OutcomeRecorded(NamedTuple):
     error_message: str | None
     started_at: float
     finished_at: float
+    # Last, with defaults: journals written before these fields existed still read back.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: float | None = None
 
 
 class MessageDeleted(NamedTuple):

@@ -24,6 +24,7 @@ __all__ = [
     "check_optional_bool",
     "check_optional_text",
     "check_positive_int",
+    "check_prices",
     "check_seconds",
     "check_text",
     "check_user_ids",
@@ -144,3 +145,34 @@ def check_user_ids(name: str, value: object) -> Iterable[str] | str | None:
         if not isinstance(user, str):
             raise _refuse(name, user, "Slack user IDs as strings")
     return ids
+
+
+#: The keys of one agent's prices: currency per million input (prompt) and output (completion) tokens.
+PRICE_KEYS = ("input", "output")
+
+
+def check_prices(name: str, value: object) -> dict[str, tuple[float, float]]:
+    """``{"Grok": {"input": 3.0, "output": 15.0}}`` as ``{"Grok": (3.0, 15.0)}``: each agent's price per million
+    input and output tokens, both given, finite and not negative."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _refuse(name, value, 'a mapping like {"Grok": {"input": 3.0, "output": 15.0}} (per million tokens)')
+    prices: dict[str, tuple[float, float]] = {}
+    for agent, price in value.items():
+        if not isinstance(agent, str) or not agent:
+            raise _refuse(name, agent, "agent names as keys")
+        if not isinstance(price, Mapping) or set(price) != set(PRICE_KEYS):
+            raise ValueError(
+                f'TaskLog({name}=...): {agent!r} needs exactly "input" and "output" (per million tokens), not {price!r}'
+            )
+        pair = []
+        for key in PRICE_KEYS:
+            number = price[key]
+            if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number < math.inf:
+                raise ValueError(
+                    f"TaskLog({name}=...): {agent!r} {key} must be a finite number, 0 or more, not {number!r}"
+                )
+            pair.append(float(number))
+        prices[agent] = (pair[0], pair[1])
+    return prices

@@ -35,6 +35,7 @@ from slack_tasklog.options import (
     check_optional_bool,
     check_optional_text,
     check_positive_int,
+    check_prices,
     check_seconds,
     check_text,
     check_user_ids,
@@ -194,6 +195,10 @@ class TaskLog(Tracking):
             ``process_before_response=True`` there). Default: on where ``$AWS_LAMBDA_FUNCTION_NAME`` is set (AWS
             Lambda), off elsewhere. Each event then waits for its commit, at most 2 s; while the database does not
             answer, later events are queued (and journaled) without waiting until it catches up.
+        prices: each agent's price per **million** tokens, in your currency, ``{"Grok": {"input": 3.0, "output":
+            15.0}}``: a run of an agent listed here that reports tokens (see :meth:`track_outcome`) is stored with its
+            cost at the price in force when it was recorded; a later change (:attr:`prices`) leaves stored costs
+            as they were.
 
     Recording never raises into the bot and never waits on the database: events go to a background writer. Call
     :meth:`flush` to wait for them, :meth:`close` when done (it is also called at interpreter exit).
@@ -227,6 +232,7 @@ class TaskLog(Tracking):
         digest_chart: bool = False,
         digest_client: Any = None,
         write_through: bool | None = None,
+        prices: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         # Every option is checked here, before anything starts: a wrong one fails now, naming itself.
         if database_url is not None:
@@ -255,6 +261,7 @@ class TaskLog(Tracking):
         digest_csv = check_bool("digest_csv", digest_csv)
         digest_chart = check_bool("digest_chart", digest_chart)
         write_through = check_optional_bool("write_through", write_through)
+        self._price_list = check_prices("prices", prices)
 
         self.admins = admins_from(admins, os.environ)
         self.workspace_admins = workspace_admins
@@ -380,6 +387,23 @@ class TaskLog(Tracking):
 
     def _unassigned_error(self) -> str:
         return self.unassigned_error
+
+    @property
+    def prices(self) -> Mapping[str, tuple[float, float]]:
+        """Each agent's (input, output) price per million tokens, as checked from ``TaskLog(prices=...)``.
+
+        Setting it (the same shape as the option) prices the runs recorded from then on; stored costs stay::
+
+            tasklog.prices = {"Grok": {"input": 2.5, "output": 10.0}}
+        """
+        return self._price_list
+
+    @prices.setter
+    def prices(self, value: Mapping[str, Mapping[str, float]] | None) -> None:
+        self._price_list = check_prices("prices", value)
+
+    def _prices(self) -> Mapping[str, tuple[float, float]]:
+        return self._price_list
 
     def register_commands(self, app: Any, command: str = DEFAULT_COMMAND) -> None:
         """Add ``/tasklog stats | export | help`` to a Bolt ``App`` or ``AsyncApp``.

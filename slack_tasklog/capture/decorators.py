@@ -26,13 +26,16 @@ from slack_tasklog.capture.text import storable
 from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded
 from slack_tasklog.logs import RateLimitedLog, internal_error
 
-__all__ = ["ArgumentGetter", "Tracking"]
+__all__ = ["ArgumentGetter", "RunGetter", "Tracking", "read_usage"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: How a decorator finds a value in a call: the name of a parameter, or a function of the call's arguments
 #: (a mapping of parameter name to value, as bound by ``inspect.Signature.bind``).
 ArgumentGetter = str | Callable[[Mapping[str, Any]], Any]
+#: How ``track_outcome`` finds a run's usage or cost: a function of its return value (None if it raised) and its
+#: arguments (as for :data:`ArgumentGetter`).
+RunGetter = Callable[[Any, Mapping[str, Any]], Any]
 
 _MAX_AGENT_NAME = 191  # the column's length (see storage.models.AgentName)
 _MAX_SLACK_ID = 32  # thread ts, channel and team ids (see storage.models.SlackId)
@@ -60,6 +63,8 @@ _WITHOUT = {
     "agent": "the outcome is recorded under the next name found",
     "channel": "recorded without a channel",
     "team": "recorded without a team",
+    "usage": "the run is recorded without usage",
+    "cost": "the run's cost comes from TaskLog(prices=...), if any",
 }
 
 
@@ -145,11 +150,11 @@ class _Recorder:
             return _MISSING
         return self.call(option, where, arguments)
 
-    def call(self, option: str, getter: Callable[[Any], Any], value: Any) -> Any:
+    def call(self, option: str, getter: Callable[..., Any], *values: Any) -> Any:
         """The answer of the bot's own getter for ``option``; if it raises, that is the bot's error, not ours: it is
         logged as such (once a minute, with its traceback) and ``_MISSING`` returned."""
         try:
-            return getter(value)
+            return getter(*values)
         except Exception as error:
             _misshapen.warning(
                 f"{self._name}:{option}-getter",
@@ -628,8 +633,14 @@ class OutcomeRecorder(_Recorder):
         thread_ts: ArgumentGetter | None = None,
         channel: ArgumentGetter | None = None,
         team: ArgumentGetter | None = None,
+        usage: RunGetter | None = None,
+        cost: RunGetter | None = None,
+        prices: Callable[[], Mapping[str, tuple[float, float]]] = dict,
     ) -> None:
         super().__init__(func, submit)
+        self._usage = usage
+        self._cost = cost
+        self._prices = prices
         self._agent = _agent_name(agent) if isinstance(agent, str) else agent
         self._thread_ts = self.where(thread_ts, "thread_ts")
         self._channel = self.where(channel, "channel", "channel_id")
@@ -654,20 +665,59 @@ class OutcomeRecorder(_Recorder):
                 "generator function itself)",
                 _short(result),
             )
+        agent = self._agent_of(args, kwargs)
+        arguments = self.bind(args, kwargs)
+        input_tokens, output_tokens = self._usage_of(arguments, result)
         self._submit(
             OutcomeRecorded(
                 id=new_event_id(),
                 thread_ts=thread_ts,
                 channel_id=self.slack_id(args, kwargs, self._channel, "channel"),
                 team_id=self.slack_id(args, kwargs, self._team, "team"),
-                agent=self._agent_of(args, kwargs),
+                agent=agent,
                 success=error is None,
                 execution_time=elapsed,
                 error_message=None if error is None else storable(_describe(error)),
                 started_at=started,
                 finished_at=started + elapsed,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost=self._cost_of(arguments, result, agent, (input_tokens, output_tokens)),
             )
         )
+
+    def _usage_of(self, arguments: Mapping[str, Any], result: Any) -> tuple[int | None, int | None]:
+        """The run's (input, output) tokens: from ``usage=``, else from the return value (None if it raised)."""
+        if self._usage is None:
+            found = read_usage(result)
+        else:
+            value = self.call("usage", self._usage, result, arguments)
+            found = None if value is _MISSING else read_usage(value, pair=True)
+            if found is None and value is not _MISSING and value is not None:
+                self.warn("usage getter", "your usage getter returned %s, which holds no token counts", _short(value))
+        if found is None:
+            return None, None
+        problems: list[str] = []
+        tokens = (_token_count(found[0], "input", problems), _token_count(found[1], "output", problems))
+        if problems:
+            self.warn("usage", "%s not a token count; recorded without it", ", ".join(problems))
+        return tokens
+
+    def _cost_of(
+        self, arguments: Mapping[str, Any], result: Any, agent: str, tokens: tuple[int | None, int | None]
+    ) -> float | None:
+        """``cost=``'s answer, else the agent's tokens at its price now (None without a price or tokens)."""
+        if self._cost is not None:
+            value = self.call("cost", self._cost, result, arguments)
+            if value is not _MISSING and value is not None:
+                cost = _money(value)
+                if cost is not None:
+                    return cost
+                self.warn("cost getter", "your cost getter returned %s, not an amount; priced instead", _short(value))
+        price = self._prices().get(agent)
+        if price is None or tokens == (None, None):
+            return None
+        return ((tokens[0] or 0) * price[0] + (tokens[1] or 0) * price[1]) / 1_000_000
 
     def _agent_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """``agent=``, else the instance's ``.name``, else an ``agent`` argument's, else the instance's class name
@@ -709,6 +759,72 @@ class OutcomeRecorder(_Recorder):
         return self._name[:_MAX_AGENT_NAME]
 
 
+#: Where a return value keeps its usage (OpenAI and Anthropic responses: ``.usage``; LangChain messages:
+#: ``.usage_metadata``), or mapping keys of those names; failing those, the return value may be the usage itself.
+_USAGE_HOLDERS = ("usage", "usage_metadata")
+#: (input, output) token fields: Anthropic's and OpenAI's Responses API, then OpenAI's Chat Completions.
+_TOKEN_FIELDS = (("input_tokens", "output_tokens"), ("prompt_tokens", "completion_tokens"))
+_MAX_TOKENS = 2**63 - 1  # the column is a BIGINT
+
+
+def read_usage(value: Any, *, pair: bool = False) -> tuple[Any, Any] | None:
+    """The (input, output) token counts in ``value``, as given (checked by the caller); None if it holds none.
+
+    ``value`` is a run's return value, or what a ``usage=`` getter returned: an object or mapping with a ``usage``
+    (or ``usage_metadata``) that has ``input_tokens``/``output_tokens`` or ``prompt_tokens``/``completion_tokens``,
+    or such a usage itself. ``pair``: an ``(input, output)`` pair counts too (a getter's answer only: a return
+    value of two numbers is no usage).
+
+    >>> read_usage({"usage": {"prompt_tokens": 12, "completion_tokens": 30}})
+    (12, 30)
+    """
+    if value is None or isinstance(value, str | bytes | int | float):
+        return None
+    if pair and isinstance(value, tuple | list) and len(value) == 2:
+        return value[0], value[1]
+    for holder in _USAGE_HOLDERS:
+        inner = _field(value, holder)
+        if inner is not None and not isinstance(inner, str | bytes | int | float):
+            found = _token_fields(inner)
+            if found is not None:
+                return found
+    return _token_fields(value)
+
+
+def _token_fields(usage: Any) -> tuple[Any, Any] | None:
+    for input_name, output_name in _TOKEN_FIELDS:
+        given = _field(usage, input_name), _field(usage, output_name)
+        if given != (None, None):
+            return given
+    return None
+
+
+def _token_count(value: Any, which: str, problems: list[str]) -> int | None:
+    """A token count as stored: a whole number from 0 up (``12.0`` is 12); anything else is noted and None."""
+    if value is None:
+        return None
+    number: int | None = None
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, Integral) or (isinstance(value, float) and value.is_integer()):
+        number = int(value)
+    if number is not None and 0 <= number <= _MAX_TOKENS:
+        return number
+    problems.append(f"{which} tokens {_short(value)}")
+    return None
+
+
+def _money(value: Any) -> float | None:
+    """An amount as stored: a finite number, 0 or more (a Decimal too); None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, Real | Decimal):
+        return None
+    try:
+        number = float(value)
+    except Exception:  # a number type of the bot's that fails to convert
+        return None
+    return number if 0.0 <= number < math.inf else None
+
+
 def _runs_later(result: Any) -> bool:
     return inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result)
 
@@ -719,6 +835,25 @@ def _describe(error: BaseException) -> str:
     except Exception:  # an exception whose __str__ fails is still recorded, by its type
         message = ""
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _check_run_getters(**options: Any) -> None:
+    """Refuse, at decoration, a ``usage=`` or ``cost=`` that cannot take a run's return value and its arguments."""
+    for option, getter in options.items():
+        if getter is None:
+            continue
+        if not callable(getter):
+            raise TypeError(f"{option}= takes a function of (return value, arguments), not {_short(getter)}")
+        try:
+            inspect.signature(getter).bind(None, {})
+        except TypeError:
+            raise TypeError(
+                f"{option}= takes a function of two arguments, the run's return value (None if it raised) and the "
+                f"call's arguments, such as {option}=lambda result, args: result.meta[{option!r}]; "
+                f"{_short(getter)} cannot take them"
+            ) from None
+        except ValueError:  # no signature to check (a builtin): it will tell when called
+            pass
 
 
 def _check_getters(**options: Any) -> None:
@@ -738,6 +873,10 @@ class Tracking:
 
     def _unassigned_error(self) -> str:
         raise NotImplementedError
+
+    def _prices(self) -> Mapping[str, tuple[float, float]]:
+        """Each agent's (input, output) price per million tokens now; none by default."""
+        return {}
 
     # -- the decorators -------------------------------------------------------------------------------------------
 
@@ -829,6 +968,8 @@ class Tracking:
         thread_ts: ArgumentGetter | None = None,
         channel: ArgumentGetter | None = None,
         team: ArgumentGetter | None = None,
+        usage: RunGetter | None = None,
+        cost: RunGetter | None = None,
     ) -> Callable[[F], F]: ...
 
     def track_outcome(
@@ -840,8 +981,11 @@ class Tracking:
         thread_ts: ArgumentGetter | None = None,
         channel: ArgumentGetter | None = None,
         team: ArgumentGetter | None = None,
+        usage: RunGetter | None = None,
+        cost: RunGetter | None = None,
     ) -> F | Callable[[F], F]:
-        """Record each call of an agent's ``process_assignment``: success or failure, the error, the time taken.
+        """Record each call of an agent's ``process_assignment``: success or failure, the error, the time taken, and
+        the tokens it used and their cost.
 
         Returning is success; raising is failure, recorded as ``"ExceptionType: message"`` and re-raised untouched.
         Async functions are timed across their awaits; generators and async generators from their first step to
@@ -857,14 +1001,36 @@ class Tracking:
 
                 @tasklog.track_outcome
                 def process_assignment(self, thread_ts, text): ...
+
+        Tokens are read from the return value when it carries them: ``.usage`` (or a ``"usage"`` key, or LangChain's
+        ``usage_metadata``) with ``input_tokens``/``output_tokens`` (Anthropic, OpenAI Responses) or
+        ``prompt_tokens``/``completion_tokens`` (OpenAI Chat Completions), or a return value that is such a usage
+        itself. ``usage=`` reads them from anywhere else: a function of the return value (None if the run raised;
+        a run that raises has no usage otherwise) and the call's arguments, returning any of those shapes or an
+        ``(input, output)`` pair. The cost is ``cost=`` (a function of the same two, returning an amount), else the
+        tokens at ``TaskLog(prices=...)``'s price for the agent, when recorded::
+
+            @tasklog.track_outcome(usage=lambda result, args: args["self"].client.last_usage)
+            def process_assignment(self, thread_ts, text): ...
         """
 
         _check_getters(thread_ts=thread_ts, channel=channel, team=team)
+        _check_run_getters(usage=usage, cost=cost)
         if agent is not None and not (isinstance(agent, str) and _agent_name(agent)) and not callable(agent):
             raise TypeError(f"agent= takes an agent's name or a function of the call's arguments, not {_short(agent)}")
 
         def decorate(f: F) -> F:
-            recorder = OutcomeRecorder(f, self._record, agent=agent, thread_ts=thread_ts, channel=channel, team=team)
+            recorder = OutcomeRecorder(
+                f,
+                self._record,
+                agent=agent,
+                thread_ts=thread_ts,
+                channel=channel,
+                team=team,
+                usage=usage,
+                cost=cost,
+                prices=self._prices,
+            )
             return wrap(f, recorder)
 
         return decorate if func is None else decorate(func)

@@ -526,6 +526,15 @@ def _stats_json(found: Any, window: str) -> str:
     for agent, source in zip(data["agents"], found.agents, strict=True):
         agent["success_rate"] = source.success_rate
         agent["approval_rate"] = source.approval_rate
+    # Each usage (the totals', each agent's, each day's) with its costs per task, which are properties.
+    pairs = [
+        (data, found),
+        *zip(data["agents"], found.agents, strict=True),
+        *zip(data["days"], found.days, strict=True),
+    ]
+    for entry, source in pairs:
+        entry["usage"]["cost_per_task"] = source.usage.cost_per_task
+        entry["usage"]["cost_per_success"] = source.usage.cost_per_success
     return json.dumps(data, default=lambda value: value.isoformat() if hasattr(value, "isoformat") else str(value),
                       indent=2)  # fmt: skip
 
@@ -542,6 +551,10 @@ def _stats_text(found: Any, window: str) -> str:
             f"People's verdict: {_percent(found.approval_rate)} approved ({found.approved:,} of {found.voted:,} "
             f"voted), {found.disagreed:,} reported successful but voted down"
         )
+    from slack_tasklog.slack.blocks import usage_text
+
+    if usage_text(found.usage):
+        lines.append(usage_text(found.usage))
     if found.agents:
         rows = [["agent", "tasks", "success", "approval", "disagreed", "median", "p95", "p99", "mean confidence"]]
         rows += [
@@ -558,6 +571,14 @@ def _stats_text(found: Any, window: str) -> str:
             ]
             for a in found.agents
         ]
+        if usage_text(found.usage):
+            rows[0] += ["tokens in", "tokens out", "cost", "a task", "a success"]
+            for row, a in zip(rows[1:], found.agents, strict=True):
+                row += [
+                    f"{a.usage.input_tokens:,}",
+                    f"{a.usage.output_tokens:,}",
+                    *map(_cost, (a.usage.cost, a.usage.cost_per_task, a.usage.cost_per_success)),
+                ]
         lines += ["", _columns(rows)]
         bands = next(iter(found.calibration.values()))
         rows = [["success by confidence"] + [f"{band.low}-{band.high}" for band in bands]]
@@ -571,6 +592,12 @@ def _stats_text(found: Any, window: str) -> str:
 
 def _band(band: Any) -> str:
     return "-" if not band.finished else f"{_percent(band.success_rate)} of {band.finished:,}"
+
+
+def _cost(value: float | None) -> str:
+    from slack_tasklog.slack.blocks import format_cost
+
+    return format_cost(value)
 
 
 def _seconds(value: float | None) -> str:

@@ -59,6 +59,10 @@ CSV_COLUMNS = (
     "feedback_up",
     "feedback_down",
     "requester_feedback",
+    # Sums over the task's runs (empty when none reported any).
+    "input_tokens",
+    "output_tokens",
+    "cost",
 )
 
 #: The columns :func:`neutralize` guards: every free-text and id column. The rest are numbers, booleans and the
@@ -167,6 +171,9 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
             func.coalesce(t.c.feedback_up, 0).label("feedback_up"),
             func.coalesce(t.c.feedback_down, 0).label("feedback_down"),
             t.c.requester_feedback,
+            t.c.input_tokens,
+            t.c.output_tokens,
+            t.c.cost,
         )
         .order_by(t.c.requested_at, t.c.id)
         .limit(_PAGE)
@@ -310,6 +317,7 @@ def _csv_row(row: Any, evaluations: Mapping[str, list[tuple[str, Any]]], safe: C
     (
         _, requested_at, user_id, request_text, team_id, channel_id, thread_ts, round_id, agent, confidence, success,
         execution_time, error_message, follow_ups, attempts, others, feedback_up, feedback_down, requester_feedback,
+        input_tokens, output_tokens, cost,
     ) = row  # fmt: skip
     if round_id is None:
         others = ""
@@ -333,7 +341,17 @@ def _csv_row(row: Any, evaluations: Mapping[str, list[tuple[str, Any]]], safe: C
         feedback_up,
         feedback_down,
         "" if requester_feedback is None else ("up" if requester_feedback else "down"),
+        "" if input_tokens is None else input_tokens,
+        "" if output_tokens is None else output_tokens,
+        amount_text(cost),
     )
+
+
+def amount_text(value: float | None) -> str:
+    """A cost as the CSV writes it: ``0.0123``, without the float's noise in the last digits; "" for None."""
+    if value is None:
+        return ""
+    return repr(round(float(value), 10))
 
 
 def _same(cell: str) -> str:
@@ -390,7 +408,7 @@ def write_jsonl(
         runs: dict[int, list[dict[str, Any]]] = {}
         for r in conn.execute(
             select(o.c.task_id, o.c.id, o.c.agent, o.c.success, o.c.execution_time, o.c.error_message, o.c.started_at,
-                   o.c.finished_at)
+                   o.c.finished_at, o.c.input_tokens, o.c.output_tokens, o.c.cost)
             .where(o.c.task_id.in_(ids))
             .order_by(o.c.finished_at, o.c.id)
         ):  # fmt: skip
@@ -403,6 +421,9 @@ def write_jsonl(
                     "error_message": r.error_message,
                     "started_at": _iso(r.started_at),
                     "finished_at": _iso(r.finished_at),
+                    "input_tokens": r.input_tokens,
+                    "output_tokens": r.output_tokens,
+                    "cost": r.cost,
                 }
             )
         votes: dict[int, list[dict[str, Any]]] = {}
@@ -435,6 +456,9 @@ def write_jsonl(
                 "success": row.success,
                 "execution_time": row.execution_time,
                 "error_message": row.error_message,
+                "input_tokens": row.input_tokens,
+                "output_tokens": row.output_tokens,
+                "cost": row.cost,
                 "follow_ups": follow_ups.get(row.id, []),
                 "rounds": rounds.get(row.id, []),
                 "runs": runs.get(row.id, []),

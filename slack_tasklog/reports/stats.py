@@ -19,6 +19,10 @@ is not counted a second time. Tasks are selected by when they were requested (``
   majority), per agent and in all: ``voted`` tasks have one, ``approved`` ones are voted up (``approval_rate`` is
   ``approved / voted``, next to the ``success_rate`` the agent reported), and ``disagreed`` ones were reported
   successful yet voted down: the tasks to look at to fix routing.
+- Tokens and cost (:class:`Usage`, on the totals, each agent and each day): the sums over every run of the tasks
+  (a re-routed task's earlier runs included, counted under the agent that has it now, like its success); cost per
+  task is the cost over the tasks that have one, cost per successful task the same cost over those of them that
+  succeeded (what a success costs, failures' spend included).
 
 How
 ---
@@ -46,7 +50,7 @@ from slack_tasklog.storage.models import DailyCalibration, DailyFailures, DailyS
 from slack_tasklog.storage.summary import UNFINISHED, bucket_value, confidence_percent, day_of, failure_of
 from slack_tasklog.storage.votes import verdict_of
 
-__all__ = ["DEFAULT_BANDS", "AgentStats", "Band", "Day", "Failure", "Stats", "compute_stats"]
+__all__ = ["DEFAULT_BANDS", "AgentStats", "Band", "Day", "Failure", "Stats", "Usage", "compute_stats"]
 
 _tasks: Table = Task.__table__  # type: ignore[assignment]
 _daily: Table = DailyStats.__table__  # type: ignore[assignment]
@@ -54,6 +58,33 @@ _calibration: Table = DailyCalibration.__table__  # type: ignore[assignment]
 _failures: Table = DailyFailures.__table__  # type: ignore[assignment]
 _outcomes: Table = Outcome.__table__  # type: ignore[assignment]
 _FAILURES_READ = 100
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens and cost of a set of tasks: the sums over their runs, and how many of them have a cost (and of those,
+    succeeded), which is what the costs per task divide by. ``cost`` is None while no task has one."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    costed: int = 0
+    costed_succeeded: int = 0
+
+    @property
+    def cost_per_task(self) -> float | None:
+        """The mean cost of the tasks that have one; None if none has."""
+        return self.cost / self.costed if self.cost is not None and self.costed else None
+
+    @property
+    def cost_per_success(self) -> float | None:
+        """What a successful task costs: the cost of the tasks that have one (failed ones included) over those of
+        them that succeeded; None if none succeeded."""
+        return self.cost / self.costed_succeeded if self.cost is not None and self.costed_succeeded else None
+
+
+_NO_USAGE = Usage()
+_NOTHING_USED = (0, 0, 0.0, 0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +102,8 @@ class AgentStats:
     voted: int = 0  #: tasks with a verdict from people (see the module docstring)
     approved: int = 0  #: of which voted up
     disagreed: int = 0  #: reported successful, voted down
+    #: The tokens and cost of its tasks' runs.
+    usage: Usage = _NO_USAGE
 
     @property
     def success_rate(self) -> float | None:
@@ -128,6 +161,7 @@ class Day(_Rate):
     tasks: int
     finished: int
     succeeded: int
+    usage: Usage = _NO_USAGE
 
 
 @dataclass(frozen=True)
@@ -150,6 +184,8 @@ class Stats:
     voted: int = 0  #: tasks with a verdict from people
     approved: int = 0  #: of which voted up
     disagreed: int = 0  #: reported successful, voted down
+    #: The tokens and cost of every task's runs.
+    usage: Usage = _NO_USAGE
 
     @property
     def approval_rate(self) -> float | None:
@@ -173,6 +209,24 @@ class Stats:
         return self.tasks - self.finished
 
 
+def _usage(used: Sequence[float]) -> Usage:
+    """A :class:`Usage` from sums in the order of the rollups' columns (``_USAGE_COLUMNS``); the last, tasks with a
+    cost and succeeded, may be missing (the daily series does not count them)."""
+    costed = int(used[3])
+    return Usage(
+        input_tokens=int(used[0]),
+        output_tokens=int(used[1]),
+        cost=float(used[2]) if costed else None,
+        costed=costed,
+        costed_succeeded=int(used[4]) if len(used) > 4 else 0,
+    )
+
+
+def _add_usage(into: list[float], sums: Sequence[Any]) -> None:
+    for index, value in enumerate(sums):
+        into[index] += value or 0
+
+
 @dataclass
 class _Group:
     tasks: int = 0
@@ -185,6 +239,8 @@ class _Group:
     disagreed: int = 0
     # execution-time bucket -> finished tasks in it
     buckets: dict[int, int] = field(default_factory=dict)
+    # input tokens, output tokens, cost, tasks with a cost, of which succeeded
+    used: list[float] = field(default_factory=lambda: [0, 0, 0.0, 0, 0])
 
     def add(
         self,
@@ -212,6 +268,10 @@ class _Group:
     @property
     def mean_confidence(self) -> float | None:
         return self.confidence_sum / self.confidence_count if self.confidence_count else None
+
+    @property
+    def usage(self) -> Usage:
+        return _usage(self.used)
 
     def percentiles(self, *percents: int) -> list[float | None]:
         """Linear interpolation between the nearest ranks, the ranks' values read from their buckets."""
@@ -244,6 +304,7 @@ class _Group:
 
 
 _COUNT_COLUMNS = ("tasks", "succeeded", "confidence_sum", "confidence_count", "voted", "approved", "disagreed")
+_USAGE_COLUMNS = ("input_tokens", "output_tokens", "cost", "costed", "costed_succeeded")
 
 
 @dataclass
@@ -255,6 +316,8 @@ class _Tally:
     calibration: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     # (day, agent or "") -> [tasks, finished, succeeded]
     days: dict[tuple[date, str], list[int]] = field(default_factory=dict)
+    # (day, agent or "") -> [input tokens, output tokens, cost, tasks with a cost]
+    day_usage: dict[tuple[date, str], list[float]] = field(default_factory=dict)
     # error key -> [failed tasks], and the key's message
     failures: dict[str, list[int]] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
@@ -262,6 +325,12 @@ class _Tally:
     def add_failures(self, error_key: str, message: str, tasks: int) -> None:
         self._add(self.failures, error_key, tasks, 0, 0)
         self.messages.setdefault(error_key, message)
+
+    def add_day_usage(self, key: tuple[date, str], sums: Sequence[Any]) -> None:
+        held = self.day_usage.get(key)
+        if held is None:
+            held = self.day_usage[key] = [0, 0, 0.0, 0]
+        _add_usage(held, sums)
 
     def group(self, routed: bool, agent: str | None) -> _Group:
         key = (bool(routed), agent or "")
@@ -284,11 +353,19 @@ class _Tally:
         """The whole days ``[first_day, end_day)`` (None: unbounded), from the rollups."""
         d, c = _daily, _calibration
         stats = select(
-            d.c.routed, d.c.agent, d.c.bucket, *(func.sum(d.c[name]).label(name) for name in _COUNT_COLUMNS)
+            d.c.routed,
+            d.c.agent,
+            d.c.bucket,
+            *(func.sum(d.c[name]).label(name) for name in (*_COUNT_COLUMNS, *_USAGE_COLUMNS)),
         ).group_by(d.c.routed, d.c.agent, d.c.bucket)
         # The series and the calibration from the smaller rollup: a few rows per agent and day.
         days = select(
-            c.c.day, c.c.agent, func.sum(c.c.tasks), func.sum(c.c.finished), func.sum(c.c.succeeded)
+            c.c.day,
+            c.c.agent,
+            func.sum(c.c.tasks),
+            func.sum(c.c.finished),
+            func.sum(c.c.succeeded),
+            *(func.sum(c.c[name]) for name in _USAGE_COLUMNS[:4]),
         ).group_by(c.c.day, c.c.agent)
         calibration = (
             select(c.c.agent, c.c.confidence, func.sum(c.c.tasks), func.sum(c.c.finished), func.sum(c.c.succeeded))
@@ -319,8 +396,10 @@ class _Tally:
             voted,
             approved,
             disagreed,
+            *used,
         ) in conn.execute(stats):
-            self.group(routed, agent).add(
+            group = self.group(routed, agent)
+            group.add(
                 int(bucket),
                 int(tasks or 0),
                 int(succeeded or 0),
@@ -330,10 +409,12 @@ class _Tally:
                 approved=int(approved or 0),
                 disagreed=int(disagreed or 0),
             )
+            _add_usage(group.used, used)
         row: Any
         for row in conn.execute(days):
-            day, name, tasks, done, succeeded = row
+            day, name, tasks, done, succeeded, *used = row
             self._add(self.days, (day, name), int(tasks or 0), int(done or 0), int(succeeded or 0))
+            self.add_day_usage((day, name), used)
         for row in conn.execute(calibration):
             name, percent, tasks, done, succeeded = row
             self._add(self.calibration, (name, int(percent)), int(tasks or 0), int(done or 0), int(succeeded or 0))
@@ -360,18 +441,32 @@ class _Tally:
                 t.c.feedback_up,
                 t.c.feedback_down,
                 t.c.requester_feedback,
+                t.c.input_tokens,
+                t.c.output_tokens,
+                t.c.cost,
             ).select_from(t.outerjoin(o, and_(o.c.id == t.c.latest_outcome_id, t.c.latest_success.is_(False)))),
             since,
             until,
         )
-        for requested_at, routed, agent, bucket, success, raw_confidence, error, up, down, requester in conn.execute(
-            query
-        ):
+        for (
+            requested_at,
+            routed,
+            agent,
+            bucket,
+            success,
+            raw_confidence,
+            error,
+            up,
+            down,
+            requester,
+            *usage,
+        ) in conn.execute(query):
             finished = int(bucket != UNFINISHED)
             succeeded = int(bool(success))
             confidence = None if raw_confidence is None else float(raw_confidence)
             verdict = verdict_of(up, down, None if requester is None else bool(requester))
-            self.group(routed, agent).add(
+            group = self.group(routed, agent)
+            group.add(
                 int(bucket),
                 1,
                 succeeded,
@@ -381,7 +476,13 @@ class _Tally:
                 approved=int(verdict is True),
                 disagreed=int(verdict is False and succeeded == 1),
             )
-            self._add(self.days, (day or day_of(requested_at), agent or ""), 1, finished, succeeded)
+            input_tokens, output_tokens, cost = usage
+            costed = int(cost is not None)
+            used = (input_tokens, output_tokens, None if cost is None else float(cost), costed, costed * succeeded)
+            _add_usage(group.used, used)
+            key = (day or day_of(requested_at), agent or "")
+            self._add(self.days, key, 1, finished, succeeded)
+            self.add_day_usage(key, used[:4])
             if agent and confidence is not None:
                 self._add(self.calibration, (agent, confidence_percent(confidence)), 1, finished, succeeded)
             if finished and not succeeded:
@@ -524,6 +625,7 @@ def _stats_of(
                 voted=group.voted,
                 approved=group.approved,
                 disagreed=group.disagreed,
+                usage=group.usage,
             )
         )
     agents.sort(key=lambda stats: (-stats.tasks, stats.agent))
@@ -540,10 +642,13 @@ def _stats_of(
             found.append(Band(low, high, tasks, finished, succeeded))
         calibration[name] = found
     days = tuple(
-        Day(day, agent or None, tasks, finished, succeeded)
+        Day(day, agent or None, tasks, finished, succeeded, _usage(tally.day_usage.get((day, agent), _NOTHING_USED)))
         for (day, agent), (tasks, finished, succeeded) in sorted(tally.days.items())
         if tasks
     )
+    used: list[float] = [0, 0, 0.0, 0, 0]
+    for group in groups.values():
+        _add_usage(used, group.used)
     unassigned = groups.get((True, ""), _Group())
     unrouted = groups.get((False, ""), _Group())
     return Stats(
@@ -561,6 +666,7 @@ def _stats_of(
         voted=sum(group.voted for group in groups.values()),
         approved=sum(group.approved for group in groups.values()),
         disagreed=sum(group.disagreed for group in groups.values()),
+        usage=_usage(used),
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from slack_tasklog.reports.stats import AgentStats, Failure, Stats
+from slack_tasklog.reports.stats import AgentStats, Failure, Stats, Usage
 from slack_tasklog.slack.grammar import ExportRequest, StatsRequest, TimeFilter, Window
 from slack_tasklog.storage.erasure import exception_type
 
@@ -26,6 +26,7 @@ __all__ = [
     "failure_message",
     "failure_type",
     "failures_by_type",
+    "format_cost",
     "format_seconds",
     "help_message",
     "internal_error_message",
@@ -33,6 +34,7 @@ __all__ = [
     "role_unknown_message",
     "stats_message",
     "syntax_error_message",
+    "usage_text",
     "working_message",
 ]
 
@@ -89,6 +91,31 @@ def _count(value: int, noun: str) -> str:
 
 def _percent(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.1%}"
+
+
+def format_cost(value: float | None) -> str:
+    """``1,234``, ``12.34``, ``0.0042``: an amount in the prices' currency (``TaskLog(prices=...)``), whole above 100,
+    cents above 1, two significant digits below; ``n/a`` for None."""
+    if value is None:
+        return "n/a"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 1:
+        return f"{value:,.2f}"
+    return f"{value:.2g}"
+
+
+def usage_text(usage: Usage) -> str:
+    """``12,400 tokens in, 3,100 out · cost 0.087 (0.0029 a task, 0.0032 a success)``, or "" with no usage."""
+    parts = []
+    if usage.input_tokens or usage.output_tokens:
+        parts.append(f"{usage.input_tokens:,} tokens in, {usage.output_tokens:,} out")
+    if usage.cost is not None:
+        parts.append(
+            f"cost {format_cost(usage.cost)} ({format_cost(usage.cost_per_task)} a task, "
+            f"{format_cost(usage.cost_per_success)} a success)"
+        )
+    return " · ".join(parts)
 
 
 def format_seconds(value: float | None) -> str:
@@ -256,7 +283,8 @@ def _agent_line(agent: AgentStats) -> str:
         f"p95 {format_seconds(agent.p95_execution_time)}",
         "mean confidence " + ("n/a" if agent.mean_confidence is None else f"{agent.mean_confidence:.1f}"),
     ]
-    return parts[0] + "\n" + " · ".join(parts[1:])
+    used = usage_text(agent.usage)
+    return parts[0] + "\n" + " · ".join(parts[1:]) + (f"\n{used}" if used else "")
 
 
 def stats_message(
@@ -312,6 +340,9 @@ def _stats_blocks(
             },
             {"type": "mrkdwn", "text": f"*Reported successful, voted down*\n{stats.disagreed:,}"},
         ]
+    used = usage_text(stats.usage)
+    if used:
+        fields.append({"type": "mrkdwn", "text": f"*Tokens and cost*\n{used}"})
     totals = {"type": "section", "fields": fields}
     blocks: list[dict[str, Any]] = [header, totals, {"type": "divider"}]
     shown = stats.agents[:_MAX_AGENT_SECTIONS]

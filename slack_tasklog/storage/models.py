@@ -408,6 +408,11 @@ class DailyCalibration(Base):
     tasks: Mapped[int] = mapped_column(BigInteger)
     finished: Mapped[int] = mapped_column(BigInteger)
     succeeded: Mapped[int] = mapped_column(BigInteger)
+    # The tasks' tokens and cost, as in DailyStats: the daily series reads them here, a few rows per agent and day.
+    input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    cost: Mapped[float] = mapped_column(Number, server_default="0")
+    costed: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
     __table_args__ = (TABLE_OPTIONS,)
 

@@ -61,10 +61,16 @@ class LatestRound(NamedTuple):
     others: str | None
     #: How many rounds the task has had.
     rounds: int
+    #: The sums over all the task's runs (whichever round they belong to); None where no run reported any.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: float | None = None
 
 
 #: What a task with no round yet has.
 NOT_ROUTED = LatestRound(None, None, None, None, None, None, None, None, 0)
+#: Sums of a task with no run that reported usage.
+_NO_USAGE = (None, None, None)
 _NO_OUTCOME = (None, None, None, None)
 
 
@@ -112,12 +118,14 @@ _ROUNDS = select(_a.task_id, _a.id, as_stored(_a.recorded_at), _a.agent, _a.conf
     _a.task_id, _a.recorded_at, _a.id
 )
 _OUTCOMES = select(
-    _o.task_id, _o.id, _o.agent, _o.success, _o.execution_time, _o.error_message, as_stored(_o.finished_at)
-).order_by(_o.task_id, _o.finished_at, _o.id)
+    _o.task_id, _o.id, _o.agent, _o.success, _o.execution_time, _o.error_message, as_stored(_o.finished_at),
+    _o.input_tokens, _o.output_tokens, _o.cost,
+).order_by(_o.task_id, _o.finished_at, _o.id)  # fmt: skip
 
 
 def latest_rounds(conn: Connection, task_ids: Sequence[int]) -> dict[int, LatestRound]:
-    """Each task's latest round and its outcome, by the rule; tasks with no round are left out.
+    """Each task's latest round and its outcome, by the rule, and the sums of its runs' usage; tasks with neither a
+    round nor a run that reported usage are left out.
 
     Two indexed reads and the rule in Python: :func:`latest_round_join`'s correlated subqueries cost PostgreSQL
     several times more per task, and the writer runs this for every task a batch touches.
@@ -128,21 +136,40 @@ def latest_rounds(conn: Connection, task_ids: Sequence[int]) -> dict[int, Latest
         newest_round[task_id] = task_round
         rounds[task_id] = rounds.get(task_id, 0) + 1
     outcome_of: dict[int, tuple[Any, ...]] = {}  # (id, success, execution_time, error_message)
-    if newest_round:
-        for task_id, outcome_id, agent, success, execution_time, error_message, finished_at in conn.execute(
-            _OUTCOMES.where(among(conn, _o.task_id, list(newest_round)))
-        ).all():
-            # A run of the round's agent (or its own "nobody" outcome) that finished once the round was recorded.
-            _, recorded_at, round_agent, _, _ = newest_round[task_id]
-            if agent == round_agent and finished_at >= recorded_at:
-                outcome_of[task_id] = (outcome_id, success, execution_time, error_message)
+    # Every run counts towards the task's usage, even one no round claims (a run recorded without its round).
+    usage_of: dict[int, tuple[int | None, int | None, float | None]] = {}
+    outcomes = conn.execute(_OUTCOMES.where(among(conn, _o.task_id, task_ids))).all()
+    for task_id, outcome_id, agent, success, execution_time, error_message, finished_at, *run_usage in outcomes:
+        if run_usage != [None, None, None]:
+            usage_of[task_id] = _add(usage_of.get(task_id, _NO_USAGE), run_usage)
+        newest = newest_round.get(task_id)
+        if newest is None:
+            continue
+        # A run of the round's agent (or its own "nobody" outcome) that finished once the round was recorded.
+        _, recorded_at, round_agent, _, _ = newest
+        if agent == round_agent and finished_at >= recorded_at:
+            outcome_of[task_id] = (outcome_id, success, execution_time, error_message)
     latest: dict[int, LatestRound] = {}
     for task_id, (round_id, _, agent, confidence, others) in newest_round.items():
         outcome_id, success, execution_time, error_message = outcome_of.get(task_id, _NO_OUTCOME)
         latest[task_id] = LatestRound(
-            round_id, agent, confidence, outcome_id, success, execution_time, error_message, others, rounds[task_id]
-        )
+            round_id, agent, confidence, outcome_id, success, execution_time, error_message, others, rounds[task_id],
+            *usage_of.pop(task_id, _NO_USAGE),
+        )  # fmt: skip
+    for task_id, usage in usage_of.items():  # runs, but no round
+        latest[task_id] = NOT_ROUTED._replace(input_tokens=usage[0], output_tokens=usage[1], cost=usage[2])
     return latest
+
+
+def _add(
+    total: tuple[int | None, int | None, float | None], run: list[Any]
+) -> tuple[int | None, int | None, float | None]:
+    """A task's usage so far plus one run's: None stays None only while no run has said."""
+    return (
+        total[0] if run[0] is None else (total[0] or 0) + int(run[0]),
+        total[1] if run[1] is None else (total[1] or 0) + int(run[1]),
+        total[2] if run[2] is None else (total[2] or 0.0) + float(run[2]),
+    )
 
 
 # An agent's name in ``other_agents_confidence``: a backslash before each backslash, colon and semicolon; a line break

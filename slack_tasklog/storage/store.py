@@ -303,7 +303,7 @@ class Store:
         self._insert_outcome = _bulk_insert(
             _outcomes,
             ("id", "task_id", "team_id", "channel_id", "thread_ts", "agent", "success", "execution_time",
-             "error_message", "started_at", "finished_at"),
+             "error_message", "started_at", "finished_at", "input_tokens", "output_tokens", "cost"),
             engine.dialect,
         )  # fmt: skip
         self._insert_feedback = _bulk_insert(
@@ -899,7 +899,7 @@ class Store:
                 # Nobody was confident enough: the round fails here and now, with no agent to run it.
                 outcome_rows.append(
                     (a.id, task_id, a.team_id, a.channel_id, a.thread_ts, None, False, 0.0,
-                     a.unassigned_error, a.recorded_at, a.recorded_at)
+                     a.unassigned_error, a.recorded_at, a.recorded_at, None, None, None)
                 )  # fmt: skip
         resolved = [(o, self._resolve(learned, o.thread_ts, o.channel_id, o.team_id)) for o in outcomes]
         # Runs of tasks whose author was forgotten meanwhile (a running bot's queue, a journal replayed): an error
@@ -914,7 +914,8 @@ class Store:
                 error = erasure.exception_type(error)
             outcome_rows.append(
                 (o.id, task_id, o.team_id, o.channel_id, o.thread_ts, o.agent, o.success, o.execution_time,
-                 error, o.started_at, o.finished_at)
+                 error, o.started_at, o.finished_at, _tokens(o.input_tokens), _tokens(o.output_tokens),
+                 _amount(o.cost))
             )  # fmt: skip
         linked = {row[1] for row in assignment_rows} | {row[1] for row in outcome_rows}
         linked.discard(None)
@@ -986,6 +987,22 @@ def _confidence(value: object) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) and 0.0 <= number <= 100.0 else None
+
+
+def _tokens(value: object) -> int | None:
+    """A token count as stored: a whole number within a BIGINT, or None (a journal or an import may carry
+    anything)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value < 2**63 else None
+
+
+def _amount(value: object) -> float | None:
+    """A cost as stored: a finite number, 0 or more, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if 0.0 <= number < math.inf else None
 
 
 _Partition = tuple[

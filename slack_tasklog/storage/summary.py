@@ -87,10 +87,13 @@ UNFINISHED = -1
 
 _CHUNK = 500
 _KEYS = ("team_id", "enterprise_id", "day", "routed", "agent", "bucket")
-_COUNTS = ("tasks", "succeeded", "confidence_sum", "confidence_count", "voted", "approved", "disagreed")
+_COUNTS = (
+    "tasks", "succeeded", "confidence_sum", "confidence_count", "voted", "approved", "disagreed",
+    "input_tokens", "output_tokens", "cost", "costed", "costed_succeeded",
+)  # fmt: skip
 
 _CALIBRATION_KEYS = ("team_id", "enterprise_id", "day", "agent", "confidence")
-_CALIBRATION_COUNTS = ("tasks", "finished", "succeeded")
+_CALIBRATION_COUNTS = ("tasks", "finished", "succeeded", "input_tokens", "output_tokens", "cost", "costed")
 
 
 _FAILURE_KEYS = ("team_id", "enterprise_id", "day", "agent", "error_key")
@@ -113,6 +116,8 @@ class _State(NamedTuple):
     failure: tuple[str, str] | None = None
     # The people's verdict (verdict_of), None without one.
     verdict: bool | None = None
+    # The sums of its runs' (input tokens, output tokens, cost), each None while no run said.
+    usage: tuple[int | None, int | None, float | None] = (None, None, None)
 
 
 @dataclass
@@ -120,21 +125,24 @@ class Deltas:
     """What a refresh changes in the rollups, summed per row: added to them in one write (:func:`upsert_deltas`)."""
 
     # (team_id, enterprise_id, day, routed, agent, bucket) -> [tasks, succeeded, confidence_sum, confidence_count,
-    # voted, approved, disagreed]
+    # voted, approved, disagreed, input_tokens, output_tokens, cost, costed, costed_succeeded]
     daily: dict[tuple[str, str, date, bool, str, int], list[float]] = field(default_factory=dict)
-    # (team_id, enterprise_id, day, agent, confidence percent) -> [tasks, finished, succeeded]
-    calibration: dict[tuple[str, str, date, str, int], list[int]] = field(default_factory=dict)
+    # (team_id, enterprise_id, day, agent, confidence percent) -> [tasks, finished, succeeded, input_tokens,
+    # output_tokens, cost, costed]
+    calibration: dict[tuple[str, str, date, str, int], list[float]] = field(default_factory=dict)
     # (team_id, enterprise_id, day, agent, error key) -> [failed tasks]; and each key's message
     failures: dict[tuple[str, str, date, str, str], list[int]] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
 
     def count(self, sign: int, team_id: str, enterprise_id: str, day: date, state: _State) -> None:
         """Count one task (``sign`` 1) or stop counting it (-1), in the state its summary columns describe."""
-        routed, agent, bucket, success, confidence, failure, verdict = state
+        routed, agent, bucket, success, confidence, failure, verdict, usage = state
+        # input tokens, output tokens, cost, tasks with a cost, of which succeeded
+        used = _usage_counts(sign, usage, success)
         key = (team_id, enterprise_id, day, routed, agent or "", bucket)
         counts = self.daily.get(key)
         if counts is None:
-            counts = self.daily[key] = [0, 0, 0.0, 0, 0, 0, 0]
+            counts = self.daily[key] = [0, 0, 0.0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0]
         counts[0] += sign
         if success:
             counts[1] += sign
@@ -142,18 +150,22 @@ class Deltas:
             counts[2] += sign * confidence
             counts[3] += sign
         _count_verdict(counts, sign, verdict, success)
+        for index, value in enumerate(used, 7):
+            counts[index] += value
         # Every task, by its agent ("" for none) and whole confidence percent (-1 for none): calibration reads the
         # rows with both, the daily series all of them (a far smaller table than daily_stats to group by day).
         percent = confidence_percent(confidence)
         calibration_key = (team_id, enterprise_id, day, agent or "", percent)
         tally = self.calibration.get(calibration_key)
         if tally is None:
-            tally = self.calibration[calibration_key] = [0, 0, 0]
+            tally = self.calibration[calibration_key] = [0, 0, 0, 0, 0, 0.0, 0]
         tally[0] += sign
         if bucket != UNFINISHED:
             tally[1] += sign
         if success:
             tally[2] += sign
+        for index, value in enumerate(used[:4], 3):
+            tally[index] += value
         if failure is not None:
             error_key, message = failure
             failed = self.failures.get((team_id, enterprise_id, day, agent or "", error_key))
@@ -174,6 +186,22 @@ def _count_verdict(counts: list[float], sign: int, verdict: bool | None, success
         counts[5] += sign
     elif success:
         counts[6] += sign
+
+
+def _usage_counts(
+    sign: int, usage: tuple[int | None, int | None, float | None], success: bool | None
+) -> tuple[int, int, float, int, int]:
+    """What a task adds to a rollup row's usage (``sign`` -1: takes away): its tokens and cost, and whether it has a
+    cost (and succeeded), which is what cost per task divides by."""
+    input_tokens, output_tokens, cost = usage
+    costed = cost is not None
+    return (
+        sign * (input_tokens or 0),
+        sign * (output_tokens or 0),
+        sign * (cost or 0.0),
+        sign * costed,
+        sign * (costed and bool(success)),
+    )
 
 
 def confidence_percent(confidence: float | None) -> int:
@@ -229,6 +257,9 @@ class _Summary(NamedTuple):
     latest_error_key: str | None
     latest_others: str | None
     rounds: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
 
     def state(self, verdict: bool | None) -> _State:
         """The state the task is counted in (it must be counted: ``stats_bucket`` is set), with its verdict."""
@@ -241,6 +272,7 @@ class _Summary(NamedTuple):
             confidence=None if self.latest_confidence is None else float(self.latest_confidence),
             failure=None if self.latest_error_key is None else (self.latest_error_key, ""),
             verdict=verdict,
+            usage=(self.input_tokens, self.output_tokens, None if self.cost is None else float(self.cost)),
         )
 
 
@@ -341,9 +373,10 @@ def refresh(
                 confidence = None  # written by a version that stored NaN and infinities as they came
             failure = failure_of(new.error_message) if success is False else None
             bucket = bucket_of(execution_time)
+            usage = (new.input_tokens, new.output_tokens, new.cost)
             kept = _Summary(
                 new.round_id, new.outcome_id, new.agent, confidence, success, execution_time, bucket,
-                None if failure is None else failure[0], new.others, new.rounds,
+                None if failure is None else failure[0], new.others, new.rounds, *usage,
             )  # fmt: skip
             if kept == current:
                 continue
@@ -351,7 +384,9 @@ def refresh(
             enterprise = enterprise_id or ""
             if current.stats_bucket is not None:  # counted already: stop counting it as it was
                 collected.count(-1, team_id, enterprise, day, current.state(verdict))
-            new_state = _State(new.round_id is not None, new.agent, bucket, success, confidence, failure, verdict)
+            new_state = _State(
+                new.round_id is not None, new.agent, bucket, success, confidence, failure, verdict, usage
+            )
             collected.count(1, team_id, enterprise, day, new_state)
             changed.append((task_id, *kept))
     if changed:

@@ -69,6 +69,26 @@ def test_stats_for_people_and_for_scripts(seeded: str) -> None:
     assert (code, json.loads(out)["tasks"]) == (0, 2)
 
 
+def test_stats_show_tokens_and_cost_and_json_has_them_per_day(tasklog: TaskLog, database_url: str) -> None:
+    from tests.reports.test_stats import record_usage_scenario
+
+    day = NOW.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    record_usage_scenario(tasklog, day)
+    code, out, _ = run("stats", "all", "--database-url", database_url)
+    assert code == 0, out
+    assert "1,600 tokens in, 250 out · cost 0.0075 (0.0037 a task, 0.0075 a success)" in out
+    assert "cost  a task  a success" in out  # the agents' columns
+    code, out, _ = run("stats", "all", "--json", "--database-url", database_url)
+    data = json.loads(out)
+    assert data["usage"]["input_tokens"] == 1600
+    assert data["usage"]["cost_per_success"] == pytest.approx(0.0075)
+    grok = next(a for a in data["agents"] if a["agent"] == "Grok")
+    assert (grok["usage"]["costed"], grok["usage"]["cost_per_task"]) == (2, pytest.approx(0.00375))
+    [day_grok] = [d for d in data["days"] if d["agent"] == "Grok"]
+    assert (day_grok["day"], day_grok["usage"]["output_tokens"]) == (day.date().isoformat(), 200)
+    assert day_grok["usage"]["cost"] == pytest.approx(0.0075)
+
+
 def test_usage_errors_exit_2_and_unreadable_logs_exit_1(seeded: str, tmp_path: Path) -> None:
     code, _, err = run("stats", "banana", "--database-url", seeded)
     assert code == 2

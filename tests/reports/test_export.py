@@ -25,7 +25,8 @@ from sqlalchemy import text as sql
 
 HEADER = (
     "timestamp,user_id,request,assigned_agent,confidence,other_agents_confidence,success,execution_time,"
-    "error_message,follow_ups,attempts,team_id,channel_id,thread_ts,feedback_up,feedback_down,requester_feedback"
+    "error_message,follow_ups,attempts,team_id,channel_id,thread_ts,feedback_up,feedback_down,requester_feedback,"
+    "input_tokens,output_tokens,cost"
 )
 
 
@@ -111,6 +112,38 @@ def test_rows_cell_by_cell(scripted: TaskLog) -> None:
     assert [row["attempts"] for row in rows] == ["1", "1", "1", "2", "1"]
     assert {(row["team_id"], row["channel_id"]) for row in rows} == {("T111", "C111")}
     assert rows[0]["thread_ts"] == "1705314600.000100"
+
+
+def test_tokens_and_cost_are_summed_per_task_in_the_csv_and_kept_per_run_in_json_lines(
+    app: App, tasklog: TaskLog
+) -> None:
+    from slack_tasklog.reports.export import ExportFilter, write_jsonl
+
+    tasklog.prices = {"Grok": {"input": 3.0, "output": 15.0}}
+    mention(app, "Research", "1705314600.000100")
+    mention(app, "Nothing said", "1705314660.000100")
+
+    @tasklog.track_outcome(agent="Grok")
+    def process_assignment(thread_ts: str, tokens: tuple[int, int]) -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": tokens[0], "completion_tokens": tokens[1]}}
+
+    process_assignment("1705314600.000100", (1000, 200))
+    process_assignment("1705314600.000100", (3000, 0))
+    rows = export(tasklog)
+    assert [(r["input_tokens"], r["output_tokens"], r["cost"]) for r in rows] == [
+        ("4000", "200", "0.015"),
+        ("", "", ""),
+    ]
+    out = io.StringIO()
+    with tasklog.connect() as conn:
+        write_jsonl(conn, out, ExportFilter())
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert (first["input_tokens"], first["output_tokens"], first["cost"]) == (4000, 200, pytest.approx(0.015))
+    assert [(run["input_tokens"], run["output_tokens"], run["cost"]) for run in first["runs"]] == [
+        (1000, 200, pytest.approx(0.006)),
+        (3000, 0, pytest.approx(0.009)),
+    ]
+    assert (second["input_tokens"], second["cost"], second["runs"]) == (None, None, [])
 
 
 def test_filters(scripted: TaskLog) -> None:

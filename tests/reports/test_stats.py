@@ -325,3 +325,52 @@ def test_by_channel_and_by_user_from_the_tasks(tasklog: TaskLog) -> None:
     ]
     assert by_u1.calibration["Writer"][-1] == Band(85, 100, 0, 0, 0)
     assert stats_of(tasklog, user_id="U1", channel_id="C2", since=T0 + timedelta(hours=1)).tasks == 1
+
+
+def record_usage_scenario(tasklog: TaskLog, day: datetime) -> None:
+    """Grok: a success (1000 in, 200 out, 0.006) and a failure (500 in, 0.0015); Writer: a success with tokens and no
+    cost (no price); Grok again: a task still running. Through the writer, as the decorators would record it."""
+    from slack_tasklog.events import AssignmentRecorded, OutcomeRecorded, TaskRequested
+
+    runs = [
+        ("Grok", True, (1000, 200, 0.006)),
+        ("Grok", False, (500, 0, 0.0015)),
+        ("Writer", True, (100, 50, None)),
+        ("Grok", None, None),
+    ]
+    for n, (agent, success, usage) in enumerate(runs):
+        at = day.timestamp() + 3600 * (n + 1)
+        ts = f"{at:.6f}"
+        tasklog._record(TaskRequested("T111", None, "C1", ts, ts, "U1", f"task {n}"))
+        tasklog._record(AssignmentRecorded(f"r{n}", ts, "C1", "T111", agent, 90.0, ((agent, 90.0),), at + 1, "nobody"))
+        if usage is not None:
+            error = None if success else "TimeoutError: slow"
+            tasklog._record(
+                OutcomeRecorded(f"o{n}", ts, "C1", "T111", agent, bool(success), 2.0, error, at + 2, at + 4, *usage)
+            )
+    assert tasklog.flush(10)
+
+
+def test_tokens_and_cost_per_agent_per_task_and_per_successful_task(tasklog: TaskLog) -> None:
+    record_usage_scenario(tasklog, T0.replace(hour=0))
+    for window in (
+        {"since": date(2024, 1, 15), "until": date(2024, 1, 16)},
+        {"since": T0.replace(hour=0, minute=30), "until": T0.replace(hour=23)},
+    ):
+        stats = stats_of(tasklog, **window)  # whole day from the rollups; a part-day from the tasks
+        by_agent = {a.agent: a.usage for a in stats.agents}
+        grok, writer = by_agent["Grok"], by_agent["Writer"]
+        assert (grok.input_tokens, grok.output_tokens, grok.costed, grok.costed_succeeded) == (1500, 200, 2, 1)
+        assert grok.cost == pytest.approx(0.0075)
+        assert grok.cost_per_task == pytest.approx(0.00375)
+        assert grok.cost_per_success == pytest.approx(0.0075)  # the failure's spend included
+        assert (writer.input_tokens, writer.output_tokens, writer.cost, writer.cost_per_task) == (100, 50, None, None)
+        assert (stats.usage.input_tokens, stats.usage.output_tokens) == (1600, 250)
+        assert stats.usage.cost == pytest.approx(0.0075)
+        [day_grok] = [d for d in stats.days if d.agent == "Grok"]
+        assert (day_grok.usage.input_tokens, day_grok.usage.costed) == (1500, 2)
+        assert day_grok.usage.cost == pytest.approx(0.0075)
+
+
+def test_no_usage_is_no_cost() -> None:
+    assert Stats(since=None, until=None).usage.cost_per_task is None

@@ -76,6 +76,30 @@ def test_peoples_verdict_sits_next_to_the_reported_success_rate() -> None:
     assert "approved" not in blocks[4]["text"]["text"]
 
 
+def test_tokens_and_cost_show_where_there_are_some() -> None:
+    from slack_tasklog.reports.stats import Usage
+
+    usage = Usage(input_tokens=12_400, output_tokens=3_100, cost=0.087, costed=30, costed_succeeded=27)
+    grok = AgentStats("Grok", 30, 30, 27, 1.0, 2.0, 90.0, usage=usage)
+    stats = Stats(since=None, until=None, tasks=30, finished=30, succeeded=27, agents=(grok,), usage=usage)
+    blocks = stats_message(stats, StatsRequest(window=Window("all", None)), user_id="U1")["blocks"]
+    shown = "12,400 tokens in, 3,100 out · cost 0.087 (0.0029 a task, 0.0032 a success)"
+    assert blocks[1]["fields"][-1]["text"] == f"*Tokens and cost*\n{shown}"
+    assert blocks[3]["text"]["text"].endswith(f"\n{shown}")
+    plain = Stats(since=None, until=None, tasks=30, finished=30, succeeded=27, agents=(AgentStats(
+        "Grok", 30, 30, 27, 1.0, 2.0, 90.0),))  # fmt: skip
+    blocks = stats_message(plain, StatsRequest(window=Window("all", None)), user_id="U1")["blocks"]
+    assert len(blocks[1]["fields"]) == 4
+    assert "tokens" not in blocks[3]["text"]["text"]
+
+
+@pytest.mark.parametrize(("amount", "shown"), [(None, "n/a"), (0.0042, "0.0042"), (12.345, "12.35"), (1234.5, "1,234")])
+def test_costs(amount: float | None, shown: str) -> None:
+    from slack_tasklog.slack.blocks import format_cost
+
+    assert format_cost(amount) == shown
+
+
 def test_help_uses_the_registered_command_and_errors_repeat_it() -> None:
     assert "`/agents export [WINDOW]" in help_message("/agents")["text"]
     error = syntax_error_message("/tasklog", "'<b>' is not a window")

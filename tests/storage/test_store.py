@@ -106,7 +106,7 @@ def test_sqlite_inserts_of_many_rows_per_statement_do_what_a_statement_per_row_d
         ("T1", None, "C1", ts, ts, "U1", f"request {ts}", 1_700_000_000.5, 1_700_000_001.0, 0, None) for ts in threads
     ]
     day = datetime(2024, 1, 1).date()
-    counts = [("T1", "", day, True, "Grok", 3, 1, 1, 50.0, 1, 0, 0, 0)] * count
+    counts = [("T1", "", day, True, "Grok", 3, 1, 1, 50.0, 1, 0, 0, 0, 10, 20, 0.5, 1, 1)] * count
     with engine.begin() as conn:
         store._insert_task.execute_tuples(conn, tasks + tasks[: count // 2])  # the repeats: ignored
         statements.upsert.execute_tuples(conn, counts)

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from slack_tasklog import TaskLog
 from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
-from slack_tasklog.reports.stats import Stats, compute_stats
+from slack_tasklog.reports.stats import Stats, Usage, compute_stats
 from slack_tasklog.storage import summary
-from slack_tasklog.storage.models import DailyCalibration, DailyFailures, DailyStats, Task
+from slack_tasklog.storage.models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
 from slack_tasklog.storage.rounds import latest_round_join
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 UTC = timezone.utc
 START = datetime(2024, 3, 10, tzinfo=UTC)
@@ -43,10 +43,13 @@ def lifecycle_events(rng: random.Random, n: int, team: str) -> list[Event]:
             started = at + rng.uniform(0, 30)
             success = rng.random() < 0.8
             took = round(rng.lognormvariate(1.0, 1.0), 3)
+            # Usage on most runs, some with tokens and no cost (an agent without a price), some with neither.
+            tokens = (rng.randrange(5_000), rng.randrange(2_000)) if rng.random() < 0.8 else (None, None)
+            cost = None if tokens[0] is None or rng.random() < 0.2 else tokens[0] * 3e-6 + tokens[1] * 15e-6
             events.append(
                 OutcomeRecorded(
                     f"{team}{n:06d}r{r}o{k}", ts, "C1", team, agent, success, took,
-                    None if success else rng.choice(ERRORS), started, started + took,
+                    None if success else rng.choice(ERRORS), started, started + took, *tokens, cost,
                 )
             )  # fmt: skip
     return events
@@ -58,17 +61,32 @@ def snapshot(tasklog: TaskLog) -> tuple[list[Any], list[Any], list[Any], list[An
     with tasklog.engine.connect() as conn:
         tasks = conn.execute(
             select(t.id, t.latest_round_id, t.latest_outcome_id, t.latest_agent, t.latest_confidence,
-                   t.latest_success, t.latest_execution_time, t.stats_bucket).order_by(t.id)
+                   t.latest_success, t.latest_execution_time, t.stats_bucket, t.input_tokens, t.output_tokens,
+                   t.cost).order_by(t.id)
         ).all()  # fmt: skip
         rollup = conn.execute(
             select(d.team_id, d.enterprise_id, d.day, d.routed, d.agent, d.bucket, d.tasks, d.succeeded,
-                   d.confidence_sum, d.confidence_count)
+                   d.confidence_sum, d.confidence_count, d.input_tokens, d.output_tokens, d.cost, d.costed,
+                   d.costed_succeeded)
             .where(d.tasks != 0)
             .order_by(d.team_id, d.day, d.routed, d.agent, d.bucket)
         ).all()  # fmt: skip
         c = DailyCalibration.__table__.c  # type: ignore[attr-defined]
         calibration = conn.execute(
-            select(c.team_id, c.enterprise_id, c.day, c.agent, c.confidence, c.tasks, c.finished, c.succeeded)
+            select(
+                c.team_id,
+                c.enterprise_id,
+                c.day,
+                c.agent,
+                c.confidence,
+                c.tasks,
+                c.finished,
+                c.succeeded,
+                c.input_tokens,
+                c.output_tokens,
+                c.cost,
+                c.costed,
+            )
             .where(c.tasks != 0)
             .order_by(c.team_id, c.day, c.agent, c.confidence)
         ).all()
@@ -78,11 +96,11 @@ def snapshot(tasklog: TaskLog) -> tuple[list[Any], list[Any], list[Any], list[An
             .where(f.tasks != 0)
             .order_by(f.team_id, f.day, f.agent, f.error_key)
         ).all()
-    # Sums of confidences added and taken away in another order differ in the last bits.
+    # Sums of confidences and costs added and taken away in another order differ in the last bits.
     return (
-        [tuple(row) for row in tasks],
-        [(*row[:8], round(row[8], 6), row[9]) for row in rollup],
-        [tuple(row) for row in calibration],
+        [(*row[:10], None if row[10] is None else round(row[10], 9)) for row in tasks],
+        [(*row[:8], round(row[8], 6), row[9], row[10], row[11], round(row[12], 9), *row[13:]) for row in rollup],
+        [(*row[:10], round(row[10], 9), row[11]) for row in calibration],
         [tuple(row) for row in failures],
     )
 
@@ -108,6 +126,7 @@ def test_events_in_any_order_leave_what_a_rebuild_finds(tasklog: TaskLog, seed_v
     assert kept[1], "nothing was counted"
     assert kept[2], "no calibration was counted"
     assert kept[3], "no failure was counted"
+    assert any(row[12] for row in kept[1]), "no cost was counted"
 
     with tasklog.engine.begin() as conn:
         tasks = summary.rebuild(conn)
@@ -129,17 +148,22 @@ def assert_the_rule_in_sql_agrees(tasklog: TaskLog) -> None:
     assert any(row[2] is not None for row in kept)
 
 
+def used(usage: Usage) -> tuple[int, ...]:
+    # The cost is a sum of floats, compared apart (pytest.approx).
+    return usage.input_tokens, usage.output_tokens, usage.costed, usage.costed_succeeded
+
+
 def counts(stats: Stats) -> dict[str, Any]:
     return {
-        "totals": (stats.tasks, stats.finished, stats.succeeded, stats.unassigned, stats.unrouted),
-        "agents": {a.agent: (a.tasks, a.finished, a.succeeded) for a in stats.agents},
+        "totals": (stats.tasks, stats.finished, stats.succeeded, stats.unassigned, stats.unrouted, *used(stats.usage)),
+        "agents": {a.agent: (a.tasks, a.finished, a.succeeded, *used(a.usage)) for a in stats.agents},
     }
 
 
 def add(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     agents = dict(a["agents"])
     for name, figures in b["agents"].items():
-        agents[name] = tuple(x + y for x, y in zip(agents.get(name, (0, 0, 0)), figures, strict=True))
+        agents[name] = tuple(x + y for x, y in zip(agents.get(name, (0,) * 7), figures, strict=True))
     return {"totals": tuple(x + y for x, y in zip(a["totals"], b["totals"], strict=True)), "agents": agents}
 
 
@@ -163,5 +187,47 @@ def test_whole_days_from_the_rollup_agree_with_part_days_from_the_tasks(tasklog:
             counts(compute_stats(conn, since=since + timedelta(hours=7), until=until)),
         )
     assert whole["totals"][0] > 50
+    assert whole["totals"][5] > 0, "no tokens were counted"
     assert parts == whole
     assert shifted == whole
+
+
+def test_tokens_and_cost_from_the_rollups_agree_with_the_runs(tasklog: TaskLog) -> None:
+    rng = random.Random(5)
+    for n in range(200):
+        for event in lifecycle_events(rng, n, "T111"):
+            tasklog._record(event)
+    assert tasklog.flush(30)
+    tasklog._store.maintain()
+    o, t = Outcome.__table__.c, Task.__table__.c  # type: ignore[attr-defined]
+    since, until = START + timedelta(days=1), START + timedelta(days=4)
+    with tasklog.engine.connect() as conn:
+        in_window = select(t.id).where(t.requested_at >= since, t.requested_at < until)
+        runs = conn.execute(
+            select(func.sum(o.input_tokens), func.sum(o.output_tokens), func.sum(o.cost)).where(
+                o.task_id.in_(in_window)
+            )
+        ).one()
+        costed = conn.execute(select(func.count()).where(t.id.in_(in_window), t.cost.is_not(None))).scalar_one()
+        whole = compute_stats(conn, since=since, until=until)  # the rollups alone
+        cut = compute_stats(conn, since=since + timedelta(hours=7), until=until - timedelta(hours=5))
+        edges = [
+            compute_stats(conn, since=since, until=since + timedelta(hours=7)),
+            cut,
+            compute_stats(conn, since=until - timedelta(hours=5), until=until),
+        ]
+    assert (whole.usage.input_tokens, whole.usage.output_tokens, whole.usage.cost) == (
+        runs[0],
+        runs[1],
+        pytest.approx(runs[2]),
+    )
+    assert whole.usage.costed == costed
+    # A task whose latest round assigned nobody keeps its earlier runs' cost, under no agent.
+    assert 0 < sum(a.usage.cost or 0 for a in whole.agents) <= whole.usage.cost
+    # The daily series adds up to the window, and so do its pieces (part-days read from the tasks).
+    assert sum(d.usage.input_tokens for d in whole.days) == whole.usage.input_tokens
+    assert sum(d.usage.cost or 0 for d in whole.days) == pytest.approx(whole.usage.cost)
+    assert sum(s.usage.input_tokens for s in edges) == whole.usage.input_tokens
+    assert sum(s.usage.cost or 0 for s in edges) == pytest.approx(whole.usage.cost)
+    assert sum(d.usage.input_tokens for d in cut.days) == cut.usage.input_tokens
+    assert whole.usage.cost_per_task == pytest.approx(whole.usage.cost / costed)
