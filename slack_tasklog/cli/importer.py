@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from slack_tasklog.capture.decorators import normalize_evaluations
+from slack_tasklog.capture.decorators import normalize_evaluations, read_usage
 from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
 from slack_tasklog.storage.store import Store
 from slack_tasklog.writer.journal import is_journal, read_segment
@@ -488,6 +488,7 @@ def _task_complete(data: dict[str, Any], team_id: str, _: str, identity: _Identi
         raise ValueError("execution_time must be a number of seconds, at most a year (not NaN or Infinity)")
     error = data.get("error_message", data.get("error"))
     finished = _when(data)
+    input_tokens, output_tokens = read_usage(data) or (None, None)
     return OutcomeRecorded(
         id=identity(finished, "task_complete", thread_ts, data["timestamp"], data.get("agent"), success),
         thread_ts=thread_ts,
@@ -499,7 +500,27 @@ def _task_complete(data: dict[str, Any], team_id: str, _: str, identity: _Identi
         error_message=str(error) if error is not None else None,
         started_at=finished - float(execution_time),
         finished_at=finished,
+        input_tokens=_count(input_tokens, "input tokens"),
+        output_tokens=_count(output_tokens, "output tokens"),
+        cost=_amount(data.get("cost")),
     )
+
+
+def _count(value: Any, what: str) -> int | None:
+    """A token count of a line (``input_tokens``/``output_tokens`` or OpenAI's names, at the top or in ``usage``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(f"{what} must be a whole number, 0 or more, not {value!r}")
+    return value
+
+
+def _amount(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ValueError(f"cost must be a number, 0 or more (not NaN or Infinity), not {value!r}")
+    return float(value)
 
 
 # Longer is a unit mistake (milliseconds?) or garbage; and a start time must stay a time a database can hold.

@@ -126,6 +126,36 @@ def test_imported_ids_are_ordered_by_time_and_a_file_imported_before_keeps_its_i
     assert sum(abs(int(i[:16], 16) / 1e9 - time.time()) < 86_400 for i in ids) == 3  # the lines' time: now
 
 
+def test_tokens_and_cost_move_in_when_a_line_has_them(tasklog: TaskLog) -> None:
+    def complete(seconds: int, **usage: object) -> bytes:
+        line = {
+            "timestamp": f"2024-01-15T10:30:{seconds:02d}",
+            "event_type": "task_complete",
+            "thread_ts": "1705314600.000100",
+            "agent": "Grok",
+            "success": True,
+            "execution_time": 1.0,
+            **usage,
+        }
+        return json.dumps(line).encode() + b"\n"  # fmt: skip
+
+    lines = [
+        complete(1, input_tokens=1000, output_tokens=200, cost=0.006),
+        complete(2, usage={"prompt_tokens": 30, "completion_tokens": 7}),
+        complete(3),
+        complete(4, input_tokens=-1),
+        complete(5, cost="cheap"),
+    ]
+    report = import_jsonl(lines, tasklog._store)
+    assert [number for number, _ in report.problems] == [4, 5]
+    assert "input tokens must be a whole number" in dict(report.problems)[4]
+    assert query(tasklog, "SELECT input_tokens, output_tokens, cost FROM tasklog_outcomes ORDER BY finished_at") == [
+        (1000, 200, 0.006),
+        (30, 7, None),
+        (None, None, None),
+    ]
+
+
 def test_a_utf8_bom_and_bytes_that_are_not_utf8_are_handled() -> None:
     from slack_tasklog.cli.importer import parse_line
 
