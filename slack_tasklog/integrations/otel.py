@@ -32,7 +32,9 @@ log's own ``slack_tasklog.*``):
   ``error.type="unassigned"``. (The round event records when it started, not when it ended: zero-length.)
 - ``invoke_agent {agent}``, one per run of ``process_assignment`` (``gen_ai.operation.name="invoke_agent"``,
   ``gen_ai.agent.name``), from its start to its end: status OK, or ERROR with the error message, ``error.type``
-  (the exception's class name) and an ``exception`` span event;
+  (the exception's class name) and an ``exception`` span event; the tokens it reported
+  (``gen_ai.usage.input_tokens``, ``gen_ai.usage.output_tokens``) and its cost (``slack_tasklog.cost``, in the
+  currency of ``TaskLog(prices=...)``: the conventions have no cost attribute), where known;
 - ``slack.follow_up``, one zero-length span per follow-up in the thread (``slack.user.id``, ``slack.message.ts``).
   Follow-ups are not events of the root span because that span is exported when the request is recorded and is
   immutable after that, while follow-ups come minutes later, perhaps to another process.
@@ -367,6 +369,13 @@ class _Tracing:
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": o.agent,
             "slack_tasklog.outcome.id": o.id,
+            **_clean(
+                {
+                    "gen_ai.usage.input_tokens": o.input_tokens,
+                    "gen_ai.usage.output_tokens": o.output_tokens,
+                    "slack_tasklog.cost": o.cost,
+                }
+            ),
         }
         if not o.success:
             attributes["error.type"] = _error_type(o.error_message)

@@ -19,6 +19,9 @@ as the writer commits each batch, a moment after the decorators record, never re
   ``failure``; and ``outcome="unassigned"`` (``agent=""``) for rounds that assigned nobody.
 - ``slack_tasklog_execution_time_seconds{agent}``: histogram of the runs' execution time.
 - ``slack_tasklog_assignment_confidence_percent{agent}``: histogram of the assigned agent's confidence (0-100).
+- ``slack_tasklog_tokens_total{agent,kind}``: tokens the runs reported (``kind`` ``input`` or ``output``), and
+  ``slack_tasklog_cost_total{agent}``: their cost, in the currency of ``TaskLog(prices=...)`` (see
+  :meth:`~slack_tasklog.TaskLog.track_outcome`).
 - ``slack_tasklog_events_{written,retried,spilled,dropped,rejected}_total``, ``slack_tasklog_queue_depth`` and
   ``slack_tasklog_journal_bytes``: the background writer (:meth:`~slack_tasklog.TaskLog.health`), read at scrape.
 """
@@ -83,6 +86,17 @@ def instrument(tasklog: TaskLog, *, registry: Any = None, port: int | None = Non
         registry=registry,
     )
 
+    tokens = client.Counter(
+        "slack_tasklog_tokens",
+        "Tokens the runs of process_assignment reported, by kind (input, output).",
+        ["agent", "kind"],
+        registry=registry,
+    )
+    cost = client.Counter(
+        "slack_tasklog_cost", "Cost of the runs of process_assignment, in the prices' currency.", ["agent"],
+        registry=registry,
+    )  # fmt: skip
+
     def observe(events: Sequence[Event]) -> None:
         for event in events:
             try:
@@ -90,6 +104,12 @@ def instrument(tasklog: TaskLog, *, registry: Any = None, port: int | None = Non
                     agent = event.agent or ""
                     outcomes.labels(agent, "success" if event.success else "failure").inc()
                     execution.labels(agent).observe(event.execution_time)
+                    if event.input_tokens:
+                        tokens.labels(agent, "input").inc(event.input_tokens)
+                    if event.output_tokens:
+                        tokens.labels(agent, "output").inc(event.output_tokens)
+                    if event.cost:
+                        cost.labels(agent).inc(event.cost)
                 elif type(event) is AssignmentRecorded:
                     agent = event.agent or ""
                     assignments.labels(agent).inc()

@@ -240,6 +240,32 @@ def test_a_run_recorded_by_another_process_joins_the_trace_of_the_request(
     assert query(tasklog, "SELECT count(*) FROM tasklog_outcomes WHERE task_id IS NOT NULL") == [(1,)]
 
 
+def test_a_run_span_carries_its_tokens_and_cost(tasklog: TaskLog) -> None:
+    provider, exporter = memory_provider()
+    instrument(tasklog, provider)
+    tasklog.prices = {"Grok": {"input": 3.0, "output": 15.0}}
+
+    class Grok:
+        name = "Grok"
+
+        @tasklog.track_outcome
+        def process_assignment(self, thread_ts: str, tokens: tuple[int, int] | None) -> Any:
+            return None if tokens is None else {"usage": {"input_tokens": tokens[0], "output_tokens": tokens[1]}}
+
+    Grok().process_assignment(ROOT, (1000, 200))
+    Grok().process_assignment(OTHER, None)
+    assert tasklog.flush(10)
+    priced, plain = sorted(exporter.get_finished_spans(), key=lambda span: span.start_time or 0)
+    assert priced.attributes is not None
+    assert (priced.attributes["gen_ai.usage.input_tokens"], priced.attributes["gen_ai.usage.output_tokens"]) == (
+        1000,
+        200,
+    )
+    assert priced.attributes["slack_tasklog.cost"] == pytest.approx(0.006)
+    assert plain.attributes is not None
+    assert not {"gen_ai.usage.input_tokens", "slack_tasklog.cost"} & set(plain.attributes)
+
+
 def test_the_bot_hangs_its_own_spans_in_the_task_trace(tasklog: TaskLog) -> None:
     provider, exporter = memory_provider()
     with provider.get_tracer("bot").start_as_current_span("call the model", context=task_context(ROOT)):

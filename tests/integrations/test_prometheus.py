@@ -57,6 +57,23 @@ def test_assignments_outcomes_and_the_writer(tasklog: TaskLog) -> None:
     assert value("slack_tasklog_queue_depth") == 0
 
 
+def test_tokens_and_cost_are_counted_per_agent(tasklog: TaskLog) -> None:
+    registry = CollectorRegistry()
+    instrument(tasklog, registry=registry)
+    tasklog.prices = {"Grok": {"input": 3.0, "output": 15.0}}
+
+    @tasklog.track_outcome(agent="Grok")
+    def process_assignment(thread_ts: str, tokens: tuple[int, int]) -> dict[str, object]:
+        return {"usage": {"prompt_tokens": tokens[0], "completion_tokens": tokens[1]}}
+
+    process_assignment("1.000001", (1000, 200))
+    process_assignment("1.000002", (3000, 0))
+    assert tasklog.flush(10)
+    assert registry.get_sample_value("slack_tasklog_tokens_total", {"agent": "Grok", "kind": "input"}) == 4000
+    assert registry.get_sample_value("slack_tasklog_tokens_total", {"agent": "Grok", "kind": "output"}) == 200
+    assert registry.get_sample_value("slack_tasklog_cost_total", {"agent": "Grok"}) == pytest.approx(0.015)
+
+
 def test_served_over_http(tasklog: TaskLog) -> None:
     registry = CollectorRegistry()
     port = free_port()
