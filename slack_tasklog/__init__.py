@@ -20,7 +20,7 @@ Or, against a default ``TaskLog`` built lazily from ``$TASKLOG_DATABASE_URL``::
 """
 
 from slack_tasklog._version import __version__
-from slack_tasklog.capture.decorators import ArgumentGetter
+from slack_tasklog.capture.decorators import ArgumentGetter, RunGetter
 from slack_tasklog.capture.middleware import TaskLogMiddleware
 from slack_tasklog.capture.rules import capture_event, strip_leading_mention
 from slack_tasklog.default import get_default_tasklog, tasklog_middleware, track_assignment, track_outcome
@@ -37,6 +37,7 @@ __all__ = [
     "Erasure",
     "Health",
     "MigrationRequiredError",
+    "RunGetter",
     "SchemaNotReadyError",
     "TaskLog",
     "TaskLogMiddleware",

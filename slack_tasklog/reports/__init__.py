@@ -20,7 +20,7 @@ Example::
 """
 
 from slack_tasklog.reports.export import CSV_COLUMNS, ExportFilter, write_csv, write_jsonl
-from slack_tasklog.reports.stats import DEFAULT_BANDS, AgentStats, Band, Day, Failure, Stats, compute_stats
+from slack_tasklog.reports.stats import DEFAULT_BANDS, AgentStats, Band, Day, Failure, Stats, Usage, compute_stats
 from slack_tasklog.storage.rounds import parse_other_agents
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "ExportFilter",
     "Failure",
     "Stats",
+    "Usage",
     "compute_stats",
     "parse_other_agents",
     "write_csv",

@@ -167,13 +167,17 @@ def add(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {"totals": tuple(x + y for x, y in zip(a["totals"], b["totals"], strict=True)), "agents": agents}
 
 
-def test_whole_days_from_the_rollup_agree_with_part_days_from_the_tasks(tasklog: TaskLog) -> None:
-    rng = random.Random(3)
+def record_log(tasklog: TaskLog, rng: random.Random) -> None:
+    """200 tasks' lifecycles through the writer, the rounds that came before their task linked."""
     for n in range(200):
         for event in lifecycle_events(rng, n, "T111"):
             tasklog._record(event)
     assert tasklog.flush(30)
     tasklog._store.maintain()
+
+
+def test_whole_days_from_the_rollup_agree_with_part_days_from_the_tasks(tasklog: TaskLog) -> None:
+    record_log(tasklog, random.Random(3))
     since, until = START + timedelta(days=1), START + timedelta(days=4)
     with tasklog.engine.connect() as conn:
         whole = counts(compute_stats(conn, since=since, until=until))  # the rollup alone
@@ -193,12 +197,7 @@ def test_whole_days_from_the_rollup_agree_with_part_days_from_the_tasks(tasklog:
 
 
 def test_tokens_and_cost_from_the_rollups_agree_with_the_runs(tasklog: TaskLog) -> None:
-    rng = random.Random(5)
-    for n in range(200):
-        for event in lifecycle_events(rng, n, "T111"):
-            tasklog._record(event)
-    assert tasklog.flush(30)
-    tasklog._store.maintain()
+    record_log(tasklog, random.Random(5))
     o, t = Outcome.__table__.c, Task.__table__.c  # type: ignore[attr-defined]
     since, until = START + timedelta(days=1), START + timedelta(days=4)
     with tasklog.engine.connect() as conn:
