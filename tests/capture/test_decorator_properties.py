@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -253,3 +254,52 @@ def test_unstorable_names_and_refused_confidences_are_read_as_the_strategies_exp
         ("\ufffd", None),
         ("c", 1 / 3),
     )
+
+
+class Priced(Collected):
+    def _prices(self) -> dict[str, tuple[float, float]]:
+        return {"Grok": (3.0, 15.0)}
+
+
+# What a token count may be in a return value of the bot's: numbers of every kind, text, nothing, broken objects.
+counts = (
+    st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+    | st.decimals(allow_nan=True)
+    | st.text(max_size=4)
+    | st.just(Broken())
+)
+usages = st.fixed_dictionaries(
+    {}, optional={"input_tokens": counts, "output_tokens": counts, "prompt_tokens": counts, "completion_tokens": counts}
+)
+results = (
+    usages
+    | st.builds(lambda usage: {"usage": usage}, usages)
+    | st.builds(lambda usage: SimpleNamespace(usage=SimpleNamespace(**usage)), usages)
+    | st.just(Broken())
+    | st.recursive(st.none() | st.integers() | st.text(max_size=3), lambda inner: st.lists(inner, max_size=3))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(result=results, getter=st.sampled_from([None, "pair", "raises"]))
+def test_any_usage_goes_on_untouched_and_only_token_counts_are_kept(result: Any, getter: str | None) -> None:
+    tracking = Priced()
+    usage = {None: None, "pair": lambda r, args: (args["n"], r), "raises": lambda r, args: r.missing.attribute}[getter]
+
+    @tracking.track_outcome(agent="Grok", usage=usage)
+    def process_assignment(thread_ts: str, n: Any = 7) -> Any:
+        return result
+
+    assert process_assignment("1.000100") is result
+    [event] = tracking.events
+    assert isinstance(event, OutcomeRecorded)
+    for tokens in (event.input_tokens, event.output_tokens):
+        assert tokens is None or (type(tokens) is int and 0 <= tokens < 2**63)
+    if event.cost is not None:
+        assert math.isfinite(event.cost)
+        assert event.cost == ((event.input_tokens or 0) * 3.0 + (event.output_tokens or 0) * 15.0) / 1_000_000
+    else:
+        assert (event.input_tokens, event.output_tokens) == (None, None)
