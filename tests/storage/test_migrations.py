@@ -274,6 +274,43 @@ def test_upgrade_downgrade_upgrade_keeps_the_rows(engine: Engine) -> None:
     assert counts(engine) == dict.fromkeys(TABLES, 0)
 
 
+def test_tokens_and_cost_start_empty_on_an_upgraded_log_and_count_from_then_on(engine: Engine) -> None:
+    upgrade(engine, "0001")
+    fill_baseline(engine, tasks=6)
+    before = snapshot(engine)
+    assert upgrade(engine).after == HEAD
+    with engine.connect() as conn:
+        assert query_all(conn, "SELECT input_tokens, output_tokens, cost FROM tasklog_outcomes") == [(None,) * 3] * 6
+        assert query_all(conn, "SELECT DISTINCT cost FROM tasklog_tasks") == [(None,)]
+        stats = compute_stats(conn)
+    assert (stats.tasks, stats.usage.input_tokens, stats.usage.cost, stats.usage.costed) == (6, 0, None, 0)
+    tasklog = TaskLog(engine=engine, journal=False, prices={"Grok": {"input": 3.0, "output": 15.0}})
+    try:
+
+        @tasklog.track_outcome(agent="Grok")
+        def process_assignment(thread_ts: str) -> dict[str, object]:
+            return {"usage": {"input_tokens": 1000, "output_tokens": 200}}
+
+        process_assignment(f"{START.timestamp():.6f}")  # the first task's thread
+        assert tasklog.flush(10)
+    finally:
+        tasklog.close()
+    with engine.connect() as conn:
+        stats = compute_stats(conn)
+    assert (stats.usage.input_tokens, stats.usage.output_tokens, stats.usage.costed) == (1000, 200, 1)
+    assert stats.usage.cost == pytest.approx(0.006)
+    # Down to 0006 and up again: the columns go and come back empty, every row of the first schema kept.
+    assert downgrade(engine, "0006") == (HEAD, "0006")
+    assert "cost" not in {column["name"] for column in inspect(engine).get_columns("tasklog_outcomes")}
+    assert upgrade(engine).after == HEAD
+    assert check(engine) == HEAD
+    assert len(snapshot(engine)["tasklog_outcomes"]) == len(before["tasklog_outcomes"]) + 1
+
+
+def query_all(conn: Any, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.execute(text(sql))]
+
+
 @pytest.mark.backends("mariadb")
 def test_an_interrupted_mysql_upgrade_finishes_when_run_again(engine: Engine) -> None:
     """MySQL commits each DDL statement on its own: a 0002 cut short leaves some of it done, and no new revision."""
