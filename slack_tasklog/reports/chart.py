@@ -151,8 +151,10 @@ def _percent_formatter() -> Any:
 
 def _plain(text: str) -> str:
     """``text`` as matplotlib shows it literally: an agent named ``$\\frac{$`` is not mathtext (which would fail to
-    parse and take the whole chart down). A text with no unescaped ``$`` is never parsed, and ``\\$`` shows as ``$``."""
-    return text.replace("$", r"\$")
+    parse and take the whole chart down). A text with no unescaped ``$`` is never parsed, and ``\\$`` shows as ``$``.
+    A leading ``_`` gets a zero-width space before it: matplotlib before 3.9 leaves such labels out of any legend."""
+    text = text.replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
 
 
 def _short(day: date) -> str:
