@@ -36,7 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from slack_tasklog.events import (
@@ -321,10 +321,13 @@ class Store:
         return safe_url(self.engine.url)
 
     def is_transient(self, error: Exception) -> bool:
-        # SchemaNotReadyError: the schema needs an upgrade someone has to run; hold the events until it is done.
-        if isinstance(error, OperationalError | DisconnectionError | SchemaNotReadyError | DatabaseFileChangedError):
-            return True
-        return isinstance(error, DBAPIError) and error.connection_invalidated
+        # The database refusing the data (a constraint, a value too long or out of range) is the event's fault: the
+        # batch is written one by one and that event set aside. Any other database error is the database's: lost
+        # connections, a table or column missing, a privilege revoked, a schema needing an upgrade someone has to
+        # run (SchemaNotReadyError). Events are held and retried until it is fixed, never thrown away for it.
+        if isinstance(error, IntegrityError | DataError):
+            return False
+        return isinstance(error, DBAPIError | DisconnectionError | SchemaNotReadyError | DatabaseFileChangedError)
 
     def after_fork(self) -> None:
         # Connections are sockets or file handles shared with the parent: never use them here.

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from slack_bolt import App
 from slack_tasklog import TaskLog
-from slack_tasklog.events import TaskRequested
+from slack_tasklog.events import AssignmentRecorded, TaskRequested
 from slack_tasklog.storage.store import Store, create_tasklog_engine
 from slack_tasklog.testing import app_mention, event_body, signed_request
 from slack_tasklog.writer.background import BackgroundWriter
@@ -297,3 +297,25 @@ def test_the_server_killing_the_writers_connections_mid_traffic_loses_nothing(
         assert tasklog.health().dropped == 0
     finally:
         tasklog.close()
+
+
+def test_a_table_gone_missing_holds_the_events_until_it_is_back(tasklog: TaskLog) -> None:
+    """A schema changed under the bot (a table renamed or dropped by hand, a privilege revoked) is the database's
+    fault, not the events': they are held and written once it is fixed, never refused one by one."""
+    tasklog._record(TaskRequested("T1", None, "C1", "1700000000.000100", "1700000000.000100", "U1", "first"))
+    assert tasklog.flush(10)
+    with tasklog.engine.connect() as conn:
+        conn.execute(text("ALTER TABLE tasklog_evaluations RENAME TO tasklog_evaluations_away"))
+        conn.commit()
+    tasklog._record(
+        AssignmentRecorded("a1", "1700000000.000100", "C1", "T1", "Grok", 90.0, (("Grok", 90.0),), 1.7e9, "")
+    )
+    assert not tasklog.flush(1.5)
+    health = tasklog.health()
+    assert (health.rejected, health.queued) == (0, 1)
+    with tasklog.engine.connect() as conn:
+        conn.execute(text("ALTER TABLE tasklog_evaluations_away RENAME TO tasklog_evaluations"))
+        conn.commit()
+    assert tasklog.flush(40)
+    assert query(tasklog, "SELECT assignment_id, agent FROM tasklog_evaluations") == [("a1", "Grok")]
+    assert tasklog.health().rejected == 0
