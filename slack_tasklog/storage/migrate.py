@@ -41,11 +41,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from slack_tasklog.logs import RateLimitedLog, logger, safe_url
-from slack_tasklog.storage.models import Base
+from slack_tasklog.storage.models import Base, Task
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -410,10 +410,15 @@ def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
 def _fill_summaries(conn: Connection, before: str | None) -> None:
     """Fill the task summaries and rollups after an upgrade that added them, with the writer's own code (what the
     upgrade fills in is exactly what the writer would have kept). That code knows the newest schema only, so it runs
-    once the upgrade has reached head."""
-    if before is not None and before < SUMMARIES and _current(conn) == head():
-        from slack_tasklog.storage import summary
+    once the upgrade has reached head: an upgrade in steps (to 0004, later to head) fills them at its last step,
+    where tasks the writer never summarised (``stats_bucket`` still NULL) show they are missing."""
+    if before is None or _current(conn) != head():
+        return
+    from slack_tasklog.storage import summary
 
+    tasks = Task.__table__.c
+    unsummarised = conn.execute(select(tasks.id).where(tasks.stats_bucket.is_(None)).limit(1)).first()
+    if before < SUMMARIES or unsummarised is not None:
         summary.rebuild(conn)
 
 

@@ -21,6 +21,7 @@ from slack_tasklog.cli.main import main
 from slack_tasklog.events import TaskRequested
 from slack_tasklog.reports.stats import compute_stats
 from slack_tasklog.storage.migrate import (
+    SUMMARIES,
     VERSION_TABLE,
     MigrationRequiredError,
     SchemaMismatchError,
@@ -272,6 +273,16 @@ def test_upgrade_downgrade_upgrade_keeps_the_rows(engine: Engine) -> None:
     assert upgrade(engine).after == HEAD
     assert check(engine) == HEAD
     assert counts(engine) == dict.fromkeys(TABLES, 0)
+
+
+def test_an_upgrade_in_steps_fills_the_summaries_at_its_last_step(engine: Engine) -> None:
+    upgrade(engine, "0001")
+    fill_baseline(engine)
+    assert upgrade(engine, SUMMARIES).after == SUMMARIES  # not head: the writer's summary code cannot run yet
+    assert upgrade(engine).after == HEAD
+    with engine.connect() as conn:
+        stats = compute_stats(conn)
+    assert (stats.tasks, stats.finished, stats.succeeded, stats.unassigned) == (30, 30, 20, 10)
 
 
 def test_tokens_and_cost_start_empty_on_an_upgraded_log_and_count_from_then_on(engine: Engine) -> None:
