@@ -37,7 +37,7 @@ whatever the window. :mod:`slack_tasklog.storage.summary` explains how the write
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -460,7 +460,7 @@ class _Tally:
             down,
             requester,
             *usage,
-        ) in conn.execute(query):
+        ) in _rows(conn.execute(query)):
             finished = int(bucket != UNFINISHED)
             succeeded = int(bool(success))
             confidence = None if raw_confidence is None else float(raw_confidence)
@@ -476,17 +476,24 @@ class _Tally:
                 approved=int(verdict is True),
                 disagreed=int(verdict is False and succeeded == 1),
             )
-            input_tokens, output_tokens, cost = usage
-            costed = int(cost is not None)
-            used = (input_tokens, output_tokens, None if cost is None else float(cost), costed, costed * succeeded)
-            _add_usage(group.used, used)
             key = (day or day_of(requested_at), agent or "")
             self._add(self.days, key, 1, finished, succeeded)
-            self.add_day_usage(key, used[:4])
+            input_tokens, output_tokens, cost = usage
+            if input_tokens or output_tokens or cost is not None:  # a task with no usage reported adds nothing
+                costed = int(cost is not None)
+                used = (input_tokens, output_tokens, None if cost is None else float(cost), costed, costed * succeeded)
+                _add_usage(group.used, used)
+                self.add_day_usage(key, used[:4])
             if agent and confidence is not None:
                 self._add(self.calibration, (agent, confidence_percent(confidence)), 1, finished, succeeded)
             if finished and not succeeded:
                 self.add_failures(*failure_of(error), 1)
+
+
+def _rows(result: Any) -> Iterator[Any]:
+    """A result's rows, fetched thousands at a time (a window read from the tasks may hold a million)."""
+    for rows in result.partitions(5_000):
+        yield from rows
 
 
 @dataclass(frozen=True)
