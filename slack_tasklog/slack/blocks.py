@@ -20,6 +20,7 @@ __all__ = [
     "FailureDetails",
     "dm_fallback_message",
     "empty_export_message",
+    "export_busy_message",
     "export_comment",
     "export_filename",
     "export_title",
@@ -236,6 +237,14 @@ def internal_error_message(verb: str) -> Message:
     return _ephemeral(
         f"Sorry, something went wrong while preparing your {verb}.{nothing} "
         "The app's logs have the details; please try again later."
+    )
+
+
+def export_busy_message() -> Message:
+    """The export could not include the latest tasks in time: the database is busy or unreachable."""
+    return _ephemeral(
+        "Sorry, the task log's database is busy right now, so the export would miss the latest tasks. Nothing was "
+        "uploaded; please try again in a minute."
     )
 
 

@@ -517,9 +517,15 @@ class CommandFlow:
         # The CSV is spooled to a temporary file (on disk beyond a few MB), so a large export is never held in
         # memory twice; slack_sdk reads it once to upload it.
         with tempfile.TemporaryFile() as spool:
-            rows: int = yield RunBlocking(
-                partial(self._write_csv, spool, since=since, until=until, who=who, agent=request.agent)
-            )
+            try:
+                rows: int = yield RunBlocking(
+                    partial(self._write_csv, spool, since=since, until=until, who=who, agent=request.agent)
+                )
+            except TimeoutError as error:
+                # The database is busy or away: not a fault of the task log's, and worth trying again soon.
+                logger.warning("%s", error)
+                yield from self._reply(who, blocks.export_busy_message())
+                return
             if rows == 0:
                 yield from self._reply(who, blocks.empty_export_message(request, since, until))
                 return

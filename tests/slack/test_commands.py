@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_bolt import App, BoltResponse
 from slack_tasklog import TaskLog
+from slack_tasklog.events import TaskRequested
 from slack_tasklog.slack.commands import RoleCache, acknowledgement, is_workspace_admin, retry_delay
 from slack_tasklog.testing import (
     SIGNING_SECRET,
@@ -291,6 +293,33 @@ async def test_an_empty_export_says_so_and_uploads_nothing(driver: Driver, admin
     assert reply["text"].startswith("No tasks requested in the last 7 days (")
     assert "no file to upload" in reply["text"]
     assert api_methods(driver) == []
+
+
+@pytest.mark.backends("sqlite")
+async def test_an_export_while_the_database_is_busy_says_so_and_uploads_nothing(
+    api: FakeSlackAPI, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holding SQLite's write lock: this process's latest tasks cannot be in the file, so none is
+    made, and the person is told to try again (not "something went wrong")."""
+    tasklog = TaskLog(database_url, admins=[ADMIN], shutdown_timeout=1)
+    try:
+        seed_january(tasklog)
+        other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            tasklog._record(TaskRequested("T111", None, "C111", "1704067200.000900", "1704067200.000900", "U1", "x"))
+            driver = build_driver(api, tasklog, "App")
+            await driver.send("export 7d")
+            [reply] = await driver.replies()
+        finally:
+            other.rollback()
+            other.close()
+        assert "database is busy" in reply["text"]
+        assert "went wrong" not in reply["text"]
+        assert api_methods(driver) == []
+        assert "no export was written" in caplog.text
+    finally:
+        tasklog.close()
 
 
 def api_methods(driver: Driver) -> list[str]:
