@@ -36,7 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from slack_tasklog.events import (
@@ -321,13 +321,12 @@ class Store:
         return safe_url(self.engine.url)
 
     def is_transient(self, error: Exception) -> bool:
-        # The database refusing the data (a constraint, a value too long or out of range) is the event's fault: the
-        # batch is written one by one and that event set aside. Any other database error is the database's: lost
-        # connections, a table or column missing, a privilege revoked, a schema needing an upgrade someone has to
-        # run (SchemaNotReadyError). Events are held and retried until it is fixed, never thrown away for it.
-        if isinstance(error, IntegrityError | DataError):
-            return False
-        return isinstance(error, DBAPIError | DisconnectionError | SchemaNotReadyError | DatabaseFileChangedError)
+        # Held and retried until fixed, never thrown away: the database unreachable or locked, a schema that needs
+        # an upgrade someone has to run (SchemaNotReadyError), a table or column missing or a privilege revoked.
+        # Anything else is the batch's: it is written one by one and the event the database refuses set aside.
+        if isinstance(error, OperationalError | DisconnectionError | SchemaNotReadyError | DatabaseFileChangedError):
+            return True
+        return isinstance(error, DBAPIError) and (error.connection_invalidated or _schema_or_privilege(error.orig))
 
     def after_fork(self) -> None:
         # Connections are sockets or file handles shared with the parent: never use them here.
@@ -981,6 +980,20 @@ class Store:
             self._threads.move_to_end(thread_ts)
         while len(self._threads) > self._cache_size:
             self._threads.popitem(last=False)
+
+
+# PostgreSQL: undefined table, undefined column, insufficient privilege, invalid schema name.
+_PG_SCHEMA_OR_PRIVILEGE = frozenset({"42P01", "42703", "42501", "3F000"})
+# MySQL/MariaDB: no such table, unknown column, table or column access denied, database access denied.
+_MYSQL_SCHEMA_OR_PRIVILEGE = frozenset({1146, 1054, 1142, 1143, 1044})
+
+
+def _schema_or_privilege(error: BaseException | None) -> bool:
+    """Whether a driver's error says a table or column is missing or access to it was taken away."""
+    if getattr(error, "sqlstate", None) in _PG_SCHEMA_OR_PRIVILEGE:  # psycopg
+        return True
+    args = getattr(error, "args", ())
+    return bool(args) and args[0] in _MYSQL_SCHEMA_OR_PRIVILEGE  # PyMySQL: (code, message)
 
 
 def _confidence(value: object) -> float | None:
