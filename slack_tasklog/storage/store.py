@@ -992,7 +992,7 @@ def _schema_or_privilege(error: BaseException | None) -> bool:
     """Whether a driver's error says a table or column is missing or access to it was taken away."""
     if getattr(error, "sqlstate", None) in _PG_SCHEMA_OR_PRIVILEGE:  # psycopg
         return True
-    args = getattr(error, "args", ())
+    args: tuple[object, ...] = getattr(error, "args", ())
     return bool(args) and args[0] in _MYSQL_SCHEMA_OR_PRIVILEGE  # PyMySQL: (code, message)
 
 
