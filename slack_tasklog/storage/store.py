@@ -76,6 +76,8 @@ _feedback: Table = Feedback.__table__  # type: ignore[assignment]
 _CACHE_SIZE = 50_000
 # How often the writer purges what retention no longer keeps.
 _PURGE_INTERVAL = 3600.0
+# How long a SQLite connection waits for another one's lock before giving up.
+_BUSY_TIMEOUT_MS = 30_000
 # Bound parameters per IN (...) list: far below every backend's limit.
 _IN_CHUNK = 500
 # Rows waiting for their task read whole, at most (see Store._threads_with_orphans).
@@ -134,7 +136,7 @@ def create_tasklog_engine(url: str) -> Engine:
             # Deleted and overwritten content is zeroed, not left in free space: erased texts must leave the file.
             cursor.execute("PRAGMA secure_delete=ON")
             # Other processes (each specialist bot) write to the same file: wait for the lock, do not fail.
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
         if path is not None:
@@ -273,6 +275,7 @@ class Store:
         # their request meanwhile, unseen by either transaction.
         self._parked: set[str] = set()
         self._forget_cache = False
+        self._checkpoint_pending = False  # a checkpoint after a deletion that a reader kept from completing
         #: Purge tasks older than this, from the writer thread, once an hour (None: keep everything).
         self.retention: timedelta | None = None
         self._next_purge = 0.0
@@ -457,7 +460,9 @@ class Store:
         if orphans:
             self._orphans_possible = True
         if deletions:
-            self.checkpoint()
+            # Without waiting: the writer must not stall behind another process's long read. If one is in the
+            # way, maintenance tries again when the writer is idle.
+            self._checkpoint_pending = not self.checkpoint(wait=False)
 
     def _partition(self, batch: Sequence[Event]) -> _Partition:
         """The batch by kind of event, the votes placed in their threads (:meth:`_place_feedback`): before the
@@ -579,10 +584,11 @@ class Store:
         erasure.reduce_errors(conn, quoting=quoting, locked=locked)
         erasure.remember_deletions(conn, (_key(d) for d in deletions), now)
 
-    def checkpoint(self) -> bool | None:
+    def checkpoint(self, *, wait: bool = True) -> bool | None:
         """SQLite: move the WAL into the database file and empty it, so erased texts are left in neither (with
         ``secure_delete``, their old pages are zeroed). False if a reader kept it from completing; None for other
-        backends. Never raises: an erasure is already committed when this runs."""
+        backends. Never raises: an erasure is already committed when this runs. ``wait=False``: give up at once
+        (False) rather than wait for other connections to finish."""
         if self.engine.dialect.name != "sqlite":
             return None
         try:
@@ -590,7 +596,13 @@ class Store:
             raw = self.engine.raw_connection()
             try:
                 cursor = raw.cursor()
-                busy: int = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if not wait:
+                    cursor.execute("PRAGMA busy_timeout=0")
+                try:
+                    busy: int = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                finally:
+                    if not wait:
+                        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
                 cursor.close()
             finally:
                 raw.close()
@@ -603,6 +615,8 @@ class Store:
         """Periodic work: reopen a SQLite file replaced under the bot, purge what is past retention and what waited
         too long for its order, link rounds and replies written before their task."""
         self._reopen_if_changed()
+        if self._checkpoint_pending:
+            self._checkpoint_pending = not self.checkpoint(wait=False)
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + _PURGE_INTERVAL
             if self.retention is not None:
@@ -993,7 +1007,7 @@ def _schema_or_privilege(error: BaseException | None) -> bool:
     if getattr(error, "sqlstate", None) in _PG_SCHEMA_OR_PRIVILEGE:  # psycopg
         return True
     args: tuple[object, ...] = getattr(error, "args", ())
-    return bool(args) and args[0] in _MYSQL_SCHEMA_OR_PRIVILEGE  # PyMySQL: (code, message)
+    return bool(args) and isinstance(args[0], int) and args[0] in _MYSQL_SCHEMA_OR_PRIVILEGE  # PyMySQL: (code, msg)
 
 
 def _confidence(value: object) -> float | None:
