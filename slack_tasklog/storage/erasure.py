@@ -326,11 +326,11 @@ def remember_deletions(conn: Connection, keys: Iterable[MessageKey], now: dateti
         conn.execute(insert_ignore(_deleted, conn.dialect.name), rows)
 
 
-def drop_waits(conn: Connection, before: datetime) -> None:
-    """Drop the replies still waiting for their request, and the deletions kept for their message, since before
-    ``before``: what arrives out of order does so within seconds or minutes."""
-    conn.execute(delete(_waiting).where(_waiting.c.recorded_at < before))
-    conn.execute(delete(_deleted).where(_deleted.c.deleted_at < before))
+def drop_waits(conn: Connection, replies_before: datetime, deletions_before: datetime) -> None:
+    """Drop the replies still waiting for their request since before ``replies_before``, and the deletions kept for
+    their message since before ``deletions_before``: what arrives out of order does so within seconds or minutes."""
+    conn.execute(delete(_waiting).where(_waiting.c.recorded_at < replies_before))
+    conn.execute(delete(_deleted).where(_deleted.c.deleted_at < deletions_before))
 
 
 def _seconds(ts: str) -> float:

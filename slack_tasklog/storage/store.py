@@ -82,9 +82,12 @@ _BUSY_TIMEOUT_MS = 30_000
 _IN_CHUNK = 500
 # Rows waiting for their task read whole, at most (see Store._threads_with_orphans).
 _WAITING_READ = 1_000
-# How long a reply waits for its thread's request, and a deletion for its message: Slack delivers out of order by
-# seconds and retries for minutes; a day also covers a journal replayed at the next start.
+# How long a deletion is kept for its message: Slack delivers out of order by seconds and retries for minutes; a
+# day also covers a journal replayed at the next start.
 WAIT_FOR_ORDER = timedelta(days=1)
+# How long a reply waits for its thread's request. Shorter: most replies in threads with no task are people's
+# chatter, which is not the task log's to keep; Slack's last retry of a mention comes about 5 minutes after it.
+WAIT_FOR_MENTION = timedelta(minutes=15)
 
 
 # backend: (the extra that installs its driver, that driver's name in a URL)
@@ -626,7 +629,8 @@ class Store:
             else:
                 with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
                     summary.drop_empty(conn)
-                    erasure.drop_waits(conn, datetime.now(timezone.utc) - WAIT_FOR_ORDER)
+                    now = datetime.now(timezone.utc)
+                    erasure.drop_waits(conn, now - WAIT_FOR_MENTION, now - WAIT_FOR_ORDER)
         if self._orphans_possible:
             self._link_orphans()
         if self._parked:
@@ -676,7 +680,8 @@ class Store:
             )
             conn.execute(delete(_outcomes).where(_outcomes.c.task_id.is_(None), _outcomes.c.finished_at < before))
             summary.drop_empty(conn)
-            erasure.drop_waits(conn, max(before, datetime.now(timezone.utc) - WAIT_FOR_ORDER))
+            now = datetime.now(timezone.utc)
+            erasure.drop_waits(conn, max(before, now - WAIT_FOR_MENTION), max(before, now - WAIT_FOR_ORDER))
         if deleted:
             self._forget_cache = True  # the writer thread drops its thread -> task cache before its next write
         return deleted
