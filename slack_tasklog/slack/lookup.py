@@ -174,8 +174,9 @@ class SlackLookup:
             self._paused[team_id] = self._clock() + _SCOPE_PAUSE
             final = False
         elif code == "ratelimited" and response is not None:
-            retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after") or "30"
-            self._paused[team_id] = self._clock() + float(retry_after)
+            headers = response.headers
+            retry_after = headers.get("Retry-After") or headers.get("retry-after")
+            self._paused[team_id] = self._clock() + _seconds(retry_after, default=30.0)
             final = False
         consequence = (
             "the vote it was for is skipped" if method != "users.info" else "the reaction counts as a person's"
@@ -189,3 +190,12 @@ class SlackLookup:
             " (add the scope it names, see the README)" if code == "missing_scope" else "",
         )
         return final
+
+
+def _seconds(value: object, *, default: float) -> float:
+    """A ``Retry-After`` header's seconds; ``default`` when it is missing or not a number of seconds."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return seconds if 0 <= seconds < 3600 else default
