@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import types
 
 import pytest
 
@@ -81,7 +82,8 @@ def test_public_names_are_pinned(module_name: str) -> None:
 @pytest.mark.parametrize(("module_name", "name"), [(m, n) for m, names in PUBLIC.items() for n in names])
 def test_every_public_name_exists_and_functions_and_classes_say_what_they_do(module_name: str, name: str) -> None:
     value = getattr(importlib.import_module(module_name), name)
-    if inspect.isclass(value) or inspect.isfunction(value):
+    # A type alias (Callable[...]) is documented by its #: comment; Python 3.10 takes it for a class.
+    if (inspect.isclass(value) and not isinstance(value, types.GenericAlias)) or inspect.isfunction(value):
         assert inspect.getdoc(value), f"{module_name}.{name} has no docstring"
 
 
