@@ -319,7 +319,7 @@ def parse_line(
         return None
     try:
         text = raw if isinstance(raw, str) else raw.decode()
-        if text[:1] == "\ufeff":  # a byte order mark: "utf-8-sig" would drop it too, at ten times the cost
+        if text[:1] == "\ufeff":  # a byte order mark, as some editors start a file with
             text = text[1:]
         data = _decode(text)
     except ValueError as error:  # UnicodeDecodeError included
