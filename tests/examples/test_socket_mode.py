@@ -3,6 +3,7 @@ playing Slack and the fake Web API."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -33,7 +34,10 @@ def handler(api: FakeSlackAPI, peer: SocketModePeer, tasklog: TaskLog) -> Iterat
         yield handler
     finally:
         peer.hang_up()
-        handler.close()
+        # slack_sdk 3.38's Connection.disconnect checks its socket, then closes it, while the reader thread that
+        # saw the hang-up may set it to None in between: an AttributeError in teardown that says nothing of the bot.
+        with contextlib.suppress(AttributeError):
+            handler.close()
 
 
 def test_a_mention_over_socket_mode_is_a_task_with_its_round_and_outcome(
