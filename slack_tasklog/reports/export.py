@@ -279,11 +279,11 @@ def _seconds(value: float | None) -> str:
 def _timestamp(value: str | datetime) -> str:
     """The CSV's ``timestamp``, ``2024-01-15T10:30:00Z``: UTC, to the second, from a ``UTCDateTime`` as the driver
     returns it (naive ones are UTC already)."""
-    if isinstance(value, str):  # SQLite
-        value = datetime.fromisoformat(value)
-    elif value.tzinfo is not None:  # PostgreSQL
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.isoformat("T", "seconds") + "Z"
+    if isinstance(value, str):  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
+        return f"{value[:10]}T{value[11:19]}Z"
+    if value.tzinfo is not None:  # PostgreSQL (in UTC already on the task log's own engines)
+        value = value.astimezone(timezone.utc)
+    return value.isoformat("T", "seconds")[:19] + "Z"
 
 
 def write_csv(

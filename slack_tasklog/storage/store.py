@@ -170,7 +170,7 @@ def _server_engine(parsed: URL, backend: str) -> Engine:
         # even after it waited for another writer's lock on a task (see _summary); PostgreSQL's default is this.
         options["isolation_level"] = "READ COMMITTED"
     try:
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
     except ImportError as error:
         extra, driver = _EXTRAS.get(backend, (None, None))
         hint = f"pip install 'slack-tasklog[{extra}]'" if extra else "install its driver"
@@ -178,6 +178,22 @@ def _server_engine(parsed: URL, backend: str) -> Engine:
             # The extra installs this driver; a bare postgresql:// or mysql:// URL asks SQLAlchemy for another.
             hint += f" and use a {backend}+{driver}:// URL"
         raise ImportError(f"no driver for {parsed.drivername} databases: {hint} ({error})") from error
+    if backend == "postgresql":
+        event.listen(engine, "connect", _utc_session)
+    return engine
+
+
+def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+    """PostgreSQL: the session's time zone is UTC, the task log's own, so the driver returns times in UTC rather
+    than converting each one to the server's zone (and the export and stats back again)."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True  # a SET outside any transaction: it lasts the session
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    finally:
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
 
 
 def sqlite_file(url: URL) -> Path | None:

@@ -74,6 +74,21 @@ def test_times_are_utc_to_the_microsecond_and_read_back_aware(tasklog: TaskLog) 
     assert exported(tasklog)[0]["timestamp"] == "2023-11-14T22:13:20Z"
 
 
+def test_postgresql_sessions_are_in_utc_whatever_the_server_zone(tasklog: TaskLog, backend: str) -> None:
+    """The engine the task log makes sets its PostgreSQL sessions to UTC: times come back in UTC itself, not in the
+    server's zone (often Etc/UTC or a local one), so the export and stats need not convert each one back."""
+    if backend != "postgresql":
+        pytest.skip("a PostgreSQL session setting")
+    tasklog._record(request(ts="1700000000.123456"))
+    assert tasklog.flush(10)
+    with tasklog.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT current_setting('TimeZone')").scalar_one() == "UTC"
+        requested_at = conn.execute(select(Task.requested_at)).scalar_one()
+    assert requested_at.tzinfo is timezone.utc
+    assert requested_at == datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=timezone.utc)
+    assert exported(tasklog)[0]["timestamp"] == "2023-11-14T22:13:20Z"
+
+
 def test_numbers_keep_their_precision(tasklog: TaskLog) -> None:
     # MySQL's FLOAT keeps about 7 significant digits: 0.123456789 would read back as 0.123457, 1234.56789 s as 1234.57.
     tasklog._record(request())
