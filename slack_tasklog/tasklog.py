@@ -371,8 +371,9 @@ class TaskLog(Tracking):
                 tasklog.record_feedback(message.get("thread_ts", message["ts"]), True, user=body["user"]["id"],
                                         channel=body["channel"]["id"], team=body["team"]["id"])
 
-        Never raises and never waits on the database (a vote for a thread that holds no task is dropped by the
-        writer). ``channel`` and ``team`` tell apart threads of the same ts in two channels or workspaces.
+        Never raises and never waits on the database (a vote for a thread that holds no task yet waits for it as
+        long as a reply does, then is dropped by the writer). ``channel`` and ``team`` tell apart threads of the same
+        ts in two channels or workspaces.
         """
         try:
             if not isinstance(thread_ts, str) or not isinstance(user, str) or not thread_ts or not user:

@@ -8,8 +8,8 @@ not (Bolt keeps the app's own messages from global middlewares), so for those th
 
 Only the writer thread calls this, before its transaction, never the request path. Answers are cached (at most
 ``max_entries`` each, least recent out). Every failure is logged at most once a minute and answered with "unknown"
-(no thread: the vote is skipped; not a bot); after ``missing_scope`` or a rate limit the workspace is not asked again
-for a while. Nothing here raises.
+(no thread: the vote waits a while for its message to be recorded; not a bot); after ``missing_scope`` or a rate
+limit the workspace is not asked again for a while. Nothing here raises.
 """
 
 from __future__ import annotations
@@ -179,7 +179,9 @@ class SlackLookup:
             self._paused[team_id] = self._clock() + _seconds(retry_after, default=30.0)
             final = False
         consequence = (
-            "the vote it was for is skipped" if method != "users.info" else "the reaction counts as a person's"
+            "the vote it was for is skipped unless its message is recorded soon"
+            if method != "users.info"
+            else "the reaction counts as a person's"
         )
         _failures.warning(
             f"{method} {code}",

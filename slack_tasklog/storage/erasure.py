@@ -33,9 +33,11 @@ from slack_tasklog.storage.models import (
     Outcome,
     Task,
     WaitingMessage,
+    WaitingVote,
 )
 
 __all__ = [
+    "Dropped",
     "Erasure",
     "MessageKey",
     "drop_waits",
@@ -58,6 +60,7 @@ _waiting: Table = WaitingMessage.__table__  # type: ignore[assignment]
 _deleted: Table = DeletedMessage.__table__  # type: ignore[assignment]
 _forgotten: Table = ForgottenUser.__table__  # type: ignore[assignment]
 _feedback: Table = Feedback.__table__  # type: ignore[assignment]
+_waiting_votes: Table = WaitingVote.__table__  # type: ignore[assignment]
 
 #: A Slack message's own key: (team, channel, ts).
 MessageKey = tuple[str, str, str]
@@ -92,7 +95,8 @@ class Erasure:
     failure_rows: int = 0
     #: Records scrubbed in journals that stopped bots left on this machine.
     journal_records: int = 0
-    #: Vote events deleted (feedback reactions and ``record_feedback`` calls), in the database.
+    #: Vote events deleted (feedback reactions and ``record_feedback`` calls, those waiting for their task too), in
+    #: the database.
     votes: int = 0
     #: SQLite: whether the WAL was emptied into the file (a reader kept busy can prevent it); None elsewhere.
     checkpointed: bool | None = None
@@ -140,8 +144,8 @@ def forget_user(conn: Connection, user_id: str, team_id: str | None, now: dateti
 
 
 def forget_votes(conn: Connection, user_id: str, team_id: str | None) -> int:
-    """Delete every vote ``user_id`` gave, in ``conn``'s write transaction, and tally their tasks' votes again.
-    Returns how many vote events were deleted."""
+    """Delete every vote ``user_id`` gave, in ``conn``'s write transaction, and tally their tasks' votes again; and
+    those still waiting for their task. Returns how many vote events were deleted."""
     mine = _feedback.c.user_id == user_id
     if team_id is not None:
         mine = mine & (_feedback.c.team_id == team_id)
@@ -149,6 +153,11 @@ def forget_votes(conn: Connection, user_id: str, team_id: str | None) -> int:
     summary.lock(conn, voted)
     deleted = conn.execute(delete(_feedback).where(mine)).rowcount
     summary.refresh_feedback(conn, voted, locked=voted)
+    # A waiting vote without a workspace (record_feedback named none) is anyone's with that user id.
+    waiting = _waiting_votes.c.user_id == user_id
+    if team_id is not None:
+        waiting = waiting & _waiting_votes.c.team_id.in_((team_id, ""))
+    deleted += conn.execute(delete(_waiting_votes).where(waiting)).rowcount
     return int(deleted)
 
 
@@ -326,11 +335,22 @@ def remember_deletions(conn: Connection, keys: Iterable[MessageKey], now: dateti
         conn.execute(insert_ignore(_deleted, conn.dialect.name), rows)
 
 
-def drop_waits(conn: Connection, replies_before: datetime, deletions_before: datetime) -> None:
-    """Drop the replies still waiting for their request since before ``replies_before``, and the deletions kept for
-    their message since before ``deletions_before``: what arrives out of order does so within seconds or minutes."""
-    conn.execute(delete(_waiting).where(_waiting.c.recorded_at < replies_before))
+@dataclass(frozen=True)
+class Dropped:
+    """What :func:`drop_waits` dropped of what was waiting for its task."""
+
+    replies: int
+    votes: int
+
+
+def drop_waits(conn: Connection, replies_before: datetime, deletions_before: datetime) -> Dropped:
+    """Drop the replies and votes still waiting for their request since before ``replies_before``, and the deletions
+    kept for their message since before ``deletions_before``: what arrives out of order does so within seconds or
+    minutes."""
+    replies = conn.execute(delete(_waiting).where(_waiting.c.recorded_at < replies_before)).rowcount
+    votes = conn.execute(delete(_waiting_votes).where(_waiting_votes.c.recorded_at < replies_before)).rowcount
     conn.execute(delete(_deleted).where(_deleted.c.deleted_at < deletions_before))
+    return Dropped(int(replies), int(votes))
 
 
 def _seconds(ts: str) -> float:

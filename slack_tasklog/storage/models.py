@@ -61,6 +61,7 @@ __all__ = [
     "Task",
     "UTCDateTime",
     "WaitingMessage",
+    "WaitingVote",
 ]
 
 # Explicit constraint and index names, so migrations can name what they alter on every backend.
@@ -455,8 +456,8 @@ class DigestPost(Base):
 
 class WaitingMessage(Base):
     """A reply that arrived before its thread's request (Slack does not promise order): kept here, then made a
-    follow-up when the request arrives. Rows older than a day are dropped (``Store.maintain``): a request that late
-    is not coming."""
+    follow-up when the request arrives. Rows that waited 15 minutes are dropped (``Store.maintain``): a request that
+    late is not coming."""
 
     __tablename__ = "tasklog_waiting_messages"
 
@@ -472,6 +473,34 @@ class WaitingMessage(Base):
     __table_args__ = (
         Index("ix_tasklog_waiting_messages_thread_ts", "thread_ts"),
         Index("ix_tasklog_waiting_messages_recorded_at", "recorded_at"),
+        TABLE_OPTIONS,
+    )
+
+
+class WaitingVote(Base):
+    """A vote that arrived before its task (a reaction on a mention not written yet, a ``record_feedback`` call
+    ahead of it): kept here, then stored with the task's votes when the task arrives. Dropped after as long as a
+    waiting reply (``Store.maintain``)."""
+
+    __tablename__ = "tasklog_waiting_votes"
+
+    # The vote event's own key, as in tasklog_feedback; item ts first: the writer looks votes up by message.
+    item_ts: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    # "" when record_feedback named no channel or workspace.
+    channel_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    team_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    user_id: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    reaction: Mapped[str] = mapped_column(_exact_string(100), primary_key=True)
+    ts: Mapped[str] = mapped_column(SlackId, primary_key=True)
+    # NULL: the thread of the message reacted to is not known yet (found once its message is written).
+    thread_ts: Mapped[str | None] = mapped_column(SlackId)
+    positive: Mapped[bool] = mapped_column(Boolean)
+    added: Mapped[bool] = mapped_column(Boolean)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_tasklog_waiting_votes_thread_ts", "thread_ts"),
+        Index("ix_tasklog_waiting_votes_recorded_at", "recorded_at"),
         TABLE_OPTIONS,
     )
 

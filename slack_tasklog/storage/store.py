@@ -52,7 +52,16 @@ from slack_tasklog.logs import logger, safe_url
 from slack_tasklog.storage import erasure, summary
 from slack_tasklog.storage.bulk import Bulk, among, insert_ignore
 from slack_tasklog.storage.migrate import MigrateMode, SchemaNotReadyError, prepare_schema
-from slack_tasklog.storage.models import Assignment, Evaluation, Feedback, FollowUp, Outcome, Task, WaitingMessage
+from slack_tasklog.storage.models import (
+    Assignment,
+    Evaluation,
+    Feedback,
+    FollowUp,
+    Outcome,
+    Task,
+    WaitingMessage,
+    WaitingVote,
+)
 from slack_tasklog.storage.rounds import other_agents
 
 __all__ = [
@@ -71,6 +80,7 @@ _evaluations: Table = Evaluation.__table__  # type: ignore[assignment]
 _outcomes: Table = Outcome.__table__  # type: ignore[assignment]
 _waiting: Table = WaitingMessage.__table__  # type: ignore[assignment]
 _feedback: Table = Feedback.__table__  # type: ignore[assignment]
+_waiting_votes: Table = WaitingVote.__table__  # type: ignore[assignment]
 
 # Threads whose tasks this process knows; enough for every thread active in the last days of a busy bot.
 _CACHE_SIZE = 50_000
@@ -85,8 +95,9 @@ _WAITING_READ = 1_000
 # How long a deletion is kept for its message: Slack delivers out of order by seconds and retries for minutes; a
 # day also covers a journal replayed at the next start.
 WAIT_FOR_ORDER = timedelta(days=1)
-# How long a reply waits for its thread's request. Shorter: most replies in threads with no task are people's
-# chatter, which is not the task log's to keep; Slack's last retry of a mention comes about 5 minutes after it.
+# How long a reply or a vote waits for its thread's request. Shorter: most replies in threads with no task are
+# people's chatter, which is not the task log's to keep; Slack's last retry of a mention comes about 5 minutes after
+# it.
 WAIT_FOR_MENTION = timedelta(minutes=15)
 
 
@@ -293,6 +304,8 @@ class Store:
         # Threads of replies this process put to wait since the last maintain: another process may have written
         # their request meanwhile, unseen by either transaction.
         self._parked: set[str] = set()
+        # Threads (or, not known yet, messages) of votes this process put to wait since the last maintain: likewise.
+        self._parked_votes: set[str] = set()
         self._forget_cache = False
         self._checkpoint_pending = False  # a checkpoint after a deletion that a reader kept from completing
         #: Purge tasks older than this, from the writer thread, once an hour (None: keep everything).
@@ -332,6 +345,12 @@ class Store:
             _feedback,
             ("task_id", "team_id", "channel_id", "item_ts", "user_id", "reaction", "positive", "added", "ts",
              "given_at"),
+            engine.dialect,
+        )  # fmt: skip
+        self._insert_waiting_vote = _bulk_insert(
+            _waiting_votes,
+            ("item_ts", "channel_id", "team_id", "user_id", "reaction", "ts", "thread_ts", "positive", "added",
+             "recorded_at"),
             engine.dialect,
         )  # fmt: skip
         self._link_assignments = _link_statement(_assignments)
@@ -431,11 +450,7 @@ class Store:
         locked: set[int] = set()  # of those, the tasks already locked by this transaction
         with self.engine.connect().execution_options(tasklog_write=True) as conn:
             with conn.begin():
-                # Messages deleted, or whose author was forgotten, before they got here: stored without their text.
-                erased = erasure.erased_before_arrival(conn, [*requests, *messages]) if requests or messages else set()
-                if erased:
-                    requests = [r._replace(text=None) if _key(r) in erased else r for r in requests]
-                    messages = [m._replace(text=None) if _key(m) in erased else m for m in messages]
+                requests, messages, erased = _without_erased_texts(conn, requests, messages)
                 follow_up_rows: list[dict[str, Any]] = []
                 if requests:
                     touched.update(
@@ -468,7 +483,11 @@ class Store:
                     summary.refresh(conn, touched, locked=locked)
                 if follow_up_rows:
                     summary.count_follow_ups(conn, sorted(counted))
-                self._write_feedback(conn, feedback, learned, now_seconds, locked=locked)
+                # Votes that arrived before this batch's requests or messages are stored with the batch's own;
+                # those of threads (or messages) with no task yet wait for it.
+                stamps = {r.thread_ts for r in requests} | {r.ts for r in requests} | {m.ts for m in messages}
+                waited = self._waiting_votes(conn, stamps)
+                parked_votes = self._write_feedback(conn, feedback, learned, now_seconds, locked=locked, waited=waited)
                 if deletions:
                     # Last: a message deleted right after it was written, in the same batch, is erased too.
                     self._erase_deleted(conn, deletions, now, locked=locked)
@@ -476,6 +495,7 @@ class Store:
             self._check_same_file(conn)
         self._remember(learned)
         self._parked.update(parked)
+        self._parked_votes.update(parked_votes)
         if orphans:
             self._orphans_possible = True
         if deletions:
@@ -495,8 +515,8 @@ class Store:
         self, feedback: list[FeedbackGiven], batch_messages: Sequence[TaskRequested | MessageInThread]
     ) -> list[FeedbackGiven]:
         """The votes with their task's thread: reactions on a task's request or follow-up are found in the database;
-        on any other message (the bot's answers) Slack is asked (``self.slack``). Reactions by bots, and those on
-        messages in no thread we can find, are left out."""
+        on any other message (the bot's answers) Slack is asked (``self.slack``). Reactions by bots are left out;
+        those on messages in no thread we can find keep ``thread_ts`` None: their message may not be written yet."""
         reactions = [f for f in feedback if f.thread_ts is None]
         if not reactions:
             return feedback
@@ -506,22 +526,23 @@ class Store:
         known.update({(m.team_id, m.channel_id, m.ts): m.thread_ts for m in batch_messages})
         placed = [f for f in feedback if f.thread_ts is not None]
         for f in reactions:
-            key = (f.team_id or "", f.channel_id or "", f.item_ts)
+            key = _message_of(f)
             thread = known.get(key)
             if thread is None and self.slack is not None:
                 thread = self.slack.thread_of(*key)
-            if thread is None or (self.slack is not None and self.slack.is_bot(key[0], f.user_id)):
+            if self.slack is not None and self.slack.is_bot(key[0], f.user_id):
                 continue
             placed.append(f._replace(thread_ts=thread))
         return placed
 
     def _threads_of_messages(self, conn: Connection, reactions: list[FeedbackGiven]) -> dict[tuple[str, str, str], str]:
-        """(team, channel, ts) -> thread ts, for the messages reacted to that are a task's request or follow-up."""
+        """(team, channel, ts) -> thread ts, for the messages reacted to that are a task's request or follow-up, or a
+        reply waiting for its request."""
         stamps: dict[tuple[str, str], set[str]] = {}
         for reaction in reactions:
             stamps.setdefault((reaction.team_id or "", reaction.channel_id or ""), set()).add(reaction.item_ts)
         found: dict[tuple[str, str, str], str] = {}
-        t, f = _tasks.c, _follow_ups.c
+        t, f, w = _tasks.c, _follow_ups.c, _waiting.c
         # By workspace and channel first: the (team, channel, ts) indexes of requests and follow-ups lead with them.
         for (team, channel), wanted in stamps.items():
             ordered = sorted(wanted)
@@ -537,6 +558,9 @@ class Store:
                     select(f.ts, t.thread_ts)
                     .select_from(_follow_ups.join(_tasks, t.id == f.task_id))
                     .where(f.team_id == team, f.channel_id == channel, among(conn, f.ts, chunk)),
+                    select(w.ts, w.thread_ts).where(
+                        w.team_id == team, w.channel_id == channel, among(conn, w.ts, chunk)
+                    ),
                 )
                 for statement in queries:
                     for ts, thread in conn.execute(statement):
@@ -551,27 +575,32 @@ class Store:
         now: float,
         *,
         locked: set[int],
-    ) -> None:
-        """Insert the votes of known tasks (each event once), locked first, and tally those tasks' votes again."""
-        feedback = erasure.votes_after_forget(conn, feedback) if feedback else feedback
-        if not feedback:
-            return
-        self._load_threads(conn, {f.thread_ts for f in feedback if f.thread_ts is not None}, learned)
+        waited: Sequence[FeedbackGiven] = (),
+    ) -> set[str]:
+        """Insert the votes of known tasks (each event once), locked first, and tally those tasks' votes again. The
+        others wait for their task in ``tasklog_waiting_votes``; ``waited``: votes read from there, taken out once
+        stored. Returns the threads (or messages) of the votes put to wait."""
+        # Keyed on the vote event: a Slack retry that arrives with its waiting first copy is one vote.
+        votes = {_vote_key(v): v for v in [*waited, *feedback]}
+        was_waiting = {_vote_key(v) for v in waited}
+        kept = erasure.votes_after_forget(conn, list(votes.values())) if votes else []
+        if not kept:
+            return set()
+        self._load_threads(conn, {f.thread_ts for f in kept if f.thread_ts is not None}, learned)
         rows: list[tuple[Any, ...]] = []
-        for f in feedback:
-            assert f.thread_ts is not None  # placed by _place_feedback
-            known = learned.get(f.thread_ts) or self._threads.get(f.thread_ts, ())
-            if f.team_id is not None and f.channel_id is not None:
-                task = _exact(known, f.team_id, f.channel_id)
-                task_id = None if task is None else task.id
-            else:  # record_feedback without a channel or team: as for rounds
-                task_id = self._resolve(learned, f.thread_ts, f.channel_id, f.team_id)
-            task_row = next((k for k in known if k.id == task_id), None)
-            if task_row is None:
-                continue  # a reaction in a thread that holds no task
+        homeless: list[FeedbackGiven] = []
+        adopted: list[FeedbackGiven] = []
+        for f in kept:
+            task = self._task_of_vote(f, learned)
+            if task is None:
+                if _vote_key(f) not in was_waiting:
+                    homeless.append(f)
+                continue
+            if _vote_key(f) in was_waiting:
+                adopted.append(f)
             rows.append(
-                (task_row.id, task_row.team_id, task_row.channel_id, f.item_ts, f.user_id, f.reaction, f.positive,
-                 f.added, f.ts, _ts_seconds(f.ts, now))
+                (task.id, task.team_id, task.channel_id, f.item_ts, f.user_id, f.reaction, f.positive, f.added,
+                 f.ts, _ts_seconds(f.ts, now))
             )  # fmt: skip
         voted = {row[0] for row in rows}
         summary.lock(conn, voted - locked)
@@ -579,6 +608,72 @@ class Store:
         if rows:
             self._insert_feedback.execute_tuples(conn, rows)
         summary.refresh_feedback(conn, voted, locked=locked)
+        if adopted:
+            v = _waiting_votes.c
+            conn.execute(
+                delete(_waiting_votes).where(
+                    v.item_ts == bindparam("b_item"),
+                    v.channel_id == bindparam("b_channel"),
+                    v.team_id == bindparam("b_team"),
+                    v.user_id == bindparam("b_user"),
+                    v.reaction == bindparam("b_reaction"),
+                    v.ts == bindparam("b_ts"),
+                ),
+                [dict(zip(("b_item", "b_channel", "b_team", "b_user", "b_reaction", "b_ts"), _vote_key(f), strict=True))
+                 for f in adopted],
+            )  # fmt: skip
+        if homeless:
+            self._insert_waiting_vote.execute_tuples(
+                conn,
+                [(*_vote_key(f), f.thread_ts, f.positive, f.added, now) for f in homeless],
+            )
+        return {f.thread_ts or f.item_ts for f in homeless}
+
+    def _task_of_vote(self, vote: FeedbackGiven, learned: Mapping[str, tuple[_KnownTask, ...]]) -> _KnownTask | None:
+        """The task a vote is on, None if its thread holds none (yet)."""
+        if vote.thread_ts is None:
+            return None
+        known = learned.get(vote.thread_ts) or self._threads.get(vote.thread_ts, ())
+        if vote.team_id is not None and vote.channel_id is not None:
+            return _exact(known, vote.team_id, vote.channel_id)
+        # record_feedback without a channel or team: as for rounds.
+        task_id = self._resolve(learned, vote.thread_ts, vote.channel_id, vote.team_id)
+        return next((k for k in known if k.id == task_id), None)
+
+    def _waiting_votes(self, conn: Connection, stamps: AbstractSet[str]) -> list[FeedbackGiven]:
+        """The votes waiting for a task whose thread, or the message they were given on, has one of these ts; with
+        their thread where it is known now (their message written since)."""
+        v = _waiting_votes.c
+        found: dict[tuple[str, str, str, str, str, str], FeedbackGiven] = {}
+        listed = sorted(stamps)
+        for start in range(0, len(listed), _IN_CHUNK):
+            chunk = listed[start : start + _IN_CHUNK]
+            for column in (v.thread_ts, v.item_ts):
+                query = select(
+                    v.team_id, v.channel_id, v.item_ts, v.thread_ts, v.user_id, v.reaction, v.positive, v.added, v.ts
+                ).where(among(conn, column, chunk))
+                for team, channel, item_ts, thread_ts, user, reaction, positive, added, ts in conn.execute(query):
+                    vote = FeedbackGiven(
+                        team or None,
+                        channel or None,
+                        item_ts,
+                        thread_ts,
+                        user,
+                        reaction,
+                        bool(positive),
+                        bool(added),
+                        ts,
+                    )
+                    found[_vote_key(vote)] = vote
+        votes = list(found.values())
+        unplaced = [vote for vote in votes if vote.thread_ts is None]
+        if not unplaced:
+            return votes
+        known = self._threads_of_messages(conn, unplaced)
+        return [
+            vote if vote.thread_ts is not None else vote._replace(thread_ts=known.get(_message_of(vote)))
+            for vote in votes
+        ]
 
     def _erase_deleted(
         self, conn: Connection, deletions: list[MessageDeleted], now: datetime, *, locked: set[int]
@@ -646,11 +741,13 @@ class Store:
                 with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
                     summary.drop_empty(conn)
                     now = datetime.now(timezone.utc)
-                    erasure.drop_waits(conn, now - WAIT_FOR_MENTION, now - WAIT_FOR_ORDER)
+                    _log_dropped(erasure.drop_waits(conn, now - WAIT_FOR_MENTION, now - WAIT_FOR_ORDER))
         if self._orphans_possible:
             self._link_orphans()
         if self._parked:
             self._adopt_parked()
+        if self._parked_votes:
+            self._adopt_parked_votes()
 
     def _adopt_parked(self) -> None:
         """Make follow-ups of the replies this process put to wait whose request another process has written since."""
@@ -664,6 +761,16 @@ class Store:
                 counted = sorted({row["task_id"] for row in rows})
                 summary.lock(conn, counted)
                 summary.count_follow_ups(conn, counted)
+        self._remember(learned)
+
+    def _adopt_parked_votes(self) -> None:
+        """Store the votes this process put to wait whose task another process has written since."""
+        stamps, self._parked_votes = self._parked_votes, set()
+        learned: dict[str, tuple[_KnownTask, ...]] = {}
+        with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            waited = self._waiting_votes(conn, stamps)
+            self._load_threads(conn, {v.thread_ts for v in waited if v.thread_ts is not None}, learned, reload=True)
+            self._write_feedback(conn, [], learned, time.time(), locked=set(), waited=waited)
         self._remember(learned)
 
     def purge(self, before: datetime, *, chunk: int = 5_000) -> int:
@@ -697,7 +804,9 @@ class Store:
             conn.execute(delete(_outcomes).where(_outcomes.c.task_id.is_(None), _outcomes.c.finished_at < before))
             summary.drop_empty(conn)
             now = datetime.now(timezone.utc)
-            erasure.drop_waits(conn, max(before, now - WAIT_FOR_MENTION), max(before, now - WAIT_FOR_ORDER))
+            _log_dropped(
+                erasure.drop_waits(conn, max(before, now - WAIT_FOR_MENTION), max(before, now - WAIT_FOR_ORDER))
+            )
         if deleted:
             self._forget_cache = True  # the writer thread drops its thread -> task cache before its next write
         return deleted
@@ -1089,8 +1198,41 @@ def _partition(batch: Sequence[Event]) -> _Partition:
     return requests, messages, assignments, outcomes, deletions, feedback
 
 
+def _without_erased_texts(
+    conn: Connection, requests: list[TaskRequested], messages: list[MessageInThread]
+) -> tuple[list[TaskRequested], list[MessageInThread], set[erasure.MessageKey]]:
+    """Messages deleted, or whose author was forgotten, before they got here: stored without their text. Returns the
+    requests and messages so, and the keys of those erased."""
+    erased = erasure.erased_before_arrival(conn, [*requests, *messages]) if requests or messages else set()
+    if erased:
+        requests = [r._replace(text=None) if _key(r) in erased else r for r in requests]
+        messages = [m._replace(text=None) if _key(m) in erased else m for m in messages]
+    return requests, messages, erased
+
+
 def _key(message: TaskRequested | MessageInThread | MessageDeleted) -> erasure.MessageKey:
     return (message.team_id, message.channel_id, message.ts)
+
+
+def _log_dropped(dropped: erasure.Dropped) -> None:
+    if dropped.replies or dropped.votes:
+        logger.info(
+            "slack_tasklog: %d replies and %d votes waited %s for a task that never came; dropped",
+            dropped.replies,
+            dropped.votes,
+            WAIT_FOR_MENTION,
+        )
+
+
+def _vote_key(vote: FeedbackGiven) -> tuple[str, str, str, str, str, str]:
+    """A vote event's key in ``tasklog_waiting_votes`` (what makes a Slack retry land once), "" for no channel or
+    workspace."""
+    return (vote.item_ts, vote.channel_id or "", vote.team_id or "", vote.user_id, vote.reaction, vote.ts)
+
+
+def _message_of(vote: FeedbackGiven) -> tuple[str, str, str]:
+    """The (team, channel, ts) of the message a vote was given on."""
+    return (vote.team_id or "", vote.channel_id or "", vote.item_ts)
 
 
 def _exact(known: Iterable[_KnownTask], team_id: str, channel_id: str) -> _KnownTask | None:

@@ -4,6 +4,7 @@ answering ``conversations.replies`` and ``users.info``."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.async_app import AsyncApp
 from slack_tasklog import TaskLog
 from slack_tasklog.capture.rules import capture_event
+from slack_tasklog.events import FeedbackGiven, TaskRequested
+from slack_tasklog.storage.models import Task, WaitingVote
 from slack_tasklog.storage.votes import votes_of
 from slack_tasklog.testing import (
     SIGNING_SECRET,
@@ -24,6 +27,7 @@ from slack_tasklog.testing import (
     reaction,
     signed_request,
 )
+from sqlalchemy import insert, update
 
 from tests.conftest import query
 
@@ -208,7 +212,6 @@ def test_a_vote_given_before_a_forget_that_arrives_after_it_is_not_stored(asked:
 
 
 def test_a_forgotten_persons_votes_leave_the_journals_of_stopped_bots_too() -> None:
-    from slack_tasklog.events import FeedbackGiven
     from slack_tasklog.storage.erasure import forget_in_events
 
     theirs = FeedbackGiven("T111", "C111", ROOT, None, "U3", "+1", True, True, "1700000100.000001")
@@ -216,6 +219,145 @@ def test_a_forgotten_persons_votes_leave_the_journals_of_stopped_bots_too() -> N
     elsewhere = theirs._replace(team_id="T222")
     assert forget_in_events([theirs, others, elsewhere], "U3", "T111") == [others, elsewhere]
     assert forget_in_events([theirs, others, elsewhere], "U3", None) == [others]
+
+
+# -- votes before their task ----------------------------------------------------------------------------------------
+
+
+def waiting_votes(tasklog: TaskLog) -> int:
+    [(count,)] = query(tasklog, "SELECT COUNT(*) FROM tasklog_waiting_votes")
+    return int(count)
+
+
+def test_a_reaction_before_its_mention_waits_and_counts_once_when_the_mention_arrives(
+    app: App, tasklog: TaskLog
+) -> None:
+    """Slack does not know the message either (the stand-in answers thread_not_found): it waits by message."""
+    early = reaction("+1", item_ts=ROOT, user="U2")
+    for retry in (None, 1):  # Slack's retry, while it waits
+        assert send(app, early, retry_num=retry).status == 200
+    send(app, reaction("-1", item_ts=ROOT, user="U3"))
+    assert waiting_votes(tasklog) == 2
+    send(app, app_mention("write a poem", user="U123", ts=ROOT))
+    send(app, early, retry_num=2)  # and a late one, after it was counted
+    assert tally(tasklog) == [(ROOT, 1, 1, None)]
+    assert vote_rows(tasklog) == 2
+    assert waiting_votes(tasklog) == 0
+
+
+def test_a_reaction_slack_places_in_its_thread_waits_for_that_threads_mention(
+    app: App, tasklog: TaskLog, api: FakeSlackAPI
+) -> None:
+    api.add_message("C111", ROOT)
+    send(app, reaction("+1", item_ts=ROOT, user="U2"))
+    assert query(tasklog, "SELECT item_ts, thread_ts FROM tasklog_waiting_votes") == [(ROOT, ROOT)]
+    send(app, app_mention("write a poem", user="U123", ts=ROOT))
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+    assert waiting_votes(tasklog) == 0
+
+
+def test_a_reaction_written_in_one_batch_before_its_mention_counts(tasklog: TaskLog) -> None:
+    tasklog._store.write([
+        FeedbackGiven("T111", "C111", ROOT, None, "U2", "+1", True, True, "1700000100.000001"),
+        TaskRequested("T111", None, "C111", ROOT, ROOT, "U123", "write a poem"),
+    ])  # fmt: skip
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+    assert waiting_votes(tasklog) == 0
+
+
+def test_record_feedback_before_the_mention_counts_when_it_arrives(app: App, tasklog: TaskLog) -> None:
+    tasklog.record_feedback(ROOT, True, user="U2", channel="C111", team="T111")
+    tasklog.record_feedback(ROOT, False, user="U123")  # no channel or workspace: any task of that thread
+    assert waiting_votes(tasklog) == 2
+    send(app, app_mention("write a poem", user="U123", ts=ROOT))
+    assert tally(tasklog) == [(ROOT, 1, 0, False)]
+    assert waiting_votes(tasklog) == 0
+
+
+def test_a_removal_cancels_a_waiting_add_before_and_after_the_mention(app: App, tasklog: TaskLog) -> None:
+    send(app, reaction("+1", item_ts=ROOT, user="U2", event_ts="1700000100.000001"))
+    send(app, reaction("+1", item_ts=ROOT, user="U2", removed=True, event_ts="1700000101.000001"))
+    send(app, reaction("-1", item_ts=ROOT, user="U3", event_ts="1700000102.000001"))
+    send(app, app_mention("write a poem", user="U123", ts=ROOT))
+    assert tally(tasklog) == [(ROOT, 0, 1, None)]
+    send(app, reaction("-1", item_ts=ROOT, user="U3", removed=True, event_ts="1700000103.000001"))
+    assert tally(tasklog) == [(ROOT, 0, 0, None)]
+
+
+def test_waiting_votes_join_the_ones_stored_and_the_latest_per_person_counts(asked: App, tasklog: TaskLog) -> None:
+    """Reactions on a reply delivered before the reply itself: they wait for it, by message, then are counted with
+    the person's votes already stored on the task."""
+    send(asked, reaction("+1", item_ts=ROOT, user="U2", event_ts="1700000100.000001"))
+    send(asked, reaction("-1", item_ts=REPLY, user="U2", event_ts="1700000101.000001"))  # later: it wins
+    send(asked, reaction("-1", item_ts=REPLY, user="U3", event_ts="1700000099.000001"))  # earlier: it loses
+    send(asked, reaction("+1", item_ts=ROOT, user="U3", event_ts="1700000100.000001"))
+    assert tally(tasklog) == [(ROOT, 2, 0, None)]
+    assert waiting_votes(tasklog) == 2
+    send(asked, message("and shorter", user="U123", ts=REPLY, thread_ts=ROOT))
+    assert tally(tasklog) == [(ROOT, 1, 1, None)]
+    assert waiting_votes(tasklog) == 0
+
+
+def test_a_vote_waits_a_quarter_of_an_hour_then_is_dropped_and_logged(
+    app: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    send(app, reaction("+1", item_ts=ROOT, user="U2"))
+    assert tasklog.flush(5)
+    store = tasklog._store
+    store._next_purge = 0.0
+    store.maintain()  # recent: it stays
+    assert waiting_votes(tasklog) == 1
+    then = datetime.now(timezone.utc) - timedelta(minutes=16)
+    with tasklog.engine.begin() as conn:
+        conn.execute(update(WaitingVote.__table__).values(recorded_at=then))
+    store._next_purge = 0.0
+    with caplog.at_level(logging.INFO, logger="slack_tasklog"):
+        store.maintain()
+    assert waiting_votes(tasklog) == 0
+    assert "0 replies and 1 votes waited 0:15:00 for a task that never came; dropped" in caplog.text
+    send(app, app_mention("write a poem", user="U123", ts=ROOT))
+    assert tally(tasklog) == [(ROOT, 0, 0, None)]
+
+
+def test_forget_user_deletes_their_waiting_votes(app: App, tasklog: TaskLog) -> None:
+    send(app, reaction("-1", item_ts=ROOT, user="U3"))
+    send(app, reaction("+1", item_ts=ROOT, user="U2"))
+    tasklog.record_feedback(ROOT, False, user="U3")  # no workspace: theirs in every one
+    send(app, reaction("-1", item_ts=ROOT, user="U3"), team_id="T222")  # another workspace's U3
+    assert waiting_votes(tasklog) == 4
+    assert tasklog.forget_user("U3", team_id="T111").votes == 2
+    assert query(tasklog, "SELECT team_id, user_id FROM tasklog_waiting_votes ORDER BY team_id") == [
+        ("T111", "U2"),
+        ("T222", "U3"),
+    ]
+    send(app, app_mention("write a poem", user="U123", ts=ROOT))
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+
+
+def test_purge_drops_waiting_votes_older_than_it_keeps(app: App, tasklog: TaskLog) -> None:
+    send(app, reaction("+1", item_ts=ROOT, user="U2"))
+    assert tasklog.flush(5)
+    assert tasklog._store.purge(datetime.now(timezone.utc) + timedelta(minutes=1)) == 0  # what retention runs
+    assert waiting_votes(tasklog) == 0
+
+
+def test_a_vote_waiting_while_another_process_wrote_the_mention_is_counted_when_idle(
+    app: App, tasklog: TaskLog
+) -> None:
+    send(app, reaction("+1", item_ts=ROOT, user="U2"))
+    assert tasklog.flush(5)
+    # Another process's mention, committed without seeing the waiting vote (both transactions ran at once).
+    now = datetime.now(timezone.utc)
+    with tasklog.engine.begin() as conn:
+        conn.execute(
+            insert(Task.__table__).values(
+                team_id="T111", channel_id="C111", thread_ts=ROOT, request_ts=ROOT, user_id="U123",
+                request_text="write a poem", requested_at=now, recorded_at=now, follow_ups=0,
+            )
+        )  # fmt: skip
+    tasklog._store.maintain()  # what the writer runs when idle
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+    assert waiting_votes(tasklog) == 0
 
 
 # -- the rules, without Slack ---------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import query
 
-HEAD = "0009"
+HEAD = "0010"
 TABLES = ("tasklog_tasks", "tasklog_follow_ups", "tasklog_assignments", "tasklog_evaluations", "tasklog_outcomes")
 START = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
 
@@ -152,6 +152,7 @@ def test_the_package_ships_its_migrations_as_resources() -> None:
         "0007_tokens_and_cost.py",
         "0008_events_out_of_order.py",
         "0009_feedback.py",
+        "0010_votes_out_of_order.py",
     }
     assert head() == HEAD
 
@@ -611,6 +612,7 @@ def test_rounds_and_outcomes_are_indexed_by_thread_only_while_waiting_for_a_task
         "ix_tasklog_assignments_thread_ts": partial,
         "ix_tasklog_outcomes_thread_ts": partial,
         "ix_tasklog_waiting_messages_thread_ts": False,  # every row there waits
+        "ix_tasklog_waiting_votes_thread_ts": False,
     }
     downgrade(engine, "0005")
     assert by_thread() == {
