@@ -580,8 +580,13 @@ class Store:
         """Insert the votes of known tasks (each event once), locked first, and tally those tasks' votes again. The
         others wait for their task in ``tasklog_waiting_votes``; ``waited``: votes read from there, taken out once
         stored. Returns the threads (or messages) of the votes put to wait."""
-        # Keyed on the vote event: a Slack retry that arrives with its waiting first copy is one vote.
-        votes = {_vote_key(v): v for v in [*waited, *feedback]}
+        # Keyed on the vote event: a Slack retry that arrives with its waiting first copy is one vote, in the thread
+        # either copy found.
+        votes: dict[tuple[str, str, str, str, str, str], FeedbackGiven] = {}
+        for vote in [*waited, *feedback]:
+            held = votes.get(_vote_key(vote))
+            if held is None or held.thread_ts is None:
+                votes[_vote_key(vote)] = vote
         was_waiting = {_vote_key(v) for v in waited}
         kept = erasure.votes_after_forget(conn, list(votes.values())) if votes else []
         if not kept:
@@ -652,19 +657,12 @@ class Store:
                 query = select(
                     v.team_id, v.channel_id, v.item_ts, v.thread_ts, v.user_id, v.reaction, v.positive, v.added, v.ts
                 ).where(among(conn, column, chunk))
-                for team, channel, item_ts, thread_ts, user, reaction, positive, added, ts in conn.execute(query):
-                    vote = FeedbackGiven(
-                        team or None,
-                        channel or None,
-                        item_ts,
-                        thread_ts,
-                        user,
-                        reaction,
-                        bool(positive),
-                        bool(added),
-                        ts,
+                for row in conn.execute(query):
+                    vote = FeedbackGiven(*row)
+                    # Stored as "" when record_feedback named no channel or workspace.
+                    found[_vote_key(vote)] = vote._replace(
+                        team_id=vote.team_id or None, channel_id=vote.channel_id or None
                     )
-                    found[_vote_key(vote)] = vote
         votes = list(found.values())
         unplaced = [vote for vote in votes if vote.thread_ts is None]
         if not unplaced:

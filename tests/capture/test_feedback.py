@@ -265,6 +265,16 @@ def test_a_reaction_written_in_one_batch_before_its_mention_counts(tasklog: Task
     assert waiting_votes(tasklog) == 0
 
 
+def test_a_waiting_reaction_retried_in_the_mentions_batch_counts_once(tasklog: TaskLog) -> None:
+    vote = FeedbackGiven("T111", "C111", ROOT, None, "U2", "+1", True, True, "1700000100.000001")
+    store = tasklog._store
+    store.write([vote])
+    assert waiting_votes(tasklog) == 1
+    store.write([vote, TaskRequested("T111", None, "C111", ROOT, ROOT, "U123", "write a poem")])
+    assert tally(tasklog) == [(ROOT, 1, 0, None)]
+    assert (vote_rows(tasklog), waiting_votes(tasklog)) == (1, 0)
+
+
 def test_record_feedback_before_the_mention_counts_when_it_arrives(app: App, tasklog: TaskLog) -> None:
     tasklog.record_feedback(ROOT, True, user="U2", channel="C111", team="T111")
     tasklog.record_feedback(ROOT, False, user="U123")  # no channel or workspace: any task of that thread
