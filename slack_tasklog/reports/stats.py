@@ -30,24 +30,23 @@ Counts and means are exact. Percentiles are read from execution-time buckets 2% 
 (:func:`slack_tasklog.storage.summary.bucket_of`), so each is **within 1%** of the exact value (interpolated linearly
 between the two nearest ranks, like PostgreSQL's ``percentile_cont``: the median of 1, 2, 3, 4 is 2.5, give or take
 1%). That is what lets whole days come from the daily rollup (``tasklog_daily_stats``): a window reads the rollup for
-the UTC days it covers entirely and the tasks' own summary columns for the part-days at its edges, one ``GROUP BY``
-each, whose results are a few thousand rows
-whatever the window. :mod:`slack_tasklog.storage.summary` explains how the writer keeps both exact.
+the UTC days it covers entirely and the tasks' own summary columns for the part-days at its edges, grouped in SQL by
+the keys of the rollups' rows (the same execution-time buckets), so that either way the results are a few thousand
+rows whatever the window. :mod:`slack_tasklog.storage.summary` explains how the writer keeps both exact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, and_, func, select
+from sqlalchemy import Connection, Date, Integer, Select, Table, and_, case, cast, func, select, type_coerce
 
 from slack_tasklog.reports.export import as_utc, filter_tasks
-from slack_tasklog.storage.bulk import as_stored
 from slack_tasklog.storage.models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
-from slack_tasklog.storage.summary import UNFINISHED, bucket_value, confidence_percent, day_of, failure_of
+from slack_tasklog.storage.summary import UNFINISHED, bucket_value, failure_of
 from slack_tasklog.storage.votes import verdict_of
 
 __all__ = ["DEFAULT_BANDS", "AgentStats", "Band", "Day", "Failure", "Stats", "Usage", "compute_stats"]
@@ -413,8 +412,7 @@ class _Tally:
         row: Any
         for row in conn.execute(days):
             day, name, tasks, done, succeeded, *used = row
-            self._add(self.days, (day, name), int(tasks or 0), int(done or 0), int(succeeded or 0))
-            self.add_day_usage((day, name), used)
+            self._add_day((day, name), tasks, done, succeeded, used)
         for row in conn.execute(calibration):
             name, percent, tasks, done, succeeded = row
             self._add(self.calibration, (name, int(percent)), int(tasks or 0), int(done or 0), int(succeeded or 0))
@@ -427,73 +425,100 @@ class _Tally:
         self, conn: Connection, where: _Where, since: datetime | None, until: datetime | None, day: date | None
     ) -> None:
         """``[since, until)`` from the tasks' own summary columns: a part of one ``day``, or (``day`` None) any
-        window, each task's day read from it (what a filter the rollups do not have, channel or user, needs)."""
+        window, each task's day worked out in SQL (what a filter the rollups do not have, channel or user, needs).
+
+        Grouped in SQL as the rollups are, so that Python adds up groups, not tasks: by agent and execution-time
+        bucket (and the votes' tally, whose verdict :func:`~slack_tasklog.storage.votes.verdict_of` gives per group)
+        for the figures of the daily stats and the daily series, by agent and whole confidence percent for the
+        calibration, by error key for the failures."""
         t, o = _tasks, _outcomes
-        query = where.tasks(
-            select(
-                as_stored(t.c.requested_at),  # only its day is needed: not parsed into a datetime
-                t.c.latest_round_id.is_not(None),
-                t.c.latest_agent,
-                func.coalesce(t.c.stats_bucket, UNFINISHED),
-                t.c.latest_success,
-                t.c.latest_confidence,
-                o.c.error_message,
-                t.c.feedback_up,
-                t.c.feedback_down,
-                t.c.requester_feedback,
-                t.c.input_tokens,
-                t.c.output_tokens,
-                t.c.cost,
-            ).select_from(t.outerjoin(o, and_(o.c.id == t.c.latest_outcome_id, t.c.latest_success.is_(False)))),
-            since,
-            until,
+        succeeded = t.c.latest_success.is_(True)
+        confidence, cost = t.c.latest_confidence, t.c.cost
+        keys = (
+            *(() if day is not None else (_day(conn.dialect.name),)),
+            t.c.latest_round_id.is_not(None),
+            func.coalesce(t.c.latest_agent, ""),
+            func.coalesce(t.c.stats_bucket, UNFINISHED),
+            t.c.feedback_up,
+            t.c.feedback_down,
+            t.c.requester_feedback,
         )
-        for (
-            requested_at,
-            routed,
-            agent,
-            bucket,
-            success,
-            raw_confidence,
-            error,
-            up,
-            down,
-            requester,
-            *usage,
-        ) in _rows(conn.execute(query)):
-            finished = int(bucket != UNFINISHED)
-            succeeded = int(bool(success))
-            confidence = None if raw_confidence is None else float(raw_confidence)
-            verdict = verdict_of(up, down, None if requester is None else bool(requester))
+        stats = select(
+            *keys,
+            func.count(),
+            _count(succeeded),
+            func.sum(confidence),
+            func.count(confidence),
+            func.sum(t.c.input_tokens),
+            func.sum(t.c.output_tokens),
+            func.sum(cost),
+            func.count(cost),
+            _count(and_(cost.is_not(None), succeeded)),
+        ).group_by(*keys)
+        percent = _confidence_percent(conn.dialect.name)
+        calibration = (
+            select(t.c.latest_agent, percent, func.count(), _count(t.c.stats_bucket != UNFINISHED), _count(succeeded))
+            .where(t.c.latest_agent.is_not(None), confidence.is_not(None))
+            .group_by(t.c.latest_agent, percent)
+        )
+        # The message of a failure is its latest outcome's; the writer keeps the key of its first line on the task.
+        failures = (
+            select(t.c.latest_error_key, func.max(o.c.error_message), func.count())
+            .select_from(t.outerjoin(o, o.c.id == t.c.latest_outcome_id))
+            .where(t.c.latest_error_key.is_not(None))
+            .group_by(t.c.latest_error_key)
+        )
+        row: Any
+        for row in conn.execute(where.tasks(stats, since, until)):
+            task_day, found = (day, row) if day is not None else (row[0], row[1:])
+            routed, agent, bucket, up, down, requester, tasks, won, confidence_sum, confidence_count, *used = found
+            verdict = verdict_of(up, down, requester)
             group = self.group(routed, agent)
             group.add(
                 int(bucket),
-                1,
-                succeeded,
-                confidence or 0.0,
-                int(confidence is not None),
-                voted=int(verdict is not None),
-                approved=int(verdict is True),
-                disagreed=int(verdict is False and succeeded == 1),
+                int(tasks),
+                int(won),
+                float(confidence_sum or 0),
+                int(confidence_count),
+                voted=int(tasks) if verdict is not None else 0,
+                approved=int(tasks) if verdict else 0,
+                disagreed=int(won) if verdict is False else 0,
             )
-            key = (day or day_of(requested_at), agent or "")
-            self._add(self.days, key, 1, finished, succeeded)
-            input_tokens, output_tokens, cost = usage
-            if input_tokens or output_tokens or cost is not None:  # a task with no usage reported adds nothing
-                costed = int(cost is not None)
-                used = (input_tokens, output_tokens, None if cost is None else float(cost), costed, costed * succeeded)
-                _add_usage(group.used, used)
-                self.add_day_usage(key, used[:4])
-            if agent and confidence is not None:
-                self._add(self.calibration, (agent, confidence_percent(confidence)), 1, finished, succeeded)
-            if finished and not succeeded:
-                self.add_failures(*failure_of(error), 1)
+            _add_usage(group.used, used)
+            finished = 0 if int(bucket) == UNFINISHED else tasks
+            self._add_day((task_day, agent), tasks, finished, won, used[:4])
+        for row in conn.execute(where.tasks(calibration, since, until)):
+            name, whole_percent, tasks, done, won = row
+            self._add(self.calibration, (name, int(whole_percent)), int(tasks), int(done), int(won))
+        for row in conn.execute(where.tasks(failures, since, until)):
+            error_key, message, tasks = row
+            self.add_failures(error_key, failure_of(message)[1], int(tasks))
+
+    def _add_day(self, key: tuple[date, str], tasks: Any, finished: Any, succeeded: Any, used: Sequence[Any]) -> None:
+        self._add(self.days, key, int(tasks or 0), int(finished or 0), int(succeeded or 0))
+        self.add_day_usage(key, used)
 
 
-def _rows(result: Any) -> Iterator[Any]:
-    """A result's rows, fetched thousands at a time (a window read from the tasks may hold a million)."""
-    for rows in result.partitions(5_000):
-        yield from rows
+def _count(condition: Any) -> Any:
+    """How many rows of a group meet ``condition``."""
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _confidence_percent(dialect: str) -> Any:
+    """:func:`~slack_tasklog.storage.summary.confidence_percent` of a confidence (not NULL) in SQL: floored, kept
+    within 0-100."""
+    confidence = _tasks.c.latest_confidence
+    # SQLite may be built without floor(); its CAST truncates, which is the floor within 0-100.
+    whole = cast(confidence, Integer) if dialect == "sqlite" else func.floor(confidence)
+    return case((confidence <= 0, 0), (confidence >= 100, 100), else_=whole)
+
+
+def _day(dialect: str) -> Any:
+    """The UTC day a task was requested (:func:`~slack_tasklog.storage.summary.day_of`), in each backend's words."""
+    requested_at = _tasks.c.requested_at
+    if dialect == "postgresql":  # timestamptz: its UTC wall time, whatever the session's time zone
+        return cast(func.timezone("UTC", requested_at), Date)
+    return type_coerce(func.date(requested_at), Date)  # SQLite and MySQL keep UTC wall time; SQLite returns text
 
 
 @dataclass(frozen=True)
@@ -540,14 +565,14 @@ def _day_start(day: date) -> datetime:
 
 def _pieces(
     since: datetime | None, until: datetime | None
-) -> tuple[tuple[date | None, date | None] | None, list[tuple[datetime, datetime, date]]]:
+) -> tuple[tuple[date | None, date | None] | None, list[tuple[datetime, datetime]]]:
     """The window as whole UTC days (read from the rollups; None if there are none) and part-days (from the tasks,
     each within one day): ``[since, until)`` is exactly their union."""
     first_day = None
     if since is not None:
         first_day = since.date() if since == _day_start(since.date()) else since.date() + timedelta(days=1)
     end_day = None if until is None else until.date()
-    parts: list[tuple[datetime, datetime, date]] = []
+    parts: list[tuple[datetime, datetime]] = []
     if (
         since is not None
         and until is not None
@@ -558,14 +583,14 @@ def _pieces(
         # Not one whole day: a part of one day, or the end of one and the start of the next.
         cut = _day_start(first_day)
         if since < min(cut, until):
-            parts.append((since, min(cut, until), since.date()))
+            parts.append((since, min(cut, until)))
         if cut < until:
-            parts.append((cut, until, first_day))
+            parts.append((cut, until))
         return None, parts
     if since is not None and first_day is not None and since < _day_start(first_day):
-        parts.append((since, _day_start(first_day), since.date()))
+        parts.append((since, _day_start(first_day)))
     if until is not None and end_day is not None and _day_start(end_day) < until:
-        parts.append((_day_start(end_day), until, end_day))
+        parts.append((_day_start(end_day), until))
     return (first_day, end_day), parts
 
 
@@ -605,8 +630,8 @@ def compute_stats(
     whole_days, parts = _pieces(since_utc, until_utc)
     if whole_days is not None:
         tally.add_rollup(conn, where, *whole_days)
-    for part_since, part_until, day in parts:
-        tally.add_tasks(conn, where, part_since, part_until, day)
+    for part_since, part_until in parts:
+        tally.add_tasks(conn, where, part_since, part_until, part_since.date())
     return _stats_of(tally, since_utc, until_utc, bands, top_failures)
 
 

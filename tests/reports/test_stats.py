@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import random
 import statistics
@@ -374,3 +375,45 @@ def test_tokens_and_cost_per_agent_per_task_and_per_successful_task(tasklog: Tas
 
 def test_no_usage_is_no_cost() -> None:
     assert Stats(since=None, until=None).usage.cost_per_task is None
+
+
+def test_part_days_from_the_tasks_agree_with_the_rollups_figure_for_figure(tasklog: TaskLog) -> None:
+    """The tasks grouped in SQL (part-days, and windows by channel) give every figure the rollups give: votes, usage,
+    failures, unassigned, unrouted and running tasks, confidences the calibration floors and clamps, percentiles."""
+    rng = random.Random(7)
+    first = datetime(2024, 1, 10, tzinfo=UTC)
+    span = timedelta(days=4, hours=22)
+    tasks = random_tasks(rng, 200, start=first + timedelta(minutes=1), span=span, channel_id="C1")
+    for n, confidence in enumerate((-5.0, 0.0, 0.5, 49.99, 84.9, 99.7, 100.0, 120.0)):
+        at = first + timedelta(hours=5, minutes=n)
+        tasks.append(SeedTask(at, channel_id="C1", rounds=[Round("Grok", confidence, runs=[ok(2)])]))
+    seed(tasklog, tasks)
+    record_usage_scenario(tasklog, first + timedelta(days=1))  # tokens and costs, in channel C1 too
+
+    def figures(**window: Any) -> dict[str, Any]:
+        found = dataclasses.asdict(dataclasses.replace(stats_of(tasklog, **window), since=None, until=None))
+        return rounded(found)
+
+    whole_days = figures(since=first, until=first + timedelta(days=5))  # the rollups alone
+    assert min(whole_days["voted"], whole_days["approved"], whole_days["disagreed"]) > 0
+    assert whole_days["usage"]["costed"] == 2
+    assert len(whole_days["failures"]) == 3
+    assert whole_days["tasks"] > whole_days["finished"] > 0
+    assert whole_days["unassigned"] > 0
+    assert whole_days["unrouted"] > 0
+    edges = timedelta(microseconds=1)
+    # The first and last days from the tasks, the rest from the rollups.
+    assert figures(since=first + edges, until=first + timedelta(days=5) - edges) == whole_days
+    # Every day from the tasks, each task's day worked out in SQL.
+    assert figures(channel_id="C1") == whole_days
+
+
+def rounded(value: Any) -> Any:
+    """``value`` with its floats to 12 significant digits: sums taken in another order may differ in the last bit."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(item) for item in value]
+    return value
