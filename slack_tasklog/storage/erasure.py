@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
@@ -124,6 +125,9 @@ def forget_user(conn: Connection, user_id: str, team_id: str | None, now: dateti
     quoting: dict[int, list[str]] = {}
     for task_id, text in conn.execute(follow_ups).all():
         quoting.setdefault(task_id, []).append(text)
+    # Every task whose rows change below, locked in one step in id order before any of them (see summary.lock).
+    locked = {task_id for task_id, _ in own} | set(quoting) | _voted(conn, user_id, team_id)
+    summary.lock(conn, locked)
     texts = 0
     for table, text_column in (
         (_tasks, _tasks.c.request_text),
@@ -134,7 +138,7 @@ def forget_user(conn: Connection, user_id: str, team_id: str | None, now: dateti
         if team_id is not None:
             query = query.where(table.c.team_id == team_id)
         texts += conn.execute(query.values({text_column: None, table.c.text_erased_at: now})).rowcount
-    errors, failure_rows = reduce_errors(conn, whole={task_id for task_id, _ in own}, quoting=quoting)
+    errors, failure_rows = reduce_errors(conn, whole={task_id for task_id, _ in own}, quoting=quoting, locked=locked)
     # What they wrote before now and reaches a writer later (a running bot's queue, a journal) loses its text there.
     key = {"user_id": user_id, "team_id": team_id or ""}
     conn.execute(insert_ignore(_forgotten, conn.dialect.name), [{**key, "forgotten_at": now}])
@@ -146,10 +150,8 @@ def forget_user(conn: Connection, user_id: str, team_id: str | None, now: dateti
 def forget_votes(conn: Connection, user_id: str, team_id: str | None) -> int:
     """Delete every vote ``user_id`` gave, in ``conn``'s write transaction, and tally their tasks' votes again; and
     those still waiting for their task. Returns how many vote events were deleted."""
-    mine = _feedback.c.user_id == user_id
-    if team_id is not None:
-        mine = mine & (_feedback.c.team_id == team_id)
-    voted = set(conn.execute(select(_feedback.c.task_id).where(mine).distinct()).scalars())
+    mine = _votes_of(user_id, team_id)
+    voted = _voted(conn, user_id, team_id)
     summary.lock(conn, voted)
     deleted = conn.execute(delete(_feedback).where(mine)).rowcount
     summary.refresh_feedback(conn, voted, locked=voted)
@@ -159,6 +161,16 @@ def forget_votes(conn: Connection, user_id: str, team_id: str | None) -> int:
         waiting = waiting & _waiting_votes.c.team_id.in_((team_id, ""))
     deleted += conn.execute(delete(_waiting_votes).where(waiting)).rowcount
     return int(deleted)
+
+
+def _votes_of(user_id: str, team_id: str | None) -> Any:
+    mine = _feedback.c.user_id == user_id
+    return mine if team_id is None else mine & (_feedback.c.team_id == team_id)
+
+
+def _voted(conn: Connection, user_id: str, team_id: str | None) -> set[int]:
+    """The tasks ``user_id`` voted on."""
+    return set(conn.execute(select(_feedback.c.task_id).where(_votes_of(user_id, team_id)).distinct()).scalars())
 
 
 def reduce_errors(

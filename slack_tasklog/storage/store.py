@@ -434,6 +434,20 @@ class Store:
                 self._schema_ready = True
 
     def write(self, batch: Sequence[Event]) -> None:
+        # A deadlock rolled the whole transaction back and left the connection sound (and this object as before:
+        # what a write learns is kept only after it commits), so the batch is written again at once. Other
+        # failures, and a deadlock that keeps coming back, go to the writer, which reconnects and backs off.
+        for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+            try:
+                self._write(batch)
+            except DBAPIError as error:
+                if attempt == _DEADLOCK_ATTEMPTS or not _deadlock(error.orig):
+                    raise
+                logger.debug("slack_tasklog: a write was chosen as a deadlock's victim; writing it again")
+            else:
+                return
+
+    def _write(self, batch: Sequence[Event]) -> None:
         self.ensure_schema()
         if self._forget_cache:
             self._forget_cache = False
@@ -447,10 +461,15 @@ class Store:
         parked: set[str] = set()  # threads of replies put to wait
         # Tasks whose latest round may have changed (or that are new): their summaries are refreshed last.
         touched: set[int] = set()
-        locked: set[int] = set()  # of those, the tasks already locked by this transaction
         with self.engine.connect().execution_options(tasklog_write=True) as conn:
             with conn.begin():
                 requests, messages, erased = _without_erased_texts(conn, requests, messages)
+                # The tasks this transaction has locked. First every stored task this batch may change, in one
+                # step in id order before any row changes (each later step locks only what this missed): two
+                # writers then never each hold a task the other waits for (see summary.lock).
+                locked = self._lock_batch_tasks(
+                    conn, (requests, messages, assignments, outcomes, deletions, feedback), learned
+                )
                 follow_up_rows: list[dict[str, Any]] = []
                 if requests:
                     touched.update(
@@ -502,6 +521,32 @@ class Store:
             # Without waiting: the writer must not stall behind another process's long read. If one is in the
             # way, maintenance tries again when the writer is idle.
             self._checkpoint_pending = not self.checkpoint(wait=False)
+
+    def _lock_batch_tasks(
+        self,
+        conn: Connection,
+        parts: _Partition,
+        learned: dict[str, tuple[_KnownTask, ...]],
+    ) -> set[int]:
+        """Lock (:func:`summary.lock`) the stored tasks of the batch's threads, and those whose request or follow-up
+        it deletes; returns their ids. Votes whose thread is not known yet, and tasks this transaction creates, are
+        locked where they are found (another writer cannot wait on a task that is not committed yet)."""
+        requests, messages, assignments, outcomes, deletions, feedback = parts
+        threads = {r.thread_ts for r in requests} | {m.thread_ts for m in messages}
+        threads.update(*({e.thread_ts for e in events} for events in (assignments, outcomes)))
+        threads.update(f.thread_ts for f in feedback if f.thread_ts is not None)
+        self._load_threads(conn, threads, learned)
+        ids = {task.id for thread in threads for task in learned.get(thread) or self._threads.get(thread, ())}
+        places = ((_tasks, _tasks.c.request_ts, _tasks.c.id), (_follow_ups, _follow_ups.c.ts, _follow_ups.c.task_id))
+        for d in deletions:
+            for table, ts, task in places:
+                ids.update(
+                    conn.execute(
+                        select(task).where(table.c.team_id == d.team_id, table.c.channel_id == d.channel_id, ts == d.ts)
+                    ).scalars()
+                )
+        summary.lock(conn, ids)
+        return ids
 
     def _partition(self, batch: Sequence[Event]) -> _Partition:
         """The batch by kind of event, the votes placed in their threads (:meth:`_place_feedback`): before the
@@ -755,9 +800,9 @@ class Store:
             self._load_threads(conn, threads, learned, reload=True)
             rows = self._adopt_waiting(conn, set(learned), learned, time.time())
             if rows:
-                self._insert_follow_up.execute(conn, rows)
                 counted = sorted({row["task_id"] for row in rows})
-                summary.lock(conn, counted)
+                summary.lock(conn, counted)  # before the inserts, as in write
+                self._insert_follow_up.execute(conn, rows)
                 summary.count_follow_ups(conn, counted)
         self._remember(learned)
 
@@ -836,6 +881,7 @@ class Store:
         self._orphans_possible = False
         touched: set[int] = set()
         with self.engine.connect().execution_options(tasklog_write=True) as conn, conn.begin():
+            links: list[tuple[Table, Any, Any]] = []
             for table in (_assignments, _outcomes):
                 matching = and_(
                     _tasks.c.thread_ts == table.c.thread_ts,
@@ -843,14 +889,16 @@ class Store:
                     or_(table.c.team_id.is_(None), _tasks.c.team_id == table.c.team_id),
                 )
                 newest = select(func.max(_tasks.c.id)).where(matching).scalar_subquery()
-                targets = set(
+                touched.update(
                     conn.execute(
                         select(newest).select_from(table).where(table.c.task_id.is_(None)).distinct()
                     ).scalars()
                 )
-                targets.discard(None)
-                summary.lock(conn, targets)
-                touched.update(targets)
+                links.append((table, matching, newest))
+            touched.discard(None)
+            # Both tables' tasks in one step, before either update (see summary.lock).
+            summary.lock(conn, touched)
+            for table, matching, newest in links:
                 conn.execute(
                     update(table)
                     .where(table.c.task_id.is_(None), exists(select(_tasks.c.id).where(matching)))
@@ -899,7 +947,7 @@ class Store:
                 links.append({"b_task_id": task.id, "b_thread_ts": thread_ts, "b_channel": channel, "b_team": team})
                 linked.append(task.id)
         if links:
-            summary.lock(conn, linked)
+            summary.lock(conn, set(linked) - locked)
             locked.update(linked)
             conn.execute(self._link_assignments, links)
             conn.execute(self._link_outcomes, links)
@@ -1064,7 +1112,7 @@ class Store:
         linked = {row[1] for row in assignment_rows} | {row[1] for row in outcome_rows}
         linked.discard(None)
         # Before the inserts: see _summary on why the order of locks matters.
-        summary.lock(conn, linked)
+        summary.lock(conn, linked - locked)
         touched.update(linked)
         locked.update(linked)
         if assignment_rows:
@@ -1122,6 +1170,21 @@ class Store:
             self._threads.move_to_end(thread_ts)
         while len(self._threads) > self._cache_size:
             self._threads.popitem(last=False)
+
+
+# Times a write chosen as a deadlock's victim is tried again at once before the writer's own retries take over.
+_DEADLOCK_ATTEMPTS = 3
+# PostgreSQL: deadlock detected, serialization failure; MySQL/MariaDB: ER_LOCK_DEADLOCK.
+_PG_DEADLOCK = frozenset({"40P01", "40001"})
+_MYSQL_DEADLOCK = 1213
+
+
+def _deadlock(error: BaseException | None) -> bool:
+    """Whether a driver's error says the transaction was rolled back to break a deadlock."""
+    if getattr(error, "sqlstate", None) in _PG_DEADLOCK:  # psycopg
+        return True
+    args: tuple[object, ...] = getattr(error, "args", ())
+    return bool(args) and args[0] == _MYSQL_DEADLOCK  # PyMySQL: (code, msg)
 
 
 # PostgreSQL: undefined table, undefined column, insufficient privilege, invalid schema name.

@@ -23,7 +23,8 @@ records its outcome). :func:`refresh` locks the task rows first (``FOR NO KEY UP
 on MySQL/MariaDB, whose write connections read committed data; SQLite has one writer at a time), so the second
 transaction waits, then sees the first one's rows. The writer also takes those locks before it inserts the rounds
 (:func:`lock`): on MySQL an insert takes a shared lock on the parent task, and two shared locks that both want to
-become exclusive would deadlock.
+become exclusive would deadlock. And it locks every stored task its batch may change in one call, before any row
+changes: locks taken in id order by each of several calls could still make a circle between two writers.
 """
 
 from __future__ import annotations
