@@ -279,7 +279,7 @@ class TaskLog(Tracking):
         # A FaaS runtime may freeze the process, writer thread included, as soon as the handler returns.
         self.write_through = "AWS_LAMBDA_FUNCTION_NAME" in os.environ if write_through is None else write_through
         self._write_through_stalled = False
-        self._store = Store(engine, migrate=migrate)
+        self._store = Store(engine, migrate=migrate, owns_engine=self._owns_engine)
         self._store.retention = retention_period
         journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
         self._writer = BackgroundWriter(

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -290,9 +290,27 @@ class SlackDirectory(Protocol):
 class Store:
     """The database side of the writer (see ``BatchSink``)."""
 
-    def __init__(self, engine: Engine, *, cache_size: int = _CACHE_SIZE, migrate: MigrateMode | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        cache_size: int = _CACHE_SIZE,
+        migrate: MigrateMode | None = None,
+        owns_engine: bool = True,
+    ) -> None:
         self.engine = engine
+        # False: the host's engine (TaskLog(engine=...)), whose pool is the host's to close (see reconnect).
+        self._owns_engine = owns_engine
         self._sqlite_file = sqlite_file(engine.url)
+        url = engine.url
+        self._sqlite = url.get_backend_name() == "sqlite"
+        self._in_memory = isinstance(engine.pool, StaticPool) or (
+            self._sqlite and ((url.database or "") in ("", ":memory:") or "mode=memory" in str(url.query))
+        )
+        if self._sqlite_file is not None and not owns_engine:
+            # As the task log's own engines do: each new connection notes the file it opened, so that one opened
+            # on a file since replaced is told apart (_check_same_file).
+            event.listen(engine, "connect", _noting_file(self._sqlite_file))
         self._written_file: tuple[int, int] | None = None  # the SQLite file (device, inode) last committed to
         # What ensure_schema may do to the schema (see _migrate.prepare_schema); None: the backend's default.
         self._migrate: MigrateMode | None = migrate
@@ -376,16 +394,34 @@ class Store:
     def reconnect(self) -> None:
         if isinstance(self.engine.pool, StaticPool):
             return  # the one connection is the in-memory database itself
-        try:
-            # Closing every idle connection also lets SQLite fold a deleted file's WAL into that file and remove
-            # the -wal and -shm, before a new connection would take them for the new file's.
-            self.engine.dispose()
-        except Exception:
-            logger.debug("slack_tasklog: closing the pooled connections failed", exc_info=True)
+        if self._owns_engine:
+            try:
+                # Closing every idle connection also lets SQLite fold a deleted file's WAL into that file and
+                # remove the -wal and -shm, before a new connection would take them for the new file's.
+                self.engine.dispose()
+            except Exception:
+                logger.debug("slack_tasklog: closing the pooled connections failed", exc_info=True)
+        # The host's engine keeps its pool, and the host its connections: at most the one that failed was closed
+        # (_write_connection).
         # The database may be another one now (a file replaced or re-created, a server restored): check its schema
         # again, and forget the task ids of the old one.
         self._schema_ready = False
         self._forget_cache = True
+
+    @contextlib.contextmanager
+    def _write_connection(self) -> Iterator[Connection]:
+        """A connection for a write. A SQLite connection the write failed on is closed, not handed back to the pool:
+        it may be the fault itself (opened read-only, or on a file since replaced), and the writer's next attempt
+        gets a new one. (One a server dropped, SQLAlchemy has closed already; the others are sound.)"""
+        with self.engine.connect().execution_options(tasklog_write=True) as conn:
+            try:
+                yield conn
+            except (OperationalError, DatabaseFileChangedError):
+                # An in-memory database's connection is the database itself: kept.
+                if self._sqlite and not self._in_memory and not conn.invalidated:
+                    with contextlib.suppress(Exception):
+                        conn.invalidate()
+                raise
 
     def _check_same_file(self, conn: Connection) -> None:
         """Raise :class:`DatabaseFileChangedError` if the SQLite file ``conn`` opened is no longer the one at its
@@ -394,7 +430,8 @@ class Store:
         if path is None:
             return
         current = _file_identity(path)
-        # Engines made elsewhere (TaskLog(engine=...)) did not note it on connect: the first check does.
+        # A connection the host's engine (TaskLog(engine=...)) opened before the task log had it did not note it on
+        # connect: the first check does.
         opened = conn.info.setdefault(_OPENED_FILE, current)
         if current is None or current != opened:
             raise DatabaseFileChangedError(f"{path} was deleted or replaced while open; opening it again")
@@ -461,7 +498,7 @@ class Store:
         parked: set[str] = set()  # threads of replies put to wait
         # Tasks whose latest round may have changed (or that are new): their summaries are refreshed last.
         touched: set[int] = set()
-        with self.engine.connect().execution_options(tasklog_write=True) as conn:
+        with self._write_connection() as conn:
             with conn.begin():
                 requests, messages, erased = _without_erased_texts(conn, requests, messages)
                 # The tasks this transaction has locked. First every stored task this batch may change, in one
@@ -1177,6 +1214,15 @@ _DEADLOCK_ATTEMPTS = 3
 # PostgreSQL: deadlock detected, serialization failure; MySQL/MariaDB: ER_LOCK_DEADLOCK.
 _PG_DEADLOCK = frozenset({"40P01", "40001"})
 _MYSQL_DEADLOCK = 1213
+
+
+def _noting_file(path: Path) -> Callable[[Any, Any], None]:
+    """A ``connect`` listener that notes the identity of the SQLite file a new connection opened."""
+
+    def note(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_OPENED_FILE] = _file_identity(path)
+
+    return note
 
 
 def _deadlock(error: BaseException | None) -> bool:
