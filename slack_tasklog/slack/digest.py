@@ -40,6 +40,9 @@ _digests: Table = DigestPost.__table__  # type: ignore[assignment]
 _STALE_CLAIM = timedelta(minutes=10)
 _MAX_CATCH_UP = 7
 _RECHECK = 300.0  # seconds between wakes when no period ends sooner
+# How long a digest waits for the events this process recorded to be written before it reads its figures and CSV:
+# longer than a command may (no one is waiting on this thread), yet a database that stays busy must not hold it.
+FLUSH_TIMEOUT = 10.0
 _failures = RateLimitedLog()
 _EPOCH_MONDAY = datetime(2024, 1, 1, tzinfo=timezone.utc)  # a Monday
 
@@ -196,7 +199,15 @@ class Digests:
 
     def _post(self, start: datetime, end: datetime) -> None:
         schedule = self.schedule
-        self.tasklog.flush(2.0)
+        # The figures and the CSV both come after this, so they agree; posted anyway if the wait runs out (a late
+        # digest helps no one), saying what it may miss.
+        if not self.tasklog.flush(FLUSH_TIMEOUT):
+            logger.warning(
+                "slack_tasklog: the digest for %s is posted without waiting longer for the events this process "
+                "recorded: the database did not take them within %g s; its figures and CSV may miss the latest",
+                schedule.channel,
+                FLUSH_TIMEOUT,
+            )
         with self.tasklog.connect() as conn:
             stats: Stats = compute_stats(conn, since=start, until=end, team_id=schedule.team_id,
                                          top_failures=ALL_FAILURES)  # fmt: skip

@@ -6,9 +6,12 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from slack_bolt import App
 from slack_tasklog import TaskLog
+from slack_tasklog.slack import digest
 from slack_tasklog.slack.digest import Digests, DigestSchedule, due_periods
-from slack_tasklog.testing import FakeSlackAPI
+from slack_tasklog.testing import FakeSlackAPI, app_mention, event_body, signed_request
+from sqlalchemy import text
 
 from tests.conftest import query
 from tests.seeding import Round, SeedTask, seed
@@ -119,3 +122,46 @@ def test_a_digest_without_a_client_says_so(database_url: str, caplog: pytest.Log
     tasklog = TaskLog(database_url, digest_channel="CDIGEST")
     tasklog.close()
     assert "digests need digest_client= or $SLACK_BOT_TOKEN" in caplog.text
+
+
+def _mention_on_the_24th(app: App, hour: int) -> str:
+    ts = f"{datetime(2026, 11, 24, hour, tzinfo=UTC).timestamp():.6f}"
+    app.dispatch(signed_request(event_body(app_mention("build it", ts=ts))))
+    return ts
+
+
+def test_a_digest_waits_for_what_this_process_recorded_a_moment_ago(
+    api: FakeSlackAPI, app: App, tasklog: TaskLog
+) -> None:
+    ts = _mention_on_the_24th(app, 10)  # still queued: no flush here
+    digests = Digests(tasklog, DigestSchedule("CDIGEST", DAY, csv=True), api.client(), clock=lambda: NOW)
+    assert digests.run_once() == 1
+    [message] = api.calls_to("chat.postMessage")
+    assert message.params["text"].startswith("Task log, 2026-11-24 00:00 to 2026-11-25 00:00 UTC: 1 task,")
+    [upload] = api.uploads
+    assert ts.encode() in upload.content
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+def test_a_digest_whose_wait_runs_out_is_posted_and_says_so(
+    api: FakeSlackAPI, app: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(digest, "FLUSH_TIMEOUT", 0.5)
+    ts = _mention_on_the_24th(app, 10)
+    assert tasklog.flush(10)
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: dict[str, int]) -> str:
+        return max(evaluations, key=evaluations.__getitem__)
+
+    with tasklog.engine.connect() as other, other.begin() as held:
+        # Another process holds the task: the round for it waits in this process's writer.
+        other.execute(text("SELECT id FROM tasklog_tasks WHERE thread_ts = :ts FOR UPDATE"), {"ts": ts})
+        check_and_assign(ts, {"Builder": 90})
+        digests = Digests(tasklog, DigestSchedule("CDIGEST", DAY, csv=True), api.client(), clock=lambda: NOW)
+        assert digests.run_once() == 1
+        held.rollback()
+    assert "the digest for CDIGEST is posted without waiting longer" in caplog.text
+    assert len(api.uploads) == 1
+    assert tasklog.flush(10)
+    assert query(tasklog, "SELECT count(*) FROM tasklog_assignments") == [(1,)]
