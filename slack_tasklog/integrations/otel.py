@@ -71,7 +71,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -79,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_tasklog.events import AssignmentRecorded, Event, MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.logs import RateLimitedLog
+from slack_tasklog.storage.erasure import exception_type
 
 if TYPE_CHECKING:
     from slack_tasklog.tasklog import TaskLog
@@ -89,7 +89,6 @@ _SCOPE = "slack_tasklog.integrations.otel"
 _NAMESPACE = b"slack_tasklog/otel/v1\0"
 _REMEMBERED = 10_000  # threads and messages remembered per instrumented TaskLog
 _IN_CHUNK = 500
-_ERROR_TYPE = re.compile(r"([A-Za-z_][\w.]*)(?::|$)")
 _failures = RateLimitedLog()
 
 
@@ -171,11 +170,6 @@ def _ts_ns(ts: str) -> int:
 
 def _ns(seconds: float) -> int:
     return round(seconds * 1e9)
-
-
-def _error_type(message: str | None) -> str:
-    match = _ERROR_TYPE.match(message or "")
-    return match.group(1) if match else "_OTHER"
 
 
 class _Remembered(OrderedDict[Hashable, Any]):
@@ -378,7 +372,7 @@ class _Tracing:
             ),
         }
         if not o.success:
-            attributes["error.type"] = _error_type(o.error_message)
+            attributes["error.type"] = exception_type(o.error_message or "") or "_OTHER"
         name = f"invoke_agent {o.agent}" if o.agent else "invoke_agent"
         start, end = _ns(o.started_at), _ns(o.finished_at)
         span = self._start(tracer, name, o.thread_ts, _span_id("outcome", o.id), start=start, attributes=attributes)
