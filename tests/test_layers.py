@@ -77,6 +77,10 @@ def test_the_event_records_import_nothing_from_the_package_but_its_logger() -> N
     assert {module for module in imports(PACKAGE / "events.py") if parts_of(module) != "logs"} == set()
 
 
+def test_the_stored_values_import_nothing_from_the_package() -> None:
+    assert set(imports(PACKAGE / "values.py")) == set()
+
+
 def test_storage_and_reports_import_each_other_in_no_circle() -> None:
     """Module-level imports only: the order the modules load in."""
     paths = {

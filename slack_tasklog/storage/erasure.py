@@ -14,6 +14,7 @@ good (``tasklog_forgotten_users``). The writer asks :func:`erased_before_arrival
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from slack_tasklog.storage.models import (
     WaitingMessage,
     WaitingVote,
 )
+from slack_tasklog.values import ts_seconds
 
 __all__ = [
     "Dropped",
@@ -67,6 +69,8 @@ _waiting_votes: Table = WaitingVote.__table__  # type: ignore[assignment]
 MessageKey = tuple[str, str, str]
 
 _CHUNK = 500
+# The time of a ts that is not one: never before a forget.
+_NEVER = math.inf
 
 # An exception type as the decorators record it ("ValueError: ...", "requests.exceptions.HTTPError: ..."): the
 # part before the first colon, a (dotted) Python name.
@@ -279,7 +283,7 @@ def erased_before_arrival(conn: Connection, messages: Sequence[TaskRequested | M
     for key, m in with_text.items():
         # "" : forgotten in every workspace.
         at = max(forgotten.get((m.user_id, m.team_id), -1.0), forgotten.get((m.user_id, ""), -1.0))
-        if at >= 0 and _seconds(m.ts) <= at:
+        if at >= 0 and ts_seconds(m.ts, _NEVER) <= at:
             erased.add(key)
     return erased
 
@@ -293,7 +297,7 @@ def votes_after_forget(conn: Connection, votes: Sequence[FeedbackGiven]) -> list
     kept = []
     for vote in votes:
         at = max(forgotten.get((vote.user_id, vote.team_id or ""), -1.0), forgotten.get((vote.user_id, ""), -1.0))
-        if at < 0 or _seconds(vote.ts) > at:
+        if at < 0 or ts_seconds(vote.ts, _NEVER) > at:
             kept.append(vote)
     return kept
 
@@ -363,10 +367,3 @@ def drop_waits(conn: Connection, replies_before: datetime, deletions_before: dat
     votes = conn.execute(delete(_waiting_votes).where(_waiting_votes.c.recorded_at < replies_before)).rowcount
     conn.execute(delete(_deleted).where(_deleted.c.deleted_at < deletions_before))
     return Dropped(int(replies), int(votes))
-
-
-def _seconds(ts: str) -> float:
-    try:
-        return float(ts)
-    except ValueError:
-        return float("inf")  # not a time: never before a forget

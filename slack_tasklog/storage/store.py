@@ -63,6 +63,7 @@ from slack_tasklog.storage.models import (
     WaitingVote,
 )
 from slack_tasklog.storage.rounds import other_agents
+from slack_tasklog.values import ts_seconds
 
 __all__ = [
     "DatabaseFileChangedError",
@@ -256,22 +257,6 @@ class _KnownTask(NamedTuple):
     team_id: str
     channel_id: str
     request_ts: str
-
-
-# The seconds datetime.fromtimestamp takes: 0001-01-01 up to 9999-12-31 (UTC).
-_FIRST_SECOND = -62_135_596_800.0
-_PAST_LAST_SECOND = 253_402_300_800.0
-
-
-def _ts_seconds(ts: str, fallback: float) -> float:
-    """A Slack ts as seconds since the epoch, or ``fallback`` if it is not a time a datetime can hold (the
-    statements take seconds for their datetime columns, see :mod:`~slack_tasklog.storage.bulk`)."""
-    try:
-        seconds = float(ts)
-    except ValueError:
-        return fallback
-    # The comparison is false for NaN too.
-    return seconds if _FIRST_SECOND <= seconds < _PAST_LAST_SECOND else fallback
 
 
 class SlackDirectory(Protocol):
@@ -687,7 +672,7 @@ class Store:
                 adopted.append(f)
             rows.append(
                 (task.id, task.team_id, task.channel_id, f.item_ts, f.user_id, f.reaction, f.positive, f.added,
-                 f.ts, _ts_seconds(f.ts, now))
+                 f.ts, ts_seconds(f.ts, now))
             )  # fmt: skip
         voted = {row[0] for row in rows}
         summary.lock(conn, voted - locked)
@@ -964,7 +949,7 @@ class Store:
             if key not in rows:
                 rows[key] = (
                     r.team_id, r.enterprise_id, r.channel_id, r.thread_ts, r.ts, r.user_id,
-                    r.text, _ts_seconds(r.ts, now), now, 0, now if _key(r) in erased else None,
+                    r.text, ts_seconds(r.ts, now), now, 0, now if _key(r) in erased else None,
                 )  # fmt: skip
         self._insert_task.execute_tuples(conn, list(rows.values()))
         # Reload rather than trust the cache: the insert may have been ignored in favour of another process's.
@@ -1044,7 +1029,7 @@ class Store:
                 "ts": m.ts,
                 "user_id": m.user_id,
                 "text": m.text,
-                "posted_at": _ts_seconds(m.ts, now),
+                "posted_at": ts_seconds(m.ts, now),
                 "text_erased_at": now if _key(m) in erased else None,
             })  # fmt: skip
         return rows

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from slack_tasklog.values import ts_seconds
+
 __all__ = ["Tally", "tally_votes", "verdict_of", "votes_of"]
 
 
@@ -24,13 +26,6 @@ class Tally(NamedTuple):
     requester: bool | None  #: the requester's own vote, None if they gave none
 
 
-def _seconds(ts: str) -> float:
-    try:
-        return float(ts)
-    except ValueError:
-        return 0.0
-
-
 def votes_of(events: Iterable[tuple[str, str, str, str, bool, bool]]) -> dict[str, bool]:
     """Each person's vote (True: up) from a task's vote events ``(user, item_ts, reaction, ts, added, positive)``.
 
@@ -40,7 +35,7 @@ def votes_of(events: Iterable[tuple[str, str, str, str, bool, bool]]) -> dict[st
     reactions: dict[tuple[str, str, str], tuple[float, bool, bool]] = {}
     for user, item_ts, reaction, ts, added, positive in events:
         key = (user, item_ts, reaction)
-        at = _seconds(ts)
+        at = ts_seconds(ts, 0.0)  # a ts that is not a time: before every other
         held = reactions.get(key)
         # On the same ts, a removal wins: Slack never sends both at once, a journal replay may repeat either.
         if held is None or (at, not added) > (held[0], not held[1]):
