@@ -3,7 +3,11 @@ import): pure functions of plain values, below every other layer."""
 
 from __future__ import annotations
 
-__all__ = ["ts_seconds"]
+import math
+
+__all__ = ["amount", "token_count", "ts_seconds"]
+
+_MAX_TOKENS = 2**63 - 1  # the column is a BIGINT
 
 # The seconds datetime.fromtimestamp takes: 0001-01-01 up to 9999-12-31 (UTC).
 _FIRST_SECOND = -62_135_596_800.0
@@ -23,3 +27,31 @@ def ts_seconds(ts: str, fallback: float) -> float:
         return fallback
     # The comparison is false for NaN too.
     return seconds if _FIRST_SECOND <= seconds < _PAST_LAST_SECOND else fallback
+
+
+def token_count(value: object) -> int | None:
+    """A token count as stored: a whole number (an ``int``, not a bool) from 0 up to a BIGINT's largest; None for
+    anything else. Callers say, each in their own words, what they refused.
+
+    >>> token_count(12), token_count(-1), token_count(12.0)
+    (12, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= _MAX_TOKENS else None
+
+
+def amount(value: object) -> float | None:
+    """An amount (a cost) as stored: a finite number, 0 or more, as a float; None for anything else (NaN, an
+    infinity, a bool, an int too large for a float).
+
+    >>> amount(3), amount(0.5), amount(float("nan"))
+    (3.0, 0.5, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if 0.0 <= number < math.inf else None

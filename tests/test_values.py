@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slack_tasklog.values import ts_seconds
+from slack_tasklog.values import amount, token_count, ts_seconds
 
 
 def test_a_slack_ts_that_is_no_time_falls_back() -> None:
@@ -11,3 +11,15 @@ def test_a_slack_ts_that_is_no_time_falls_back() -> None:
     assert ts_seconds("-86400", 5.0) == -86400.0
     for garbage in ("nan", "inf", "-inf", "1e400", "1e20", "-1e20", "abc", ""):
         assert ts_seconds(garbage, 5.0) == 5.0, garbage
+
+
+def test_a_token_count_is_a_whole_number_within_a_bigint() -> None:
+    assert [token_count(v) for v in (0, 12, 2**63 - 1)] == [0, 12, 2**63 - 1]
+    for refused in (-1, 2**63, 12.0, True, "12", None):
+        assert token_count(refused) is None, refused
+
+
+def test_an_amount_is_a_finite_number_from_zero() -> None:
+    assert [amount(v) for v in (0, 3, 0.5)] == [0.0, 3.0, 0.5]
+    for refused in (-0.01, float("nan"), float("inf"), 10**400, True, "1", None):
+        assert amount(refused) is None, refused

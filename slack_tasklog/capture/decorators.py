@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast, overload
 from slack_tasklog.capture.text import storable
 from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded
 from slack_tasklog.logs import RateLimitedLog, internal_error
+from slack_tasklog.values import amount, token_count
 
 __all__ = ["ArgumentGetter", "RunGetter", "Tracking", "read_usage"]
 
@@ -764,7 +765,6 @@ class OutcomeRecorder(_Recorder):
 _USAGE_HOLDERS = ("usage", "usage_metadata")
 #: (input, output) token fields: Anthropic's and OpenAI's Responses API, then OpenAI's Chat Completions.
 _TOKEN_FIELDS = (("input_tokens", "output_tokens"), ("prompt_tokens", "completion_tokens"))
-_MAX_TOKENS = 2**63 - 1  # the column is a BIGINT
 
 
 def read_usage(value: Any, *, pair: bool = False) -> tuple[Any, Any] | None:
@@ -803,15 +803,13 @@ def _token_count(value: Any, which: str, problems: list[str]) -> int | None:
     """A token count as stored: a whole number from 0 up (``12.0`` is 12); anything else is noted and None."""
     if value is None:
         return None
-    number: int | None = None
-    if isinstance(value, bool):
-        pass
-    elif isinstance(value, Integral) or (isinstance(value, float) and value.is_integer()):
-        number = int(value)
-    if number is not None and 0 <= number <= _MAX_TOKENS:
-        return number
-    problems.append(f"{which} tokens {_short(value)}")
-    return None
+    whole = not isinstance(value, bool) and (
+        isinstance(value, Integral) or (isinstance(value, float) and value.is_integer())
+    )
+    count = token_count(int(value)) if whole else None
+    if count is None:
+        problems.append(f"{which} tokens {_short(value)}")
+    return count
 
 
 def _money(value: Any) -> float | None:
@@ -822,7 +820,7 @@ def _money(value: Any) -> float | None:
         number = float(value)
     except Exception:  # a number type of the bot's that fails to convert
         return None
-    return number if 0.0 <= number < math.inf else None
+    return amount(number)
 
 
 def _runs_later(result: Any) -> bool:

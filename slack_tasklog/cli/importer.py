@@ -35,6 +35,7 @@ from typing import IO, Any
 from slack_tasklog.capture.decorators import normalize_evaluations, read_usage
 from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
 from slack_tasklog.storage.store import Store
+from slack_tasklog.values import amount, token_count
 from slack_tasklog.writer.journal import is_journal, read_segment
 from slack_tasklog.writer.records import EVENT_CLASSES
 
@@ -508,19 +509,17 @@ def _task_complete(data: dict[str, Any], team_id: str, _: str, identity: _Identi
 
 def _count(value: Any, what: str) -> int | None:
     """A token count of a line (``input_tokens``/``output_tokens`` or OpenAI's names, at the top or in ``usage``)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+    count = token_count(value)
+    if count is None and value is not None:
         raise ValueError(f"{what} must be a whole number, 0 or more, not {value!r}")
-    return value
+    return count
 
 
 def _amount(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+    cost = amount(value)
+    if cost is None and value is not None:
         raise ValueError(f"cost must be a number, 0 or more (not NaN or Infinity), not {value!r}")
-    return float(value)
+    return cost
 
 
 # Longer is a unit mistake (milliseconds?) or garbage; and a start time must stay a time a database can hold.

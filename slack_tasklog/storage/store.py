@@ -63,7 +63,7 @@ from slack_tasklog.storage.models import (
     WaitingVote,
 )
 from slack_tasklog.storage.rounds import other_agents
-from slack_tasklog.values import ts_seconds
+from slack_tasklog.values import amount, token_count, ts_seconds
 
 __all__ = [
     "DatabaseFileChangedError",
@@ -1128,8 +1128,8 @@ class Store:
                 error = erasure.exception_type(error)
             outcome_rows.append(
                 (o.id, task_id, o.team_id, o.channel_id, o.thread_ts, o.agent, o.success, o.execution_time,
-                 error, o.started_at, o.finished_at, _tokens(o.input_tokens), _tokens(o.output_tokens),
-                 _amount(o.cost))
+                 error, o.started_at, o.finished_at, token_count(o.input_tokens), token_count(o.output_tokens),
+                 amount(o.cost))
             )  # fmt: skip
         linked = {row[1] for row in assignment_rows} | {row[1] for row in outcome_rows}
         linked.discard(None)
@@ -1239,22 +1239,6 @@ def _confidence(value: object) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) and 0.0 <= number <= 100.0 else None
-
-
-def _tokens(value: object) -> int | None:
-    """A token count as stored: a whole number within a BIGINT, or None (a journal or an import may carry
-    anything)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value if 0 <= value < 2**63 else None
-
-
-def _amount(value: object) -> float | None:
-    """A cost as stored: a finite number, 0 or more, or None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if 0.0 <= number < math.inf else None
 
 
 _Partition = tuple[
