@@ -347,6 +347,7 @@ def _csv_row(row: Any, evaluations: Mapping[str, list[tuple[str, Any]]], safe: C
     )
 
 
+# Not slack.blocks.format_cost, on purpose: programs read a CSV and want the amount in full, not rounded for people.
 def amount_text(value: float | None) -> str:
     """A cost as the CSV writes it: ``0.0123``, without the float's noise in the last digits; "" for None."""
     if value is None:

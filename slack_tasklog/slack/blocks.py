@@ -94,6 +94,7 @@ def _percent(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.1%}"
 
 
+# Rounded for people, on purpose: the CSV writes amounts in full for programs (reports.export.amount_text).
 def format_cost(value: float | None) -> str:
     """``1,234``, ``12.34``, ``0.0042``: an amount in the prices' currency (``TaskLog(prices=...)``), whole above 100,
     cents above 1, two significant digits below; ``n/a`` for None."""
