@@ -48,7 +48,7 @@ from slack_tasklog.slack.digest import Digests, DigestSchedule
 from slack_tasklog.slack.lookup import SlackLookup
 from slack_tasklog.storage.erasure import Erasure, forget_in_events
 from slack_tasklog.storage.migrate import MIGRATE_MODES, MigrateMode
-from slack_tasklog.storage.store import Store, create_tasklog_engine
+from slack_tasklog.storage.store import Store, create_tasklog_engine, sqlite_file
 from slack_tasklog.writer.background import BackgroundWriter, Observer
 from slack_tasklog.writer.journal import Journal, rewrite_orphans
 
@@ -85,11 +85,8 @@ def default_journal_dir(url: URL) -> Path | None:
     """Where a restarted process finds its journal with no configuration: beside a SQLite file, else in the user's
     data directory under a name derived from the URL (without its password). None for in-memory SQLite."""
     if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database in ("", ":memory:") or database.startswith("file:") or "mode=memory" in str(url.query):
-            return None
-        path = Path(database).expanduser().absolute()
-        return path.with_name(path.name + ".tasklog-journal")
+        path = sqlite_file(url)
+        return None if path is None else path.absolute().with_name(path.name + ".tasklog-journal")
     import platformdirs
 
     key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]

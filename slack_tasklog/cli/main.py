@@ -21,6 +21,7 @@ import click
 from slack_tasklog._version import __version__
 from slack_tasklog.logs import logger, safe_url
 from slack_tasklog.slack.grammar import export_params, stats_params
+from slack_tasklog.storage.store import sqlite_file
 from slack_tasklog.tasklog import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
@@ -99,25 +100,11 @@ def _one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def _sqlite_path(url: URL) -> Path | None:
-    """The file of a SQLite URL (``file:`` URIs too); None for memory and for servers."""
-    if url.get_backend_name() != "sqlite":
-        return None
-    database = url.database or ""
-    if database.startswith("file:"):
-        database = database.removeprefix("file:").split("?", 1)[0]
-        if url.query.get("mode") == "memory":
-            return None
-    if database in ("", ":memory:"):
-        return None
-    return Path(database).expanduser()
-
-
 def _explain(error: Exception, url: URL | None) -> str:
     """One line for a failure: a SQLite file this process may not write is called read-only."""
     from sqlalchemy.exc import OperationalError
 
-    path = _sqlite_path(url) if url is not None else None
+    path = sqlite_file(url, uri=True) if url is not None else None
     if path is not None and url is not None and isinstance(error, OperationalError):
         words = str(error).lower()
         writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
@@ -391,7 +378,7 @@ def _reading(database_url: str) -> Iterator[Engine]:
     from slack_tasklog.storage.store import create_tasklog_engine
 
     url = _database_url(database_url)
-    path = _sqlite_path(url)
+    path = sqlite_file(url, uri=True)
     if path is not None and not path.exists():
         raise click.ClickException(f"no task log at {safe_url(url)}")
     engine = create_tasklog_engine(database_url)
@@ -423,7 +410,7 @@ def _no_writer_warnings() -> Iterator[None]:
 def _not_the_database(output: Path, database_url: str) -> None:
     """Refuse (exit status 2) an output file that is the SQLite database being read, or its -wal, -shm or -journal
     file, however it is spelled (relative, through a link)."""
-    path = _sqlite_path(_database_url(database_url))
+    path = sqlite_file(_database_url(database_url), uri=True)
     if path is None or str(output) == "-":
         return
     target = output.expanduser().resolve()
@@ -730,7 +717,7 @@ def _schema_engine(database_url: str, *, must_exist: bool) -> Iterator[Engine]:
     (only ``db upgrade`` may, and never a missing folder)."""
     from slack_tasklog.storage.store import create_tasklog_engine
 
-    path = _sqlite_path(_database_url(database_url))
+    path = sqlite_file(_database_url(database_url), uri=True)
     if path is not None and not path.exists():
         if must_exist:
             raise click.ClickException(f"no SQLite database at {path}")

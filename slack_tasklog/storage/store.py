@@ -208,12 +208,20 @@ def _utc_session(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.autocommit = autocommit
 
 
-def sqlite_file(url: URL) -> Path | None:
-    """The file a SQLite URL names; None for other backends, in-memory databases and ``file:`` URIs."""
+def sqlite_file(url: URL, *, uri: bool = False) -> Path | None:
+    """The file a SQLite URL names; None for other backends and in-memory databases.
+
+    A ``file:`` URI (``sqlite:///file:tasks.db?mode=ro&uri=true``) gives its file only with ``uri=True`` (the CLI,
+    which checks a file before it opens it): the writer neither creates nor watches a file that SQLite opens by URI,
+    read-only perhaps."""
     if url.get_backend_name() != "sqlite":
         return None
     database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:") or "mode=memory" in str(url.query):
+    if database.startswith("file:"):
+        if not uri or url.query.get("mode") == "memory":
+            return None
+        database = database.removeprefix("file:").split("?", 1)[0]
+    if database in ("", ":memory:"):
         return None
     return Path(database).expanduser()
 
