@@ -14,7 +14,6 @@ read are reported with their numbers; the import goes on. The file is streamed i
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import hashlib
 import itertools
@@ -282,7 +281,6 @@ def _parse_to_stdout() -> None:
 
 
 def _received(stream: IO[bytes]) -> Iterator[_Batch]:
-    new = tuple.__new__  # the named tuples' own __new__ is Python code, a frame per event
     while True:
         head = stream.read(_LENGTH.size)
         length = _LENGTH.unpack(head)[0] if len(head) == _LENGTH.size else 0
@@ -298,7 +296,8 @@ def _received(stream: IO[bytes]) -> Iterator[_Batch]:
         events: list[Event] = []
         event_numbers: list[int] = []
         for kind, records in by_kind.items():
-            events.extend(map(functools.partial(new, EVENT_CLASSES[kind]), records))
+            cls = EVENT_CLASSES[kind]
+            events.extend(cls(*record) for record in records)
             event_numbers.extend(numbers[kind])
         yield _Batch(events, event_numbers, lines, size, skipped, [tuple(problem) for problem in problems])
 
