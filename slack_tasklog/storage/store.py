@@ -435,7 +435,8 @@ class Store:
         written to it went with it). Opens nothing, so creates nothing."""
         if self._sqlite_file is None or self._written_file is None:
             return
-        if _file_identity(self._sqlite_file) != self._written_file:
+        written, self._written_file = self._written_file, None  # said once: the close at exit has nothing new to say
+        if _file_identity(self._sqlite_file) != written:
             logger.warning(
                 "slack_tasklog: %s was deleted or replaced after the task log last wrote to it; what it wrote is not "
                 "in the file now at that path",
