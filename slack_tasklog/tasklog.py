@@ -50,7 +50,7 @@ from slack_tasklog.storage.erasure import Erasure, forget_in_events
 from slack_tasklog.storage.migrate import MIGRATE_MODES, MigrateMode
 from slack_tasklog.storage.store import Store, create_tasklog_engine, sqlite_file
 from slack_tasklog.writer.background import BackgroundWriter, Observer
-from slack_tasklog.writer.journal import Journal, rewrite_orphans
+from slack_tasklog.writer.journal import Journal, rewrite_orphans, scrub_set_aside
 
 __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UNASSIGNED_ERROR", "Health", "TaskLog", "default_journal_dir"]
 
@@ -95,11 +95,16 @@ def default_journal_dir(url: URL) -> Path | None:
 
 def forget_everywhere(store: Store, journal_dir: Path | None, user_id: str, *, team_id: str | None = None) -> Erasure:
     """Erase what ``user_id`` wrote in the database, then in the journals stopped processes left in ``journal_dir``
-    (their replay would bring it back): what ``TaskLog.forget_user`` and ``slack-tasklog forget`` do."""
+    (their replay would bring it back) and in the files set aside there as unreadable: what
+    ``TaskLog.forget_user`` and ``slack-tasklog forget`` do."""
     erased = store.forget_user(user_id, team_id=team_id)
     if journal_dir is None or not journal_dir.is_dir():
         return erased
-    scrubbed = rewrite_orphans(journal_dir, lambda events: forget_in_events(events, user_id, team_id, erased.threads))
+
+    def change(events: list[Event]) -> list[Event]:
+        return forget_in_events(events, user_id, team_id, erased.threads)
+
+    scrubbed = rewrite_orphans(journal_dir, change) + scrub_set_aside(journal_dir, change, user_id)
     return replace(erased, journal_records=scrubbed)
 
 

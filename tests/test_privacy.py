@@ -25,6 +25,7 @@ from slack_tasklog.writer.records import encode_record
 from tests.conftest import migrate_to_head, query
 
 ROOT = "1700000000.000100"
+OTHER = "1700000050.000100"
 
 
 def send(app: App, event: dict[str, Any]) -> None:
@@ -241,15 +242,40 @@ def test_forget_keeps_the_error_messages_of_other_peoples_tasks(app: App, tasklo
     assert query(tasklog, "SELECT error_message FROM tasklog_outcomes") == [("ValueError: cannot parse 'from U1'",)]
 
 
-def test_a_deleted_message_takes_the_error_messages_quoting_it_along(app: App, tasklog: TaskLog) -> None:
-    send(app, app_mention(f"pay {SECRET}", ts=ROOT))
-    fail_quoting(tasklog, ROOT, f"pay {SECRET}")
+def test_a_deleted_request_takes_every_error_message_of_its_task_along(app: App, tasklog: TaskLog) -> None:
+    """An agent was given the request, and its error may quote any part of it (here a cut one): every error of the
+    task is reduced to its type, not only those holding the whole text."""
+    send(app, app_mention(f"pay {SECRET} by Friday", ts=ROOT))
+    fail_quoting(tasklog, ROOT, f"pay {SECRET}"[:12])
     fail_quoting(tasklog, ROOT, "something else")
+    send(app, app_mention("another task", ts=OTHER))
+    fail_quoting(tasklog, OTHER, "another task")
     assert tasklog.flush(5)
     send(app, deleted(ROOT))
+    rows = query(tasklog, "SELECT thread_ts, error_message FROM tasklog_outcomes ORDER BY started_at")
+    assert rows == [(ROOT, "ValueError"), (ROOT, "ValueError"), (OTHER, "ValueError: cannot parse 'another task'")]
+    assert all(SECRET[:4] not in message for message, _ in failures(tasklog))
+
+
+def test_a_run_recorded_after_its_request_was_deleted_keeps_only_its_error_type(app: App, tasklog: TaskLog) -> None:
+    send(app, app_mention(f"pay {SECRET}", ts=ROOT))
+    assert tasklog.flush(5)
+    send(app, deleted(ROOT))
+    assert tasklog.flush(5)
+    fail_quoting(tasklog, ROOT, f"pay {SECRET}"[:10])  # the bot was still working on it
+    assert query(tasklog, "SELECT error_message FROM tasklog_outcomes") == [("ValueError",)]
+    assert failures(tasklog) == [("ValueError", 1)]
+
+
+def test_a_deleted_follow_up_takes_the_error_messages_quoting_it_along(app: App, tasklog: TaskLog) -> None:
+    send(app, app_mention("summarise the thread", ts=ROOT))
+    send(app, message(f"use {SECRET}", ts="1700000001.000100", thread_ts=ROOT))
+    fail_quoting(tasklog, ROOT, f"use {SECRET}")
+    fail_quoting(tasklog, ROOT, "something else")
+    assert tasklog.flush(5)
+    send(app, deleted("1700000001.000100"))
     rows = query(tasklog, "SELECT error_message FROM tasklog_outcomes ORDER BY started_at")
     assert rows == [("ValueError",), ("ValueError: cannot parse 'something else'",)]
-    assert all(SECRET not in message for message, _ in failures(tasklog))
 
 
 def dead_bots_journal(folder: Path, *events: Any) -> None:
@@ -286,6 +312,32 @@ def test_forget_scrubs_a_dead_bots_journal_so_its_replay_does_not_bring_the_text
         assert query(tasklog, "SELECT error_message FROM tasklog_outcomes") == [("ValueError",)]
     finally:
         tasklog.close()
+
+
+def test_forget_scrubs_journals_set_aside_as_unreadable(database_url: str, tmp_path: Path) -> None:
+    """A file set aside as ``*.corrupt`` is kept for someone to look at, so it still holds messages: forget takes
+    the person's out of what can be read, and drops any other line that names them."""
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    migrate_to_head(database_url)
+    corrupt = journal / "tasklog-1-1.journal.corrupt"
+    corrupt.write_bytes(
+        b"not a journal of this version\n"
+        + b"".join(encode_record(event) for event in dead_bot_events())
+        + f'{{"kind":"TaskRequested","fields":["T1",null,"C1","U2","{SECRET} torn'.encode()
+        + b"\nsome other unreadable line\n"
+    )
+    corrupt.chmod(0o644)
+    result = CliRunner().invoke(
+        main, ["forget", "--user", "U2", "--database-url", database_url, "--journal", str(journal), "--yes"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scrubbed 4 records in journals of stopped bots" in result.output
+    data = corrupt.read_bytes()
+    assert SECRET.encode() not in data
+    for kept in (b"from U1", b"some other unreadable line", b"not a journal"):
+        assert kept in data
+    assert corrupt.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.backends("sqlite")

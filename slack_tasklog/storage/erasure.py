@@ -8,8 +8,8 @@ blanks it, reduces those error messages to their exception type (``ValueError: c
 keeps the text.
 
 Erasures are also remembered for what arrives after them (Slack delivers out of order; a running bot's queue and a
-dead bot's journal are written later): a deletion for a day (``tasklog_deleted_messages``), a forgotten person for
-good (``tasklog_forgotten_users``). The writer asks :func:`erased_before_arrival` and :func:`forgotten_tasks`.
+dead bot's journal are written later): a deletion for 30 days (``tasklog_deleted_messages``), a forgotten person for
+good (``tasklog_forgotten_users``). The writer asks :func:`erased_before_arrival` and :func:`erased_tasks`.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ __all__ = [
     "MessageKey",
     "drop_waits",
     "erased_before_arrival",
+    "erased_tasks",
     "exception_type",
     "forget_in_events",
     "forget_user",
     "forget_votes",
-    "forgotten_tasks",
     "reduce_errors",
     "remember_deletions",
     "votes_after_forget",
@@ -315,12 +315,14 @@ def _forgotten_at(conn: Connection, users: Iterable[str]) -> dict[tuple[str, str
     return forgotten
 
 
-def forgotten_tasks(conn: Connection, task_ids: Iterable[int]) -> set[int]:
-    """Which of these tasks were requested by someone forgotten since."""
+def erased_tasks(conn: Connection, task_ids: Iterable[int]) -> set[int]:
+    """Which of these tasks had their request erased: deleted in Slack, or its author forgotten since it was asked."""
     ids = sorted(set(task_ids))
     found: set[int] = set()
     for start in range(0, len(ids), _CHUNK):
-        query = (
+        chunk = among(conn, _tasks.c.id, ids[start : start + _CHUNK], key=True)
+        found.update(conn.execute(select(_tasks.c.id).where(chunk, _tasks.c.text_erased_at.is_not(None))).scalars())
+        forgotten = (
             select(_tasks.c.id)
             .join(
                 _forgotten,
@@ -329,15 +331,15 @@ def forgotten_tasks(conn: Connection, task_ids: Iterable[int]) -> set[int]:
                     or_(_forgotten.c.team_id == "", _forgotten.c.team_id == _tasks.c.team_id),
                 ),
             )
-            .where(among(conn, _tasks.c.id, ids[start : start + _CHUNK], key=True))
+            .where(chunk)
             .where(_tasks.c.requested_at <= _forgotten.c.forgotten_at)
         )
-        found.update(conn.execute(query).scalars())
+        found.update(conn.execute(forgotten).scalars())
     return found
 
 
 def remember_deletions(conn: Connection, keys: Iterable[MessageKey], now: datetime) -> None:
-    """Keep these deletions (a day, see ``Store.maintain``) for their message, should it arrive after them; erase
+    """Keep these deletions (30 days, see ``Store.maintain``) for their message, should it arrive after them; erase
     the text of a reply waiting for its request."""
     keys = sorted(set(keys))
     for team_id, channel_id, ts in keys:

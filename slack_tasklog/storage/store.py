@@ -93,9 +93,10 @@ _BUSY_TIMEOUT_MS = 30_000
 _IN_CHUNK = 500
 # Rows waiting for their task read whole, at most (see Store._threads_with_orphans).
 _WAITING_READ = 1_000
-# How long a deletion is kept for its message: Slack delivers out of order by seconds and retries for minutes; a
-# day also covers a journal replayed at the next start.
-WAIT_FOR_ORDER = timedelta(days=1)
+# How long a deletion is kept for its message: Slack delivers out of order by seconds and retries for minutes, but a
+# stopped bot's journal is replayed at its next start, which may be days later. One small row per deleted message;
+# purge and retention drop older ones sooner.
+WAIT_FOR_ORDER = timedelta(days=30)
 # How long a reply or a vote waits for its thread's request. Shorter: most replies in threads with no task are
 # people's chatter, which is not the task log's to keep; Slack's last retry of a mention comes about 5 minutes after
 # it.
@@ -752,8 +753,11 @@ class Store:
     def _erase_deleted(
         self, conn: Connection, deletions: list[MessageDeleted], now: datetime, *, locked: set[int]
     ) -> None:
-        """Erase the deleted messages' texts, and the error messages of their tasks' runs that quote them."""
+        """Erase the deleted messages' texts, and error messages that may copy them: every error of a task whose
+        request was deleted (the agent was given the request, and an error may quote any part of it), and the errors
+        of a deleted follow-up's task that quote its text (the package gives agents no follow-ups)."""
         keys = [{"b_team": d.team_id, "b_channel": d.channel_id, "b_ts": d.ts} for d in deletions]
+        requests: set[int] = set()
         quoting: dict[int, list[str]] = {}
         # The deleted message may be a task's request or one of its follow-ups.
         for table, ts, text, task in (
@@ -767,9 +771,12 @@ class Store:
             )
             for key in keys:
                 for task_id, stored in conn.execute(select(task, text).where(matching, text.is_not(None)), key):
-                    quoting.setdefault(task_id, []).append(stored)
+                    if table is _tasks:
+                        requests.add(task_id)
+                    else:
+                        quoting.setdefault(task_id, []).append(stored)
             conn.execute(update(table).where(matching).values({text: None, table.c.text_erased_at: now}), keys)
-        erasure.reduce_errors(conn, quoting=quoting, locked=locked)
+        erasure.reduce_errors(conn, whole=requests, quoting=quoting, locked=locked)
         erasure.remember_deletions(conn, (_key(d) for d in deletions), now)
 
     def checkpoint(self, *, wait: bool = True) -> bool | None:
@@ -1125,15 +1132,15 @@ class Store:
                      a.unassigned_error, a.recorded_at, a.recorded_at, None, None, None)
                 )  # fmt: skip
         resolved = [(o, self._resolve(learned, o.thread_ts, o.channel_id, o.team_id)) for o in outcomes]
-        # Runs of tasks whose author was forgotten meanwhile (a running bot's queue, a journal replayed): an error
-        # message can quote the request, so only its exception type is kept (see erasure.forget_user).
-        forgotten = erasure.forgotten_tasks(
+        # Runs of tasks whose request was deleted or whose author was forgotten meanwhile (a running bot's queue, a
+        # journal replayed): an error message can quote the request, so only its exception type is kept.
+        erased = erasure.erased_tasks(
             conn, {task_id for o, task_id in resolved if task_id is not None and o.error_message and o.agent}
         )
         for o, task_id in resolved:
             orphans = orphans or task_id is None
             error = o.error_message
-            if task_id in forgotten and error and o.agent:
+            if task_id in erased and error and o.agent:
                 error = erasure.exception_type(error)
             outcome_rows.append(
                 (o.id, task_id, o.team_id, o.channel_id, o.thread_ts, o.agent, o.success, o.execution_time,

@@ -59,6 +59,7 @@ __all__ = [
     "make_private_dir",
     "read_segment",
     "rewrite_orphans",
+    "scrub_set_aside",
 ]
 
 #: The first line of every segment: the format and its version.
@@ -355,15 +356,52 @@ def rewrite_orphans(directory: Path, change: Callable[[list[Event]], list[Event]
             differ = sum(before != after for before, after in zip(contents.events, events, strict=True))
             if not differ and not contents.unreadable:
                 continue
-            temporary = path.with_name(path.name + ".rewriting")  # not *.journal: no process replays it
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            with open(fd, "wb") as file:
-                file.write(HEADER + b"".join(encode_record(event) for event in events))
-                file.flush()
-                os.fsync(fd)
-            os.replace(temporary, path)
+            _replace_privately(path, HEADER + b"".join(encode_record(event) for event in events))
             changed += differ
     return changed
+
+
+def scrub_set_aside(directory: Path, change: Callable[[list[Event]], list[Event]], mentions: str) -> int:
+    """Rewrite the files set aside as ``*.corrupt`` in ``directory``, which still hold people's messages: ``change``
+    applied to the records that can be read, and every other line that contains ``mentions`` (the id of the person
+    erased) dropped; the rest is kept for whoever looks at the file. Returns how many records changed or went."""
+    changed = 0
+    needle = mentions.encode()
+    for path in sorted(directory.glob(f"*{_CORRUPT_SUFFIX}")):
+        try:
+            lines = path.read_bytes().rstrip(b"\0").split(b"\n")
+        except OSError:
+            continue
+        events: list[Event] = []
+        others: list[bytes] = []
+        for line in lines:
+            try:
+                events.append(decode_record(line))
+            except ValueError:
+                if needle in line:
+                    changed += 1
+                else:
+                    others.append(line)
+        kept = change(events)
+        before = set(events)
+        differ = len(events) - len(kept) + sum(event not in before for event in kept)
+        if not differ and len(others) == len(lines) - len(events):
+            continue
+        changed += differ
+        _replace_privately(path, b"\n".join(others + [encode_record(event).rstrip(b"\n") for event in kept]))
+    return changed
+
+
+def _replace_privately(path: Path, data: bytes) -> None:
+    """Replace ``path`` whole with ``data``, owner-only (written beside it, then renamed: a crash leaves one or the
+    other)."""
+    temporary = path.with_name(path.name + ".rewriting")  # not *.journal: no process replays it
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(fd)
+    os.replace(temporary, path)
 
 
 def make_private_dir(directory: Path) -> None:
