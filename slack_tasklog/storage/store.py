@@ -115,8 +115,7 @@ def create_tasklog_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend != "sqlite":
         return _server_engine(parsed, backend)
-    database = parsed.database or ""
-    in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
+    in_memory = _sqlite_in_memory(parsed)
     path = sqlite_file(parsed)
     if in_memory:
         # One connection shared by every thread, or the writer and a reader would see two different databases.
@@ -127,7 +126,7 @@ def create_tasklog_engine(url: str) -> Engine:
                 _create_private_file(path)
             except OSError as error:
                 # Not fatal here: the writer will report it, and retry, like any other database it cannot open.
-                logger.warning("slack_tasklog: cannot create %s: %s", database, error)
+                logger.warning("slack_tasklog: cannot create %s: %s", path, error)
         engine = create_engine(parsed)
 
     if path is not None:
@@ -207,6 +206,11 @@ def _utc_session(dbapi_connection: Any, _record: Any) -> None:
     finally:
         cursor.close()
         dbapi_connection.autocommit = autocommit
+
+
+def _sqlite_in_memory(url: URL) -> bool:
+    """A SQLite URL of an in-memory database: none named, ``:memory:``, or a ``file:`` URI with ``mode=memory``."""
+    return (url.database or "") in ("", ":memory:") or url.query.get("mode") == "memory"
 
 
 def sqlite_file(url: URL, *, uri: bool = False) -> Path | None:
@@ -298,9 +302,7 @@ class Store:
         self._sqlite_file = sqlite_file(engine.url)
         url = engine.url
         self._sqlite = url.get_backend_name() == "sqlite"
-        self._in_memory = isinstance(engine.pool, StaticPool) or (
-            self._sqlite and ((url.database or "") in ("", ":memory:") or "mode=memory" in str(url.query))
-        )
+        self._in_memory = isinstance(engine.pool, StaticPool) or (self._sqlite and _sqlite_in_memory(url))
         if self._sqlite_file is not None and not owns_engine:
             # As the task log's own engines do: each new connection notes the file it opened, so that one opened
             # on a file since replaced is told apart (_check_same_file).

@@ -115,3 +115,24 @@ def test_sqlite_inserts_of_many_rows_per_statement_do_what_a_statement_per_row_d
     assert [ts for _, ts in stored] == threads
     assert [task_id for task_id, _ in stored] == list(range(1, count + 1))
     assert daily == [(count, 50.0 * count)]
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:tasklog_memory?mode=memory&cache=shared&uri=true"]
+)
+def test_an_in_memory_sqlite_database_is_one_database_for_the_writer_and_readers(url: str) -> None:
+    """Every connection to an in-memory database would be a database of its own: the writer's and a reader's must
+    be the same connection, whichever way the URL says "in memory"."""
+    from slack_tasklog import TaskLog
+    from slack_tasklog.events import TaskRequested
+    from sqlalchemy import StaticPool, func, select
+
+    tasklog = TaskLog(url)
+    try:
+        assert isinstance(tasklog.engine.pool, StaticPool)
+        tasklog._record(TaskRequested("T1", None, "C1", "1.000100", "1.000100", "U1", "in memory"))
+        assert tasklog.flush(10)
+        with tasklog.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(Task)).scalar_one() == 1
+    finally:
+        tasklog.close()
