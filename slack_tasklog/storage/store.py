@@ -944,6 +944,7 @@ class Store:
                     .where(table.c.task_id.is_(None), exists(select(_tasks.c.id).where(matching)))
                     .values(task_id=newest)
                 )
+            _reduce_erased_errors(conn, touched, touched)
             summary.refresh(conn, touched, locked=touched)  # every one of them locked above
 
     # -- the parts of a write ---------------------------------------------------------------------------------
@@ -991,6 +992,7 @@ class Store:
             locked.update(linked)
             conn.execute(self._link_assignments, links)
             conn.execute(self._link_outcomes, links)
+            _reduce_erased_errors(conn, linked, locked)
         return ids
 
     def _threads_with_orphans(self, conn: Connection, threads: list[str]) -> set[str]:
@@ -1217,6 +1219,14 @@ _DEADLOCK_ATTEMPTS = 3
 # PostgreSQL: deadlock detected, serialization failure; MySQL/MariaDB: ER_LOCK_DEADLOCK.
 _PG_DEADLOCK = frozenset({"40P01", "40001"})
 _MYSQL_DEADLOCK = 1213
+
+
+def _reduce_erased_errors(conn: Connection, task_ids: Iterable[int], locked: Iterable[int]) -> None:
+    """Runs recorded before their task arrived, linked to it now: if its request was deleted or its author forgotten
+    meanwhile, their error messages keep only the exception type, as :meth:`Store._write_rounds` keeps a later run's."""
+    erased = erasure.erased_tasks(conn, task_ids)
+    if erased:
+        erasure.reduce_errors(conn, whole=erased, locked=locked)
 
 
 def _noting_file(path: Path) -> Callable[[Any, Any], None]:

@@ -56,6 +56,17 @@ def test_a_deletion_before_its_retried_mention_leaves_no_text(app: App, tasklog:
     assert query(tasklog, "SELECT count(*) FROM tasklog_tasks WHERE text_erased_at IS NOT NULL") == [(1,)]
 
 
+def test_a_run_recorded_before_its_deleted_mention_keeps_only_its_error_type(app: App, tasklog: TaskLog) -> None:
+    """The run, the deletion and the mention arrive in that order (another process ran the agent; Slack retried the
+    mention after its deletion): linked to its task, the run's error keeps no quote of the deleted text."""
+    error = "ValueError: cannot parse 'my password is hunter2'"
+    tasklog._record(OutcomeRecorded("o1", ROOT, "C111", "T111", "Grok", False, 0.5, error, 1.7e9, 1.7e9 + 1))
+    send(app, deleted(ROOT))
+    assert tasklog.flush(5)
+    send(app, app_mention("my password is hunter2", ts=ROOT))
+    assert query(tasklog, "SELECT task_id IS NOT NULL, error_message FROM tasklog_outcomes") == [(True, "ValueError")]
+
+
 def test_a_reply_deleted_before_its_mention_arrives_is_kept_without_its_text(app: App, tasklog: TaskLog) -> None:
     send(app, message("my password is hunter2", ts=REPLY, thread_ts=ROOT))
     send(app, deleted(REPLY))
