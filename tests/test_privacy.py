@@ -326,6 +326,7 @@ def test_forget_scrubs_journals_set_aside_as_unreadable(database_url: str, tmp_p
         + b"".join(encode_record(event) for event in dead_bot_events())
         + f'{{"kind":"TaskRequested","fields":["T1",null,"C1","U2","{SECRET} torn'.encode()
         + b"\nsome other unreadable line\n"
+        + b"torn line of U20\n"
     )
     corrupt.chmod(0o644)
     result = CliRunner().invoke(
@@ -335,7 +336,7 @@ def test_forget_scrubs_journals_set_aside_as_unreadable(database_url: str, tmp_p
     assert "scrubbed 4 records in journals of stopped bots" in result.output
     data = corrupt.read_bytes()
     assert SECRET.encode() not in data
-    for kept in (b"from U1", b"some other unreadable line", b"not a journal"):
+    for kept in (b"from U1", b"some other unreadable line", b"not a journal", b"torn line of U20"):
         assert kept in data
     assert corrupt.stat().st_mode & 0o777 == 0o600
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -363,10 +364,12 @@ def rewrite_orphans(directory: Path, change: Callable[[list[Event]], list[Event]
 
 def scrub_set_aside(directory: Path, change: Callable[[list[Event]], list[Event]], mentions: str) -> int:
     """Rewrite the files set aside as ``*.corrupt`` in ``directory``, which still hold people's messages: ``change``
-    applied to the records that can be read, and every other line that contains ``mentions`` (the id of the person
-    erased) dropped; the rest is kept for whoever looks at the file. Returns how many records changed or went."""
+    applied to the records that can be read, and every other line that names ``mentions`` (the id of the person
+    erased, as a whole id: erasing ``U2`` keeps a line naming only ``U20``) dropped, whatever its workspace (an
+    unreadable line cannot be trusted to say); the rest is kept for whoever looks at the file. Returns how many
+    records changed or went."""
     changed = 0
-    needle = mentions.encode()
+    needle = re.compile(rb"(?<![A-Za-z0-9])" + re.escape(mentions.encode()) + rb"(?![A-Za-z0-9])")
     for path in sorted(directory.glob(f"*{_CORRUPT_SUFFIX}")):
         try:
             lines = path.read_bytes().rstrip(b"\0").split(b"\n")
@@ -378,7 +381,7 @@ def scrub_set_aside(directory: Path, change: Callable[[list[Event]], list[Event]
             try:
                 events.append(decode_record(line))
             except ValueError:
-                if needle in line:
+                if needle.search(line):
                     changed += 1
                 else:
                     others.append(line)
