@@ -363,8 +363,8 @@ class Dropped:
 
 def drop_waits(conn: Connection, replies_before: datetime, deletions_before: datetime) -> Dropped:
     """Drop the replies and votes still waiting for their request since before ``replies_before``, and the deletions
-    kept for their message since before ``deletions_before``: what arrives out of order does so within seconds or
-    minutes."""
+    kept for their message since before ``deletions_before``. Slack's events arrive out of order within seconds or
+    minutes; deletions are kept far longer, for a journal replayed late (30 days, ``Store.maintain``)."""
     replies = conn.execute(delete(_waiting).where(_waiting.c.recorded_at < replies_before)).rowcount
     votes = conn.execute(delete(_waiting_votes).where(_waiting_votes.c.recorded_at < replies_before)).rowcount
     conn.execute(delete(_deleted).where(_deleted.c.deleted_at < deletions_before))
