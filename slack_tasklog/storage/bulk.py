@@ -37,7 +37,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from slack_tasklog.storage.models import UTCDateTime
 
-__all__ = ["Bulk", "among", "as_stored", "insert_ignore"]
+__all__ = ["Bulk", "among", "any_rows", "as_stored", "insert_ignore"]
 
 
 class Bulk:
@@ -295,6 +295,13 @@ def among(conn: Connection, column: Any, values: Sequence[Any], *, key: bool = F
         array: Any = postgresql.ARRAY(column.type)
         return column.in_(select(func.unnest(bindparam(None, list(values), type_=array))).scalar_subquery())
     return column.in_(values)
+
+
+def any_rows(conn: Connection, table: Table) -> bool:
+    """Whether ``table`` holds a row at all. The tables of what waits (replies and votes ahead of their task,
+    deletions kept for a message yet to come, forgotten people) are nearly always empty: asking first spares the
+    writer a lookup per key of every batch."""
+    return conn.execute(select(literal_column("1")).select_from(table).limit(1)).first() is not None
 
 
 def insert_ignore(table: Table, dialect: str) -> Insert:

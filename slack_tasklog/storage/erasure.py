@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
 from slack_tasklog.events import Event, FeedbackGiven, MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.storage import summary
-from slack_tasklog.storage.bulk import among, insert_ignore
+from slack_tasklog.storage.bulk import among, any_rows, insert_ignore
 from slack_tasklog.storage.models import (
     DailyFailures,
     DeletedMessage,
@@ -273,7 +273,7 @@ def erased_before_arrival(conn: Connection, messages: Sequence[TaskRequested | M
     if not with_text:
         return set()
     erased: set[MessageKey] = set()
-    stamps = sorted({ts for _, _, ts in with_text})
+    stamps = sorted({ts for _, _, ts in with_text}) if any_rows(conn, _deleted) else []
     for start in range(0, len(stamps), _CHUNK):
         deleted = select(_deleted.c.team_id, _deleted.c.channel_id, _deleted.c.ts).where(
             among(conn, _deleted.c.ts, stamps[start : start + _CHUNK])
@@ -304,7 +304,7 @@ def votes_after_forget(conn: Connection, votes: Sequence[FeedbackGiven]) -> list
 
 def _forgotten_at(conn: Connection, users: Iterable[str]) -> dict[tuple[str, str], float]:
     """(user, team) -> when they were forgotten (Unix seconds; team "" for every workspace), for these users."""
-    wanted = sorted(set(users))
+    wanted = sorted(set(users)) if any_rows(conn, _forgotten) else []
     forgotten: dict[tuple[str, str], float] = {}
     for start in range(0, len(wanted), _CHUNK):
         rows = select(_forgotten.c.user_id, _forgotten.c.team_id, _forgotten.c.forgotten_at).where(

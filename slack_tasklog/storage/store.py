@@ -50,7 +50,7 @@ from slack_tasklog.events import (
 )
 from slack_tasklog.logs import logger, safe_url
 from slack_tasklog.storage import erasure, summary
-from slack_tasklog.storage.bulk import Bulk, among, insert_ignore
+from slack_tasklog.storage.bulk import Bulk, among, any_rows, insert_ignore
 from slack_tasklog.storage.migrate import MigrateMode, SchemaNotReadyError, prepare_schema
 from slack_tasklog.storage.models import (
     Assignment,
@@ -564,7 +564,10 @@ class Store:
     ) -> set[int]:
         """Lock (:func:`summary.lock`) the stored tasks of the batch's threads, and those whose request or follow-up
         it deletes; returns their ids. Votes whose thread is not known yet, and tasks this transaction creates, are
-        locked where they are found (another writer cannot wait on a task that is not committed yet)."""
+        locked where they are found (another writer cannot wait on a task that is not committed yet). Nothing to
+        find on SQLite, where a write transaction has the whole database (each step loads the threads it needs)."""
+        if conn.dialect.name == "sqlite":
+            return set()
         requests, messages, assignments, outcomes, deletions, feedback = parts
         threads = {r.thread_ts for r in requests} | {m.thread_ts for m in messages}
         threads.update(*({e.thread_ts for e in events} for events in (assignments, outcomes)))
@@ -729,7 +732,7 @@ class Store:
         their thread where it is known now (their message written since)."""
         v = _waiting_votes.c
         found: dict[tuple[str, str, str, str, str, str], FeedbackGiven] = {}
-        listed = sorted(stamps)
+        listed = sorted(stamps) if stamps and any_rows(conn, _waiting_votes) else []
         for start in range(0, len(listed), _IN_CHUNK):
             chunk = listed[start : start + _IN_CHUNK]
             for column in (v.thread_ts, v.item_ts):
@@ -1074,7 +1077,7 @@ class Store:
         taken out of ``tasklog_waiting_messages``; those whose thread still has no task of theirs stay."""
         waiting: list[MessageInThread] = []
         erased: set[erasure.MessageKey] = set()
-        listed = sorted(threads)
+        listed = sorted(threads) if threads and any_rows(conn, _waiting) else []
         for start in range(0, len(listed), _IN_CHUNK):
             query = select(
                 _waiting.c.team_id, _waiting.c.channel_id, _waiting.c.thread_ts, _waiting.c.ts, _waiting.c.user_id,
