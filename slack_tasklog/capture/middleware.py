@@ -48,21 +48,23 @@ class MessageRecorder:
     #: ask Slack which thread the message is in (``SlackLookup.remember``).
     remember_token: Callable[[str, str, str | None], object] | None = None
 
-    def record(
-        self,
-        body: Mapping[str, Any],
-        *,
-        team_id: str | None,
-        enterprise_id: str | None,
-        bot_user_id: str | None,
-        bot_token: str | None = None,
-        base_url: str | None = None,
-    ) -> CapturedMessage | None:
-        captured = self.rules.capture(body, team_id=team_id, enterprise_id=enterprise_id, bot_user_id=bot_user_id)
-        if captured is not None:
-            if isinstance(captured, FeedbackGiven) and bot_token and self.remember_token is not None:
+    def record(self, body: Mapping[str, Any], context: Mapping[str, Any]) -> CapturedMessage | None:
+        """Capture what ``body`` records and queue it; ``context`` is Bolt's for the request (the installation that
+        received it: its workspace, enterprise, app user, and for reactions its token)."""
+        captured = self.rules.capture(
+            body,
+            team_id=context.get("team_id"),
+            enterprise_id=context.get("enterprise_id"),
+            bot_user_id=context.get("bot_user_id"),
+        )
+        if captured is None:
+            return None
+        if isinstance(captured, FeedbackGiven) and self.remember_token is not None:
+            bot_token = context.get("bot_token")
+            if bot_token:
+                base_url = getattr(context.get("client"), "base_url", None)
                 self.remember_token(captured.team_id or "", bot_token, base_url)
-            self.submit(self.policy.apply(captured))
+        self.submit(self.policy.apply(captured))
         return captured
 
 
@@ -89,15 +91,7 @@ class TaskLogMiddleware(Middleware):
             event = body.get("event") if body.get("type") == "event_callback" else None
             if not isinstance(event, Mapping) or event.get("type") not in CAPTURED_EVENT_TYPES:
                 return False
-            context = req.context
-            self._recorder().record(
-                body,
-                team_id=context.get("team_id"),
-                enterprise_id=context.get("enterprise_id"),
-                bot_user_id=context.get("bot_user_id"),
-                bot_token=context.get("bot_token"),
-                base_url=getattr(context.get("client"), "base_url", None),
-            )
+            self._recorder().record(body, req.context)
             return event.get("type") != "app_mention"
         except Exception:
             _failures.warning(
