@@ -134,15 +134,11 @@ class _Recorder:
         return _Arguments(self, args, kwargs)
 
     def get(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        where: Callable[[Mapping[str, Any]], Any] | tuple[str, ...],
-        option: str,
+        self, arguments: Mapping[str, Any], where: Callable[[Mapping[str, Any]], Any] | tuple[str, ...], option: str
     ) -> Any:
-        """The value ``where`` says: the first of its parameter names the call has, or the getter's answer;
-        ``_MISSING`` when the call has none of the names or the getter raised (see :meth:`call`)."""
-        arguments = self.bind(args, kwargs)
+        """The value ``where`` says among the call's ``arguments`` (:meth:`bind`): the first of its parameter names
+        the call has, or the getter's answer; ``_MISSING`` when the call has none of the names or the getter raised
+        (see :meth:`call`)."""
         if isinstance(where, tuple):
             for name in where:
                 value = arguments.get(name, _MISSING)
@@ -182,9 +178,9 @@ class _Recorder:
     def warn(self, key: str, message: str, *args: object) -> None:
         _misshapen.warning(f"{self._name}:{key}", "slack_tasklog: %s: " + message, self._name, *args)
 
-    def thread_ts(self, args: tuple[Any, ...], kwargs: dict[str, Any], where: Any) -> str | None:
+    def thread_ts(self, arguments: Mapping[str, Any], where: Any) -> str | None:
         """The call's thread ts in Slack's form, or None (said once a minute: nothing can be recorded)."""
-        value = self.get(args, kwargs, where, "thread_ts")
+        value = self.get(arguments, where, "thread_ts")
         if value is _MISSING or value is None:
             if value is None or not callable(where):  # a getter that raised has said so already
                 self.warn("thread_ts", _NO_THREAD)
@@ -197,12 +193,12 @@ class _Recorder:
             self.warn("thread_ts", "thread_ts %s is not a Slack message ts; nothing recorded", _short(value))
         return ts
 
-    def slack_id(self, args: tuple[Any, ...], kwargs: dict[str, Any], where: Any, option: str) -> str | None:
+    def slack_id(self, arguments: Mapping[str, Any], where: Any, option: str) -> str | None:
         """A channel or team id, if the call has one; one that cannot be an id is said (once a minute) and left
         out."""
         if not where:
             return None
-        value = self.get(args, kwargs, where, option)
+        value = self.get(arguments, where, option)
         if value is _MISSING or value is None:
             return None
         try:
@@ -411,7 +407,8 @@ class AssignmentRecorder(_Recorder):
         if error is not None:
             return  # check_and_assign itself failed: there is no decision to record
         args, kwargs, started = state
-        thread_ts = self.thread_ts(args, kwargs, self._thread_ts)
+        arguments = self.bind(args, kwargs)
+        thread_ts = self.thread_ts(arguments, self._thread_ts)
         if thread_ts is None:
             return
         decision = result if self._assigned is None else self.call("assigned", self._assigned, result)
@@ -428,7 +425,7 @@ class AssignmentRecorder(_Recorder):
             )
             return
         agent, confidence = assigned
-        evaluations = self._evaluations_of(args, kwargs, problems)
+        evaluations = self._evaluations_of(arguments, problems)
         if agent is not None and confidence is None:
             confidence = dict(evaluations).get(agent)
         if problems:
@@ -444,8 +441,8 @@ class AssignmentRecorder(_Recorder):
             AssignmentRecorded(
                 id=new_event_id(),
                 thread_ts=thread_ts,
-                channel_id=self.slack_id(args, kwargs, self._channel, "channel"),
-                team_id=self.slack_id(args, kwargs, self._team, "team"),
+                channel_id=self.slack_id(arguments, self._channel, "channel"),
+                team_id=self.slack_id(arguments, self._team, "team"),
                 agent=agent,
                 confidence=confidence,
                 evaluations=evaluations,
@@ -455,9 +452,9 @@ class AssignmentRecorder(_Recorder):
         )
 
     def _evaluations_of(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], problems: list[str]
+        self, arguments: Mapping[str, Any], problems: list[str]
     ) -> tuple[tuple[str, float | None], ...]:
-        value = self.get(args, kwargs, self._evaluations, "evaluations")
+        value = self.get(arguments, self._evaluations, "evaluations")
         if value is _MISSING:
             if not callable(self._evaluations):  # a getter that raised has said so already
                 self.warn(
@@ -656,7 +653,8 @@ class OutcomeRecorder(_Recorder):
     def finish(self, state: Any, result: Any, error: BaseException | None) -> None:
         elapsed = time.perf_counter() - state[3]
         args, kwargs, started, _ = state
-        thread_ts = self.thread_ts(args, kwargs, self._thread_ts)
+        arguments = self.bind(args, kwargs)
+        thread_ts = self.thread_ts(arguments, self._thread_ts)
         if thread_ts is None:
             return
         if self._is_plain_function and error is None and _runs_later(result):
@@ -666,15 +664,14 @@ class OutcomeRecorder(_Recorder):
                 "generator function itself)",
                 _short(result),
             )
-        agent = self._agent_of(args, kwargs)
-        arguments = self.bind(args, kwargs)
+        agent = self._agent_of(arguments)
         input_tokens, output_tokens = self._usage_of(arguments, result)
         self._submit(
             OutcomeRecorded(
                 id=new_event_id(),
                 thread_ts=thread_ts,
-                channel_id=self.slack_id(args, kwargs, self._channel, "channel"),
-                team_id=self.slack_id(args, kwargs, self._team, "team"),
+                channel_id=self.slack_id(arguments, self._channel, "channel"),
+                team_id=self.slack_id(arguments, self._team, "team"),
                 agent=agent,
                 success=error is None,
                 execution_time=elapsed,
@@ -720,13 +717,13 @@ class OutcomeRecorder(_Recorder):
             return None
         return ((tokens[0] or 0) * price[0] + (tokens[1] or 0) * price[1]) / 1_000_000
 
-    def _agent_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def _agent_of(self, arguments: Mapping[str, Any]) -> str:
         """``agent=``, else the instance's ``.name``, else an ``agent`` argument's, else the instance's class name
         or the function's name (said once a minute: such outcomes match no round)."""
         if isinstance(self._agent, str):
             return self._agent
         if self._agent is not None:
-            value = self.call("agent", self._agent, self.bind(args, kwargs))
+            value = self.call("agent", self._agent, arguments)
             name = None if value is _MISSING else _agent_name(value)
             if name is not None:
                 return name
@@ -736,13 +733,13 @@ class OutcomeRecorder(_Recorder):
                     "your agent getter returned %s, not a name; the outcome is recorded under the next name found",
                     _short(value),
                 )
-        owner = self.get(args, kwargs, ("self",), "agent")
+        owner = self.get(arguments, ("self",), "agent")
         if owner is _MISSING:
             owner = self._owner
         name = _agent_name(owner)  # the method's instance (its .name): the usual case, one lookup
         if name is not None:
             return name
-        name = _agent_name(self.get(args, kwargs, ("agent",), "agent"))
+        name = _agent_name(self.get(arguments, ("agent",), "agent"))
         if name is not None:
             return name
         if owner is not None:
