@@ -566,7 +566,7 @@ class Store:
         it deletes; returns their ids. Votes whose thread is not known yet, and tasks this transaction creates, are
         locked where they are found (another writer cannot wait on a task that is not committed yet). Nothing to
         find on SQLite, where a write transaction has the whole database (each step loads the threads it needs)."""
-        if conn.dialect.name == "sqlite":
+        if self._sqlite:
             return set()
         requests, messages, assignments, outcomes, deletions, feedback = parts
         threads = {r.thread_ts for r in requests} | {m.thread_ts for m in messages}
@@ -1221,7 +1221,7 @@ class Store:
 _DEADLOCK_ATTEMPTS = 3
 # PostgreSQL: deadlock detected, serialization failure; MySQL/MariaDB: ER_LOCK_DEADLOCK.
 _PG_DEADLOCK = frozenset({"40P01", "40001"})
-_MYSQL_DEADLOCK = 1213
+_MYSQL_DEADLOCK = frozenset({1213})
 
 
 def _reduce_erased_errors(conn: Connection, task_ids: Iterable[int], locked: Iterable[int]) -> None:
@@ -1243,10 +1243,7 @@ def _noting_file(path: Path) -> Callable[[Any, Any], None]:
 
 def _deadlock(error: BaseException | None) -> bool:
     """Whether a driver's error says the transaction was rolled back to break a deadlock."""
-    if getattr(error, "sqlstate", None) in _PG_DEADLOCK:  # psycopg
-        return True
-    args: tuple[object, ...] = getattr(error, "args", ())
-    return bool(args) and args[0] == _MYSQL_DEADLOCK  # PyMySQL: (code, msg)
+    return _driver_error_in(error, _PG_DEADLOCK, _MYSQL_DEADLOCK)
 
 
 # PostgreSQL: undefined table, undefined column, insufficient privilege, invalid schema name.
@@ -1257,10 +1254,15 @@ _MYSQL_SCHEMA_OR_PRIVILEGE = frozenset({1146, 1054, 1142, 1143, 1044})
 
 def _schema_or_privilege(error: BaseException | None) -> bool:
     """Whether a driver's error says a table or column is missing or access to it was taken away."""
-    if getattr(error, "sqlstate", None) in _PG_SCHEMA_OR_PRIVILEGE:  # psycopg
+    return _driver_error_in(error, _PG_SCHEMA_OR_PRIVILEGE, _MYSQL_SCHEMA_OR_PRIVILEGE)
+
+
+def _driver_error_in(error: BaseException | None, sqlstates: AbstractSet[str], mysql_codes: AbstractSet[int]) -> bool:
+    """Whether a driver's error is one of these: psycopg's by SQLSTATE, PyMySQL's by its code, ``(code, msg)``."""
+    if getattr(error, "sqlstate", None) in sqlstates:
         return True
     args: tuple[object, ...] = getattr(error, "args", ())
-    return bool(args) and isinstance(args[0], int) and args[0] in _MYSQL_SCHEMA_OR_PRIVILEGE  # PyMySQL: (code, msg)
+    return bool(args) and isinstance(args[0], int) and args[0] in mysql_codes
 
 
 def _confidence(value: object) -> float | None:
