@@ -8,6 +8,7 @@ written twice lands once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 import time
@@ -305,8 +306,11 @@ class Store:
         self._in_memory = isinstance(engine.pool, StaticPool) or (self._sqlite and _sqlite_in_memory(url))
         if self._sqlite_file is not None and not owns_engine:
             # As the task log's own engines do: each new connection notes the file it opened, so that one opened
-            # on a file since replaced is told apart (_check_same_file).
-            event.listen(engine, "connect", _noting_file(self._sqlite_file))
+            # on a file since replaced is told apart (_check_same_file). Once per engine, however many task logs
+            # the host makes on it.
+            noting = _noting_file(self._sqlite_file)
+            if not event.contains(engine, "connect", noting):
+                event.listen(engine, "connect", noting)
         self._written_file: tuple[int, int] | None = None  # the SQLite file (device, inode) last committed to
         # What ensure_schema may do to the schema (see _migrate.prepare_schema); None: the backend's default.
         self._migrate: MigrateMode | None = migrate
@@ -1232,8 +1236,10 @@ def _reduce_erased_errors(conn: Connection, task_ids: Iterable[int], locked: Ite
         erasure.reduce_errors(conn, whole=erased, locked=locked)
 
 
+@functools.cache
 def _noting_file(path: Path) -> Callable[[Any, Any], None]:
-    """A ``connect`` listener that notes the identity of the SQLite file a new connection opened."""
+    """A ``connect`` listener that notes the identity of the SQLite file a new connection opened: the same one for
+    the same file, so that an engine is given it once."""
 
     def note(_dbapi_connection: Any, record: Any) -> None:
         record.info[_OPENED_FILE] = _file_identity(path)

@@ -136,3 +136,17 @@ def test_an_in_memory_sqlite_database_is_one_database_for_the_writer_and_readers
             assert conn.execute(select(func.count()).select_from(Task)).scalar_one() == 1
     finally:
         tasklog.close()
+
+
+def test_task_logs_made_on_a_hosts_sqlite_engine_add_one_listener_to_it(tmp_path: Path) -> None:
+    """``TaskLog(engine=...)`` notes the file each new connection opens (to tell a replaced file apart): with one
+    listener on the host's engine, however many task logs are made on it."""
+    from slack_tasklog import TaskLog
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'host.db'}")
+    listeners = len(engine.pool.dispatch.connect)
+    for _ in range(3):
+        TaskLog(engine=engine, journal=False).close()
+    assert len(engine.pool.dispatch.connect) == listeners + 1
+    engine.dispose()
