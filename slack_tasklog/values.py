@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["amount", "token_count", "ts_seconds"]
+__all__ = ["MAX_CONFIDENCE", "amount", "confidence", "token_count", "ts_seconds"]
 
 _MAX_TOKENS = 2**63 - 1  # the column is a BIGINT
+#: Confidences are percents.
+MAX_CONFIDENCE = 100.0
 
 # The seconds datetime.fromtimestamp takes: 0001-01-01 up to 9999-12-31 (UTC).
 _FIRST_SECOND = -62_135_596_800.0
@@ -55,3 +57,20 @@ def amount(value: object) -> float | None:
     except OverflowError:
         return None
     return number if 0.0 <= number < math.inf else None
+
+
+def confidence(value: object) -> float | None:
+    """A confidence as stored: a number from 0 to 100, as a float; None for anything else (NaN, an infinity, out of
+    range, a bool, not a number). The decorators read a bot's text or Decimal as a number first.
+
+    >>> confidence(80), confidence(100.5), confidence(float("nan"))
+    (80.0, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    # The comparison is false for NaN too.
+    return number if 0.0 <= number <= MAX_CONFIDENCE else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slack_tasklog.values import amount, token_count, ts_seconds
+from slack_tasklog.values import amount, confidence, token_count, ts_seconds
 
 
 def test_a_slack_ts_that_is_no_time_falls_back() -> None:
@@ -23,3 +23,10 @@ def test_an_amount_is_a_finite_number_from_zero() -> None:
     assert [amount(v) for v in (0, 3, 0.5)] == [0.0, 3.0, 0.5]
     for refused in (-0.01, float("nan"), float("inf"), 10**400, True, "1", None):
         assert amount(refused) is None, refused
+
+
+def test_a_confidence_is_a_percent() -> None:
+    # One rule for the decorators (after reading a bot's text or Decimal as a number), a journal and an import.
+    assert [confidence(v) for v in (0, 80, 92.5, 100)] == [0.0, 80.0, 92.5, 100.0]
+    for refused in (-1, 100.5, float("nan"), float("inf"), 10**400, True, "80", None):
+        assert confidence(refused) is None, refused

@@ -22,6 +22,7 @@ from decimal import Decimal
 from numbers import Integral, Real
 from typing import Any, TypeVar, cast, overload
 
+from slack_tasklog import values
 from slack_tasklog.capture.text import storable
 from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded
 from slack_tasklog.logs import RateLimitedLog, internal_error
@@ -40,7 +41,6 @@ RunGetter = Callable[[Any, Mapping[str, Any]], Any]
 
 _MAX_AGENT_NAME = 191  # the column's length (see storage.models.AgentName)
 _MAX_SLACK_ID = 32  # thread ts, channel and team ids (see storage.models.SlackId)
-_MAX_CONFIDENCE = 100.0  # confidences are percents
 
 
 def new_event_id() -> str:
@@ -506,7 +506,7 @@ def normalize_evaluations(value: Any, problems: list[str] | None = None) -> tupl
             if not (
                 type(agent) is str
                 and (type(confidence) is int or type(confidence) is float)
-                and 0 <= confidence <= _MAX_CONFIDENCE
+                and 0 <= confidence <= values.MAX_CONFIDENCE
                 and 0 < len(agent) <= _MAX_AGENT_NAME
                 and storable(agent) is agent
             ):
@@ -577,7 +577,7 @@ def _confidence(value: Any, agent: str | None, problems: list[str]) -> float | N
     large for a float, text that is no number, ...) is refused: read as None, and noted in ``problems``."""
     if value is None:
         return None
-    number = None
+    number: object = None
     if isinstance(value, bool):
         pass  # True is no confidence
     elif isinstance(value, Real | Decimal | str):
@@ -585,10 +585,11 @@ def _confidence(value: Any, agent: str | None, problems: list[str]) -> float | N
             number = float(value)
         except Exception:  # ValueError, OverflowError, or whatever a number type of the bot's raises
             number = None
-    if number is not None and 0.0 <= number <= _MAX_CONFIDENCE:
-        return number
-    problems.append(f"{agent}={_short(value)}")
-    return None
+    # Through its module, not imported by name: this module's locals are called confidence.
+    kept = values.confidence(number)
+    if kept is None:
+        problems.append(f"{agent}={_short(value)}")
+    return kept
 
 
 def _has(obj: Any, name: str) -> bool:

@@ -19,7 +19,6 @@ import hashlib
 import itertools
 import json
 import marshal
-import math
 import os
 import re
 import struct
@@ -31,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from slack_tasklog import values
 from slack_tasklog.capture.decorators import normalize_evaluations, read_usage
 from slack_tasklog.events import AssignmentRecorded, Event, OutcomeRecorded, TaskRequested
 from slack_tasklog.storage.store import Store
@@ -455,11 +455,12 @@ def _evaluations(data: dict[str, Any], team_id: str, unassigned_error: str, iden
     agent = data.get("assigned_to")
     if agent is not None and not isinstance(agent, str):
         raise ValueError("assigned_to must be a string or null")
-    confidence = data.get("max_confidence")
-    if agent is None:
-        confidence = None
-    elif not isinstance(confidence, int | float) or isinstance(confidence, bool) or not math.isfinite(confidence):
-        confidence = dict(evaluations).get(agent)
+    confidence = None
+    if agent is not None:
+        # A max_confidence that is no confidence (missing, NaN, out of range): the assigned agent's evaluation.
+        confidence = values.confidence(data.get("max_confidence"))
+        if confidence is None:
+            confidence = dict(evaluations).get(agent)
     when = _when(data)
     return AssignmentRecorded(
         id=identity(when, "evaluations", thread_ts, data["timestamp"], data.get("evaluations"), agent),
@@ -467,7 +468,7 @@ def _evaluations(data: dict[str, Any], team_id: str, unassigned_error: str, iden
         channel_id=data.get("channel_id") if isinstance(data.get("channel_id"), str) else None,
         team_id=team_id or None,
         agent=agent or None,
-        confidence=float(confidence) if confidence is not None else None,
+        confidence=confidence,
         evaluations=evaluations,
         recorded_at=when,
         unassigned_error=unassigned_error,

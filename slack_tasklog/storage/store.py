@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -64,7 +63,7 @@ from slack_tasklog.storage.models import (
     WaitingVote,
 )
 from slack_tasklog.storage.rounds import other_agents
-from slack_tasklog.values import amount, token_count, ts_seconds
+from slack_tasklog.values import amount, confidence, token_count, ts_seconds
 
 __all__ = [
     "DatabaseFileChangedError",
@@ -1130,12 +1129,12 @@ class Store:
             orphans = orphans or task_id is None
             # Events that skipped the decorators' checks (journals, the importer) may carry NaN or infinities, which
             # some backends refuse or store as is: such a confidence is stored as NULL, the rest of the round kept.
-            evaluations = [(agent, _confidence(confidence)) for agent, confidence in a.evaluations]
+            evaluations = [(agent, confidence(value)) for agent, value in a.evaluations]
             assignment_rows.append(
-                (a.id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, _confidence(a.confidence),
+                (a.id, task_id, a.team_id, a.channel_id, a.thread_ts, a.agent, confidence(a.confidence),
                  a.recorded_at, other_agents(evaluations, a.agent))
             )  # fmt: skip
-            evaluation_rows += [(a.id, agent, confidence) for agent, confidence in evaluations]
+            evaluation_rows += [(a.id, agent, value) for agent, value in evaluations]
             if a.agent is None:
                 # Nobody was confident enough: the round fails here and now, with no agent to run it.
                 outcome_rows.append(
@@ -1269,15 +1268,6 @@ def _driver_error_in(error: BaseException | None, sqlstates: AbstractSet[str], m
         return True
     args: tuple[object, ...] = getattr(error, "args", ())
     return bool(args) and isinstance(args[0], int) and args[0] in mysql_codes
-
-
-def _confidence(value: object) -> float | None:
-    """A confidence as stored: a finite number in 0..100, or None (NULL) for anything else (NaN, infinities, out of
-    range, not a number)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) and 0.0 <= number <= 100.0 else None
 
 
 _Partition = tuple[

@@ -193,6 +193,18 @@ def test_bad_lines_are_reported_with_their_numbers_and_the_rest_imported(tasklog
     assert "success must be true or false" in reasons[8]
 
 
+def test_a_max_confidence_that_is_no_confidence_takes_the_agents_evaluation(tasklog: TaskLog) -> None:
+    lines = [
+        b'{"timestamp": "2024-01-15T10:30:00", "event_type": "task_request", "user_id": "U1", "request": "ok", '
+        b'"channel_id": "C1", "thread_ts": "1705314600.000100"}\n',
+        b'{"timestamp": "2024-01-15T10:30:04", "event_type": "evaluations", "thread_ts": "1705314600.000100", '
+        b'"evaluations": {"Grok": 90, "Writer": 40}, "assigned_to": "Grok", "max_confidence": 150}\n',
+    ]
+    report = import_jsonl(lines, tasklog._store)
+    assert (report.events, report.skipped) == (2, 0)
+    assert query(tasklog, "SELECT agent, confidence FROM tasklog_assignments") == [("Grok", 90.0)]
+
+
 def test_a_journal_segment_left_behind_imports_too(tmp_path: Path, tasklog: TaskLog, database_url: str) -> None:
     from click.testing import CliRunner
     from slack_tasklog.cli.main import main
