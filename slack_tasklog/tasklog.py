@@ -22,7 +22,7 @@ from slack_tasklog.capture.middleware import MessageRecorder, TaskLogMiddleware,
 from slack_tasklog.capture.rules import DEFAULT_FEEDBACK_EMOJI, CaptureRules
 from slack_tasklog.capture.text import TextPolicy
 from slack_tasklog.durations import parse_retention
-from slack_tasklog.events import Event, FeedbackGiven
+from slack_tasklog.events import Event, FeedbackGiven, OutcomeRecorded
 from slack_tasklog.logs import RateLimitedLog, logger, safe_url
 from slack_tasklog.options import (
     check_bool,
@@ -174,7 +174,8 @@ class TaskLog(Tracking):
             event. Without it the journal survives the process being killed, not the machine.
         redact: applied to every request and follow-up text before it is stored or journaled (return the text to
             keep, or None to keep none); if it raises, no text is kept. Example: ``redact=scrub_emails``.
-        store_text: False stores no request or follow-up text at all (only who, when, which agent, the outcome).
+        store_text: False stores no request or follow-up text at all (only who, when, which agent, the outcome), and
+            of a run's error only its exception type (an error may quote the request).
         retention: delete tasks older than this (``"90d"``, ``"6mo"`` or a ``timedelta``; a text under a day is
             refused as a likely slip) once an hour, from the writer.
         admins: Slack user IDs who may always export with ``/tasklog`` (and see its stats when
@@ -335,6 +336,9 @@ class TaskLog(Tracking):
         return self._middleware
 
     def _record(self, event: Event) -> None:
+        # The middleware's messages come through the text policy already (MessageRecorder); the decorators' runs here.
+        if isinstance(event, OutcomeRecorded):
+            event = self.recorder.policy.outcome(event)
         self._writer.submit(event)
         if not self.write_through:
             return

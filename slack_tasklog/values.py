@@ -4,8 +4,9 @@ import): pure functions of plain values, below every other layer."""
 from __future__ import annotations
 
 import math
+import re
 
-__all__ = ["MAX_CONFIDENCE", "amount", "confidence", "token_count", "ts_seconds"]
+__all__ = ["MAX_CONFIDENCE", "amount", "confidence", "exception_type", "token_count", "ts_seconds"]
 
 _MAX_TOKENS = 2**63 - 1  # the column is a BIGINT
 #: Confidences are percents.
@@ -74,3 +75,19 @@ def confidence(value: object) -> float | None:
         return None
     # The comparison is false for NaN too.
     return number if 0.0 <= number <= MAX_CONFIDENCE else None
+
+
+# An exception type as the decorators record it ("ValueError: ...", "requests.exceptions.HTTPError: ..."): the
+# part before the first colon, a (dotted) Python name.
+_EXCEPTION_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(?:\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,9}")
+
+
+def exception_type(message: str) -> str | None:
+    """The exception type of an error message as the decorators record it (``"ExcType: message"`` or
+    ``"ExcType"``), or None if it does not start with one.
+
+    >>> exception_type("ValueError: cannot parse 'pay Bob'")
+    'ValueError'
+    """
+    head = message.split(":", 1)[0].strip()
+    return head if _EXCEPTION_TYPE.fullmatch(head) else None

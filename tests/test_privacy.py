@@ -17,8 +17,9 @@ from slack_bolt import App
 from slack_tasklog import TaskLog
 from slack_tasklog.cli.main import main
 from slack_tasklog.events import MessageInThread, OutcomeRecorded, TaskRequested
-from slack_tasklog.storage.erasure import exception_type, forget_in_events
+from slack_tasklog.storage.erasure import forget_in_events
 from slack_tasklog.testing import app_mention, event_body, message, signed_request
+from slack_tasklog.values import exception_type
 from slack_tasklog.writer.journal import HEADER
 from slack_tasklog.writer.records import encode_record
 
@@ -85,6 +86,33 @@ def test_store_no_text_at_all(make_app: Callable[..., App], database_url: str) -
         send(app, message("quickly", ts="1700000001.000100", thread_ts=ROOT))
         assert texts(tasklog) == ([None], [None])
         assert query(tasklog, "SELECT user_id FROM tasklog_tasks") == [("U9",)]
+    finally:
+        tasklog.close()
+
+
+def test_store_no_text_keeps_only_the_exception_type_of_a_runs_error(
+    make_app: Callable[..., App], database_url: str
+) -> None:
+    """An exception may quote the request: with store_text=False its message goes, its type stays."""
+    tasklog = TaskLog(database_url, store_text=False)
+
+    @tasklog.track_assignment
+    def check_and_assign(thread_ts: str, evaluations: dict[str, int]) -> str:
+        return "Grok"
+
+    @tasklog.track_outcome(agent="Grok")
+    def process_assignment(thread_ts: str, text: str) -> None:
+        raise ValueError(f"cannot parse {text!r}")
+
+    try:
+        app = make_app(tasklog)
+        send(app, app_mention("pay Bob", ts=ROOT))
+        check_and_assign(ROOT, {"Grok": 90})
+        with pytest.raises(ValueError, match="cannot parse"):
+            process_assignment(ROOT, "pay Bob")
+        assert tasklog.flush(10)
+        assert query(tasklog, "SELECT success, error_message FROM tasklog_outcomes") == [(False, "ValueError")]
+        assert query(tasklog, "SELECT error_message FROM tasklog_daily_failures") == [("ValueError",)]
     finally:
         tasklog.close()
 

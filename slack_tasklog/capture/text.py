@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_tasklog.capture.rules import CapturedMessage
-from slack_tasklog.events import FeedbackGiven, MessageDeleted
+from slack_tasklog.events import FeedbackGiven, MessageDeleted, OutcomeRecorded
 from slack_tasklog.logs import RateLimitedLog
+from slack_tasklog.values import exception_type
 
 __all__ = ["TextPolicy", "storable"]
 
@@ -40,7 +41,8 @@ def storable(text: str) -> str:
 
 @dataclass(frozen=True)
 class TextPolicy:
-    """``store_text=False`` keeps no text; ``redact`` maps each text to the text kept (None: none)."""
+    """``store_text=False`` keeps no text, and of a run's error only its exception type; ``redact`` maps each text
+    to the text kept (None: none)."""
 
     store_text: bool = True
     redact: Callable[[str], str | None] | None = None
@@ -53,6 +55,13 @@ class TextPolicy:
         text = storable(message.text)
         kept = text if self.redact is None else self._redacted(text)
         return message if kept is message.text else message._replace(text=kept)
+
+    def outcome(self, outcome: OutcomeRecorded) -> OutcomeRecorded:
+        """``store_text=False`` keeps only the exception type of a run's error: an exception may quote the request
+        (``ValueError: cannot parse 'pay Bob'`` → ``ValueError``), as a deleted request's runs keep."""
+        if self.store_text or not outcome.error_message:
+            return outcome
+        return outcome._replace(error_message=exception_type(outcome.error_message))
 
     def _redacted(self, text: str) -> str | None:
         assert self.redact is not None

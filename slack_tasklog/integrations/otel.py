@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_tasklog.events import AssignmentRecorded, Event, MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.logs import RateLimitedLog
-from slack_tasklog.storage.erasure import exception_type
+from slack_tasklog.values import exception_type
 
 if TYPE_CHECKING:
     from slack_tasklog.tasklog import TaskLog

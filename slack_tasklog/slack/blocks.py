@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from slack_tasklog.reports.stats import AgentStats, Failure, Stats, Usage
 from slack_tasklog.slack.grammar import ExportRequest, StatsRequest, TimeFilter, Window
-from slack_tasklog.storage.erasure import exception_type
+from slack_tasklog.values import exception_type
 
 __all__ = [
     "HIDDEN_FAILURE",

@@ -15,7 +15,6 @@ good (``tasklog_forgotten_users``). The writer asks :func:`erased_before_arrival
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,7 +36,7 @@ from slack_tasklog.storage.models import (
     WaitingMessage,
     WaitingVote,
 )
-from slack_tasklog.values import ts_seconds
+from slack_tasklog.values import exception_type, ts_seconds
 
 __all__ = [
     "Dropped",
@@ -46,7 +45,6 @@ __all__ = [
     "drop_waits",
     "erased_before_arrival",
     "erased_tasks",
-    "exception_type",
     "forget_in_events",
     "forget_user",
     "forget_votes",
@@ -71,21 +69,6 @@ MessageKey = tuple[str, str, str]
 _CHUNK = 500
 # The time of a ts that is not one: never before a forget.
 _NEVER = math.inf
-
-# An exception type as the decorators record it ("ValueError: ...", "requests.exceptions.HTTPError: ..."): the
-# part before the first colon, a (dotted) Python name.
-_EXCEPTION_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(?:\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,9}")
-
-
-def exception_type(message: str) -> str | None:
-    """The exception type of an error message as the decorators record it (``"ExcType: message"`` or
-    ``"ExcType"``), or None if it does not start with one.
-
-    >>> exception_type("ValueError: cannot parse 'pay Bob'")
-    'ValueError'
-    """
-    head = message.split(":", 1)[0].strip()
-    return head if _EXCEPTION_TYPE.fullmatch(head) else None
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ from slack_tasklog.storage.models import (
     WaitingVote,
 )
 from slack_tasklog.storage.rounds import other_agents
-from slack_tasklog.values import amount, confidence, token_count, ts_seconds
+from slack_tasklog.values import amount, confidence, exception_type, token_count, ts_seconds
 
 __all__ = [
     "DatabaseFileChangedError",
@@ -1151,7 +1151,7 @@ class Store:
             orphans = orphans or task_id is None
             error = o.error_message
             if task_id in erased and error and o.agent:
-                error = erasure.exception_type(error)
+                error = exception_type(error)
             outcome_rows.append(
                 (o.id, task_id, o.team_id, o.channel_id, o.thread_ts, o.agent, o.success, o.execution_time,
                  error, o.started_at, o.finished_at, token_count(o.input_tokens), token_count(o.output_tokens),
