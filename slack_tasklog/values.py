@@ -51,13 +51,8 @@ def amount(value: object) -> float | None:
     >>> amount(3), amount(0.5), amount(float("nan"))
     (3.0, 0.5, None)
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if 0.0 <= number < math.inf else None
+    number = _number(value)
+    return number if number is not None and 0.0 <= number < math.inf else None
 
 
 def confidence(value: object) -> float | None:
@@ -67,14 +62,19 @@ def confidence(value: object) -> float | None:
     >>> confidence(80), confidence(100.5), confidence(float("nan"))
     (80.0, None, None)
     """
+    number = _number(value)
+    # The comparison is false for NaN too.
+    return number if number is not None and 0.0 <= number <= MAX_CONFIDENCE else None
+
+
+def _number(value: object) -> float | None:
+    """An int or a float (not a bool) as a float; None for anything else, an int too large for a float included."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
-        number = float(value)
+        return float(value)
     except OverflowError:
         return None
-    # The comparison is false for NaN too.
-    return number if 0.0 <= number <= MAX_CONFIDENCE else None
 
 
 # An exception type as the decorators record it ("ValueError: ...", "requests.exceptions.HTTPError: ..."): the
