@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -51,11 +52,15 @@ def approach_1_log(path: Path) -> None:
             {"thread_ts": thread_ts, "agent": agent_name, "success": True, "execution_time": time.time() - start_time},
         )
 
-    handle(
-        "U123456", "Research quantum computing", "C1", "1705314600.000100", {"Grok": 92, "Writer": 30, "Builder": 15}
-    )
-    handle("U789012", "Write a poem", "C1", "1705314660.000100", {"Writer": 95, "Grok": 20})
-    handle("U345678", "Unknown request", "C1", "1705314720.000100", {"Grok": 20, "Writer": 10})
+    with warnings.catch_warnings():
+        # The sketch's datetime.utcnow(), deprecated since Python 3.12, kept for its naive timestamps.
+        warnings.filterwarnings("ignore", "datetime.datetime.utcnow", DeprecationWarning)
+        handle(
+            "U123456", "Research quantum computing", "C1", "1705314600.000100",
+            {"Grok": 92, "Writer": 30, "Builder": 15},
+        )  # fmt: skip
+        handle("U789012", "Write a poem", "C1", "1705314660.000100", {"Writer": 95, "Grok": 20})
+        handle("U345678", "Unknown request", "C1", "1705314720.000100", {"Grok": 20, "Writer": 10})
 
 
 def test_an_approach_1_log_moves_in_and_exports_like_the_design(tmp_path: Path, tasklog: TaskLog) -> None:

@@ -482,6 +482,8 @@ def start_and_record(url: str, worker: int, barrier: Any) -> None:
 
 
 @pytest.mark.parametrize("fill", [False, True], ids=["empty", "made-before-migrations"])
+# The test's own threads (pytest's, the database drivers') are no concern of the forked workers, which open their own.
+@pytest.mark.filterwarnings("ignore:This process.*is multi-threaded:DeprecationWarning")
 def test_processes_starting_at_once_migrate_once(
     empty_database_url: str, engine: Engine, fill: bool, tmp_path: Path
 ) -> None:

@@ -42,6 +42,8 @@ def test_close_is_idempotent_and_later_events_are_counted_as_dropped(tasklog: Ta
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+# Forking with the writer thread running is what a pre-forking server does to a bot: the point of the test.
+@pytest.mark.filterwarnings("ignore:This process.*is multi-threaded:DeprecationWarning")
 def test_a_forked_child_gets_its_own_writer(tasklog: TaskLog) -> None:
     tasklog._record(request("1.000001"))
     assert tasklog.flush(5)
