@@ -4,7 +4,6 @@ import): pure functions of plain values, below every other layer."""
 from __future__ import annotations
 
 import math
-import re
 
 __all__ = ["MAX_CONFIDENCE", "amount", "confidence", "exception_type", "token_count", "ts_seconds"]
 
@@ -77,17 +76,21 @@ def _number(value: object) -> float | None:
         return None
 
 
-# An exception type as the decorators record it ("ValueError: ...", "requests.exceptions.HTTPError: ..."): the
-# part before the first colon, a (dotted) Python name.
-_EXCEPTION_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(?:\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,9}")
+# Bounds on a name taken for an exception type: what an exception class is called, not a sentence.
+_MAX_NAME_PARTS = 10
+_MAX_NAME = 100
 
 
 def exception_type(message: str) -> str | None:
     """The exception type of an error message as the decorators record it (``"ExcType: message"`` or
-    ``"ExcType"``), or None if it does not start with one.
+    ``"ExcType"``), or None if it does not start with one: the part before the first colon, a (dotted) Python name,
+    such as ``requests.exceptions.HTTPError`` or ``FehlerÄ``.
 
     >>> exception_type("ValueError: cannot parse 'pay Bob'")
     'ValueError'
     """
     head = message.split(":", 1)[0].strip()
-    return head if _EXCEPTION_TYPE.fullmatch(head) else None
+    parts = head.split(".")
+    if len(parts) <= _MAX_NAME_PARTS and all(part.isidentifier() and len(part) <= _MAX_NAME for part in parts):
+        return head
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slack_tasklog.values import amount, confidence, token_count, ts_seconds
+from slack_tasklog.values import amount, confidence, exception_type, token_count, ts_seconds
 
 
 def test_a_slack_ts_that_is_no_time_falls_back() -> None:
@@ -30,3 +30,13 @@ def test_a_confidence_is_a_percent() -> None:
     assert [confidence(v) for v in (0, 80, 92.5, 100)] == [0.0, 80.0, 92.5, 100.0]
     for refused in (-1, 100.5, float("nan"), float("inf"), 10**400, True, "80", None):
         assert confidence(refused) is None, refused
+
+
+def test_an_exception_type_is_the_python_name_an_error_message_starts_with() -> None:
+    # What a deleted request's runs, and every run under store_text=False, keep of their errors.
+    assert exception_type("ValueError: cannot parse 'pay Bob'") == "ValueError"
+    assert exception_type("requests.exceptions.HTTPError: 500") == "requests.exceptions.HTTPError"
+    assert exception_type("FehlerÄ: Zahlung an Bob") == "FehlerÄ"  # any identifier Python allows
+    assert exception_type("TimeoutError") == "TimeoutError"
+    for no_name in ("could not pay Bob: declined", "my-error: x", "a..b: x", "", "x" * 101, "a." * 10 + "b: x"):
+        assert exception_type(no_name) is None, no_name
