@@ -285,10 +285,12 @@ class TaskLog(Tracking):
         self._store = Store(engine, migrate=migrate, owns_engine=self._owns_engine)
         self._store.retention = retention_period
         journal_dir = default_journal_dir(engine.url) if journal is True else (Path(journal) if journal else None)
+        policy = TextPolicy(store_text=store_text, redact=redact)
         self._writer = BackgroundWriter(
             self._store,
             journal=Journal(journal_dir, fsync=journal_fsync) if journal_dir is not None else None,
             max_queue=max_queue,
+            replayed=policy.replayed,
         )
         if self._writer.journal is not None and self._writer.journal.orphans():
             # A previous process died with events only in its journal: write them now, not at the next event.
@@ -301,7 +303,7 @@ class TaskLog(Tracking):
             CaptureRules(
                 follow_ups=capture_thread_replies, direct_messages=capture_direct_messages, feedback_emoji=feedback
             ),
-            TextPolicy(store_text=store_text, redact=redact),
+            policy,
             self._record,
             None if self._slack_lookup is None else self._slack_lookup.remember,
         )

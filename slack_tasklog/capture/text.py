@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_tasklog.capture.rules import CapturedMessage
-from slack_tasklog.events import FeedbackGiven, MessageDeleted, OutcomeRecorded
+from slack_tasklog.events import Event, FeedbackGiven, MessageDeleted, MessageInThread, OutcomeRecorded, TaskRequested
 from slack_tasklog.logs import RateLimitedLog
 from slack_tasklog.values import exception_type
 
@@ -62,6 +62,18 @@ class TextPolicy:
         if self.store_text or not outcome.error_message:
             return outcome
         return outcome._replace(error_message=exception_type(outcome.error_message))
+
+    def replayed(self, event: Event) -> Event:
+        """An event read back from the journal of a process that died, journaled under that process's options: with
+        ``store_text=False`` it keeps no text now either. (``redact`` was applied when it was journaled; a second
+        pass could change a text again.)"""
+        if self.store_text:
+            return event
+        if isinstance(event, TaskRequested | MessageInThread) and event.text is not None:
+            return event._replace(text=None)
+        if isinstance(event, OutcomeRecorded):
+            return self.outcome(event)
+        return event
 
     def _redacted(self, text: str) -> str | None:
         assert self.redact is not None

@@ -96,9 +96,13 @@ class BackgroundWriter:
         batch_size: int = 1_000,
         linger: float = 0.05,
         maintenance_interval: float = 30.0,
+        replayed: Callable[[Event], Event] | None = None,
     ) -> None:
         self._sink = sink
         self.journal = journal
+        # What an event read back from a dead process's journal becomes before it is written: it was journaled
+        # under that process's options (TaskLog passes its text policy's view of them).
+        self._replayed = replayed
         self._max_queue = max_queue
         self._batch_size = batch_size
         self._linger = linger
@@ -464,6 +468,8 @@ class BackgroundWriter:
                     )
                     continue
                 events = contents.events
+                if self._replayed is not None:
+                    events = [self._replayed(event) for event in events]
                 for start in range(0, len(events), self._batch_size):
                     if not self._write(events[start : start + self._batch_size]):
                         return  # shutting down: the segment stays for the next start

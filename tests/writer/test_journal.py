@@ -294,6 +294,28 @@ def test_unreadable_journals_are_set_aside_and_the_rest_is_replayed(
     assert sum("is unreadable" in r.getMessage() for r in caplog.records) == 5
 
 
+@sqlite_only
+def test_a_journal_left_under_other_options_is_replayed_under_store_text_false(database_url: str) -> None:
+    """A bot that kept texts died; it restarts with store_text=False: what its journal held keeps no text either."""
+    journal = Path(database_url.removeprefix("sqlite:///") + ".tasklog-journal")
+    journal.mkdir()
+    thread = request(1).thread_ts
+    error = "ValueError: cannot parse 'task 1'"
+    run = OutcomeRecorded("run-1", thread, "C1", "T1", "Grok", False, 0.5, error, 1.0, 1.5)
+    reply = MessageInThread("T1", "C1", thread, "1700000001.000200", "U2", "and quickly")
+    records = (request(1), reply, run)
+    (journal / "tasklog-1-1.journal").write_bytes(HEADER + b"".join(encode_record(event) for event in records))
+    tasklog = TaskLog(database_url, store_text=False)
+    try:
+        assert tasklog.flush(10)
+        assert tasklog.health().replayed == 3
+        assert query(tasklog, "SELECT request_text FROM tasklog_tasks") == [(None,)]
+        assert query(tasklog, "SELECT text FROM tasklog_follow_ups") == [(None,)]
+        assert query(tasklog, "SELECT error_message FROM tasklog_outcomes") == [("ValueError",)]
+    finally:
+        tasklog.close()
+
+
 # -- a full disk ----------------------------------------------------------------------------------------------------
 
 
