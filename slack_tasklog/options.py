@@ -9,11 +9,15 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Literal, overload
 
-from sqlalchemy import Engine
+from sqlalchemy import URL, Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from slack_tasklog.durations import parse_duration, parse_retention
+from slack_tasklog.logs import safe_url
 
 __all__ = [
+    "URL_EXAMPLES",
     "check_bool",
     "check_callable",
     "check_choice",
@@ -28,7 +32,11 @@ __all__ = [
     "check_seconds",
     "check_text",
     "check_user_ids",
+    "parse_database_url",
 ]
+
+#: What to write for a database URL, as the errors about one say.
+URL_EXAMPLES = "sqlite:///PATH, postgresql+psycopg://USER@HOST/DB or mysql+pymysql://USER@HOST/DB"
 
 
 def _refuse(name: str, value: object, accepts: str) -> TypeError:
@@ -102,6 +110,24 @@ def check_feedback_emoji(value: object) -> dict[str, bool]:
             raise _refuse("feedback_emoji", positive, "True (a vote up) or False (a vote down) for each emoji")
         emoji[emoji_base(name)] = positive
     return emoji
+
+
+def parse_database_url(value: str) -> URL:
+    """``value`` as a URL SQLAlchemy has a dialect for; ValueError saying what to write instead. The value is never
+    repeated whole: it may hold a password."""
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ValueError(f"not a database URL: write {URL_EXAMPLES}") from None
+    backend = url.get_backend_name()
+    if backend == "postgres":  # Heroku's and libpq's spelling; SQLAlchemy dropped it
+        fixed = safe_url(url.set(drivername="postgresql+psycopg"))
+        raise ValueError(f"{url.drivername}:// is not SQLAlchemy's spelling: use {fixed}")
+    try:
+        url.get_dialect()  # the dialect only: a missing driver is reported, with its extra, when connecting
+    except NoSuchModuleError:
+        raise ValueError(f"no database type {backend!r}: write {URL_EXAMPLES}") from None
+    return url
 
 
 def check_engine(value: object) -> Engine | None:

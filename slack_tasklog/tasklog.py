@@ -39,6 +39,7 @@ from slack_tasklog.options import (
     check_seconds,
     check_text,
     check_user_ids,
+    parse_database_url,
 )
 from slack_tasklog.reports.export import ExportFilter, write_csv
 from slack_tasklog.slack.commands import DEFAULT_COMMAND, CommandFlow, RoleCache, admins_from
@@ -275,6 +276,11 @@ class TaskLog(Tracking):
         self._owns_engine = engine is None
         if engine is None:
             url = database_url or os.environ.get("TASKLOG_DATABASE_URL") or DEFAULT_DATABASE_URL
+            try:
+                parse_database_url(url)
+            except ValueError as error:
+                given = "TaskLog(database_url=...)" if database_url else "$TASKLOG_DATABASE_URL"
+                raise ValueError(f"{given}: {error}") from None
             engine = create_tasklog_engine(url)
         self.engine = engine
         self.unassigned_error = unassigned_error

@@ -120,3 +120,24 @@ def test_a_password_never_shows_in_repr_or_logs(url: str, caplog: pytest.LogCapt
         tasklog.close(0.5)
     assert "cannot write to" in caplog.text
     assert "s3cr3t-pw" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("not a url", "not a database URL: write sqlite:///PATH"),
+        ("/tmp/tasklog.db", "not a database URL: write sqlite:///PATH"),  # a path, not a URL
+        ("postgress://bot@127.0.0.1/test", "no database type 'postgress'"),
+        ("postgres://bot:s3cr3t-pw@127.0.0.1/test", "use postgresql+psycopg://bot:***@127.0.0.1/test"),
+    ],
+)
+def test_a_database_url_that_is_none_is_refused_saying_what_to_write(
+    given: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="database_url") as refused:
+        TaskLog(given)
+    assert says in str(refused.value)
+    assert "s3cr3t-pw" not in str(refused.value)
+    monkeypatch.setenv("TASKLOG_DATABASE_URL", given)  # the same, from the environment, says where it came from
+    with pytest.raises(ValueError, match=r"^\$TASKLOG_DATABASE_URL: "):
+        TaskLog()

@@ -20,6 +20,7 @@ import click
 
 from slack_tasklog._version import __version__
 from slack_tasklog.logs import logger, safe_url
+from slack_tasklog.options import parse_database_url
 from slack_tasklog.slack.grammar import export_params, stats_params
 from slack_tasklog.storage.store import sqlite_file
 from slack_tasklog.tasklog import DEFAULT_DATABASE_URL
@@ -51,7 +52,6 @@ class _Group(click.Group):
 F = TypeVar("F", bound=Callable[..., Any])
 # Where a command's --database-url is kept for the error messages (click shares ``meta`` with the parent contexts).
 _URL = "slack_tasklog.database_url"
-_URL_EXAMPLES = "sqlite:///PATH, postgresql+psycopg://USER@HOST/DB or mysql+pymysql://USER@HOST/DB"
 
 
 def database_url_option(func: F) -> F:
@@ -74,24 +74,11 @@ def _check_url(ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 
 def _database_url(value: str) -> URL:
-    """``value`` as a URL SQLAlchemy has a dialect for; ``click.BadParameter`` saying what to write instead. The
-    value is never repeated whole: it may hold a password."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
+    """``value`` as a URL SQLAlchemy has a dialect for; ``click.BadParameter`` saying what to write instead."""
     try:
-        url = make_url(value)
-    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-        raise click.BadParameter(f"not a database URL: write {_URL_EXAMPLES}") from None
-    backend = url.get_backend_name()
-    if backend == "postgres":  # Heroku's and libpq's spelling; SQLAlchemy dropped it
-        fixed = safe_url(url.set(drivername="postgresql+psycopg"))
-        raise click.BadParameter(f"{url.drivername}:// is not SQLAlchemy's spelling: use {fixed}")
-    try:
-        url.get_dialect()  # the dialect only: a missing driver is reported, with its extra, when connecting
-    except NoSuchModuleError:
-        raise click.BadParameter(f"no database type {backend!r}: write {_URL_EXAMPLES}") from None
-    return url
+        return parse_database_url(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def _one_line(error: BaseException) -> str:
