@@ -82,6 +82,15 @@ class _VoteClock:
 _vote_time = _VoteClock()
 
 
+def _vote_problem(thread_ts: object, positive: object, user: object) -> str | None:
+    """What is wrong with ``record_feedback``'s arguments, if anything (bots pass what they have at hand)."""
+    if not isinstance(thread_ts, str) or not isinstance(user, str) or not thread_ts or not user:
+        return "thread_ts and user must be non-empty strings"
+    if not isinstance(positive, bool):  # "no" is truthy: not to be taken for a vote up
+        return f"positive must be True (a vote up) or False (a vote down), not a {type(positive).__name__}"
+    return None
+
+
 def default_journal_dir(url: URL) -> Path | None:
     """Where a restarted process finds its journal with no configuration: beside a SQLite file, else in the user's
     data directory under a name derived from the URL (without its password). None for in-memory SQLite."""
@@ -390,11 +399,11 @@ class TaskLog(Tracking):
         ts in two channels or workspaces.
         """
         try:
-            if not isinstance(thread_ts, str) or not isinstance(user, str) or not thread_ts or not user:
-                raise TypeError("thread_ts and user must be non-empty strings")
-            self._record(
-                FeedbackGiven(team, channel, thread_ts, thread_ts, user, "", bool(positive), True, _vote_time())
-            )
+            problem = _vote_problem(thread_ts, positive, user)
+            if problem is not None:
+                _feedback_failures.warning(problem, "slack_tasklog: record_feedback recorded no vote: %s", problem)
+                return
+            self._record(FeedbackGiven(team, channel, thread_ts, thread_ts, user, "", positive, True, _vote_time()))
         except Exception:
             _feedback_failures.warning(
                 "record_feedback", "slack_tasklog: record_feedback could not record a vote", exc_info=True

@@ -178,7 +178,9 @@ def test_feedback_emoji_are_configurable(make_app: Any, database_url: str) -> No
         tasklog.close()
 
 
-def test_record_feedback_is_a_vote_like_a_reaction(asked: App, tasklog: TaskLog) -> None:
+def test_record_feedback_is_a_vote_like_a_reaction(
+    asked: App, tasklog: TaskLog, caplog: pytest.LogCaptureFixture
+) -> None:
     tasklog.record_feedback(ROOT, True, user="U2", channel="C111", team="T111")
     tasklog.record_feedback(ROOT, False, user="U123")  # channel and team are optional
     assert tally(tasklog) == [(ROOT, 1, 0, False)]
@@ -186,6 +188,10 @@ def test_record_feedback_is_a_vote_like_a_reaction(asked: App, tasklog: TaskLog)
     tasklog.record_feedback("1600000000.000100", True, user="U2")  # no such task: dropped by the writer
     assert tally(tasklog) == [(ROOT, 0, 1, False)]
     tasklog.record_feedback(None, True, user="U2")  # type: ignore[arg-type]  # never raises
+    with caplog.at_level(logging.WARNING, logger="slack_tasklog"):
+        tasklog.record_feedback(ROOT, "no", user="U9")  # type: ignore[arg-type]  # truthy, yet no vote up
+    assert tally(tasklog) == [(ROOT, 0, 1, False)]
+    assert "recorded no vote: positive must be True (a vote up) or False (a vote down), not a str" in caplog.text
 
 
 def test_forget_user_erases_their_votes_and_purge_removes_votes_with_their_tasks(asked: App, tasklog: TaskLog) -> None:
