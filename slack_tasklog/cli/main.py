@@ -73,6 +73,12 @@ def _check_url(ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
+def _optional_url(value: str | None) -> str | None:
+    if value is not None:
+        _database_url(value)  # refused now, in the option's words
+    return value
+
+
 def _database_url(value: str) -> URL:
     """``value`` as a URL SQLAlchemy has a dialect for; ``click.BadParameter`` saying what to write instead."""
     try:
@@ -121,6 +127,7 @@ def main() -> None:
 @click.option(
     "--database-url",
     metavar="URL",
+    callback=lambda _ctx, _param, value: _optional_url(value),
     help="Record into this database instead of DIR/tasklog.db; it is added to, never cleared. "
     "The demo does not read $TASKLOG_DATABASE_URL, so it never writes into your bot's task log by accident.",
 )

@@ -144,11 +144,15 @@ def test_demo_leaves_a_database_it_did_not_make_alone(tmp_path: Path) -> None:
     assert precious.read_bytes() == b"not the demo's"
 
 
-def test_errors_are_one_line(tmp_path: Path) -> None:
+def test_a_database_url_that_is_none_is_refused_as_the_other_commands_refuse_it(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["demo", "--dir", str(tmp_path), "--database-url", "not a url"])
 
-    assert result.exit_code == 1
-    assert result.output.strip().splitlines() == ["Error: Could not parse SQLAlchemy URL from given URL string"]
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: Invalid value for '--database-url': not a database URL: write sqlite:///PATH, "
+        "postgresql+psycopg://USER@HOST/DB or mysql+pymysql://USER@HOST/DB"
+    )
+    assert "Traceback" not in result.output
 
 
 def test_version() -> None:
