@@ -106,13 +106,36 @@ class ExportFilter:
     team_id: str | None = None
     enterprise_id: str | None = None
 
+    def __post_init__(self) -> None:
+        utc_window(self.since, self.until)  # a bad time is refused here, not when the export runs
 
-def as_utc(value: datetime | date | str | None) -> datetime | None:
-    """Accept a datetime (naive means UTC), a date (its midnight, UTC) or an ISO 8601 string."""
+
+def utc_window(
+    since: datetime | date | str | None, until: datetime | date | str | None
+) -> tuple[datetime | None, datetime | None]:
+    """``[since, until)`` in UTC (see :func:`as_utc`; None: unbounded). ValueError if ``since`` is after ``until``
+    (a slip, which would silently select nothing); the same time twice is an empty window."""
+    start, end = as_utc(since, "since"), as_utc(until, "until")
+    if start is not None and end is not None and start > end:
+        raise ValueError(f"since must come before until (since={start.isoformat()}, until={end.isoformat()})")
+    return start, end
+
+
+def as_utc(value: datetime | date | str | None, name: str = "time") -> datetime | None:
+    """Accept a datetime (naive means UTC), a date (its midnight, UTC) or an ISO 8601 string; refuse anything else,
+    saying what ``name`` takes."""
     if value is None:
         return None
     if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{name}={value!r} is not a time: give a datetime, a date or an ISO 8601 text such as '2024-01-15' "
+                "or '2024-01-15T10:30:00Z'"
+            ) from None
+    elif not isinstance(value, date):  # a datetime is a date too
+        raise TypeError(f"{name} takes a datetime, a date or an ISO 8601 text, not {type(value).__name__}")
     if not isinstance(value, datetime):
         value = datetime.combine(value, time.min)
     if value.tzinfo is None:
@@ -178,10 +201,11 @@ def _query(where: ExportFilter) -> tuple[Select[Any], Any, Any]:
         .order_by(t.c.requested_at, t.c.id)
         .limit(_PAGE)
     )
+    since, until = utc_window(where.since, where.until)
     query = filter_tasks(
         query,
-        since=as_utc(where.since),
-        until=as_utc(where.until),
+        since=since,
+        until=until,
         team_id=where.team_id,
         enterprise_id=where.enterprise_id,
         agent=where.agent,

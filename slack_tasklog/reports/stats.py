@@ -44,7 +44,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Date, Integer, Select, Table, and_, case, cast, func, select, type_coerce
 
-from slack_tasklog.reports.export import as_utc, filter_tasks
+from slack_tasklog.reports.export import filter_tasks, utc_window
 from slack_tasklog.storage.models import DailyCalibration, DailyFailures, DailyStats, Outcome, Task
 from slack_tasklog.storage.summary import UNFINISHED, bucket_value, failure_of
 from slack_tasklog.storage.votes import verdict_of
@@ -621,7 +621,7 @@ def compute_stats(
             stats = compute_stats(conn, since=datetime.now(timezone.utc) - timedelta(days=7), team_id="T111")
         print(stats.tasks, stats.success_rate, [a.agent for a in stats.agents])
     """
-    since_utc, until_utc = as_utc(since), as_utc(until)
+    since_utc, until_utc = utc_window(since, until)
     where = _Where(team_id, enterprise_id, agent, channel_id, user_id)
     tally = _Tally()
     if channel_id is not None or user_id is not None:

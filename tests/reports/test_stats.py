@@ -6,12 +6,14 @@ import csv
 import dataclasses
 import io
 import random
+import re
 import statistics
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from slack_tasklog import TaskLog
+from slack_tasklog.reports.export import ExportFilter
 from slack_tasklog.reports.stats import Band, Day, Failure, Stats, _Group, compute_stats
 from slack_tasklog.storage.summary import ALPHA, bucket_of, bucket_value
 
@@ -417,3 +419,25 @@ def rounded(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [rounded(item) for item in value]
     return value
+
+
+@pytest.mark.parametrize(
+    ("window", "error", "says"),
+    [
+        ({"since": "yesterday"}, ValueError, "since='yesterday' is not a time: give a datetime, a date or an ISO 8601"),
+        ({"until": "7d"}, ValueError, "until='7d' is not a time"),
+        ({"since": 5}, TypeError, "since takes a datetime, a date or an ISO 8601 text, not int"),
+        ({"since": "2025-01-01", "until": "2024-01-01"}, ValueError, "since must come before until"),
+    ],
+)
+def test_a_window_that_is_no_window_is_refused_saying_so(
+    tasklog: TaskLog, window: dict[str, Any], error: type[Exception], says: str
+) -> None:
+    """The same words for compute_stats, an export filter and tasklog.export_csv, instead of a parser's error."""
+    with pytest.raises(error, match=re.escape(says)):
+        stats_of(tasklog, **window)
+    with pytest.raises(error, match=re.escape(says)):
+        ExportFilter(**window)
+    with pytest.raises(error, match=re.escape(says)):
+        tasklog.export_csv(io.StringIO(), **window)
+    assert stats_of(tasklog, since="2024-01-01", until="2024-01-01").tasks == 0  # an empty window is no slip
