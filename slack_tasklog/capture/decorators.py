@@ -165,13 +165,17 @@ class _Recorder:
             return _MISSING
 
     def where(
-        self, getter: ArgumentGetter | None, *fallbacks: str
+        self, option: str, getter: ArgumentGetter | None, *fallbacks: str
     ) -> Callable[[Mapping[str, Any]], Any] | tuple[str, ...]:
         """Where :meth:`get` looks for a value: the getter function, or the parameter names worth trying (worked out
         once, at decoration: a name the function has no parameter for is never looked up). An empty tuple: nothing
-        to look up, and the optional lookups (channel, team) skip the call to :meth:`get` altogether."""
+        to look up, and the optional lookups (channel, team) skip the call to :meth:`get` altogether. A name the
+        bot gave for ``option`` that the function has no parameter for is refused now, not at every call."""
         if callable(getter):
             return getter
+        if getter is not None and self._accepts is not None and getter not in self._accepts:
+            parameters = ", ".join(self._signature.parameters) or "none"
+            raise TypeError(f"{option}={getter!r}: {self._name} has no such parameter (its parameters: {parameters})")
         names = (getter, *fallbacks) if getter is not None else fallbacks
         return tuple(name for name in names if self._accepts is None or name in self._accepts)
 
@@ -394,11 +398,11 @@ class AssignmentRecorder(_Recorder):
     ) -> None:
         super().__init__(func, submit)
         self._unassigned_error = unassigned_error
-        self._thread_ts = self.where(thread_ts, "thread_ts")
-        self._evaluations = self.where(evaluations, "evaluations")
+        self._thread_ts = self.where("thread_ts", thread_ts, "thread_ts")
+        self._evaluations = self.where("evaluations", evaluations, "evaluations")
         self._assigned = assigned
-        self._channel = self.where(channel, "channel", "channel_id")
-        self._team = self.where(team, "team_id", "team")
+        self._channel = self.where("channel", channel, "channel", "channel_id")
+        self._team = self.where("team", team, "team_id", "team")
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return (args, kwargs, time.time())
@@ -641,9 +645,9 @@ class OutcomeRecorder(_Recorder):
         self._cost = cost
         self._prices = prices
         self._agent = _agent_name(agent) if isinstance(agent, str) else agent
-        self._thread_ts = self.where(thread_ts, "thread_ts")
-        self._channel = self.where(channel, "channel", "channel_id")
-        self._team = self.where(team, "team_id", "team")
+        self._thread_ts = self.where("thread_ts", thread_ts, "thread_ts")
+        self._channel = self.where("channel", channel, "channel", "channel_id")
+        self._team = self.where("team", team, "team_id", "team")
         # A callable object is its own agent, as a method's instance is.
         self._owner = func if _is_callable_object(func) else None
         self._is_plain_function = _kind(func) == "function"

@@ -602,6 +602,22 @@ def test_options_of_the_wrong_type_are_refused_at_once(tasklog: TaskLog) -> None
         tasklog.track_assignment(assigned="agent")  # type: ignore[call-overload]
 
 
+def test_a_parameter_name_the_function_does_not_have_is_refused_at_decoration(tasklog: TaskLog) -> None:
+    """Not at every call, as "no thread_ts argument", which would blame the bot for what it did pass."""
+    with pytest.raises(TypeError, match=r"thread_ts='nope': .*run has no such parameter \(its parameters: ts, text\)"):
+
+        @tasklog.track_outcome(thread_ts="nope", agent="Grok")
+        def run(ts: str, text: str) -> None: ...
+
+    with pytest.raises(TypeError, match="team='workspace'"):
+
+        @tasklog.track_assignment(team="workspace")
+        def route(thread_ts: str, evaluations: dict[str, int]) -> str: ...
+
+    @tasklog.track_outcome(thread_ts="nope", agent="Grok")  # **kwargs may carry any name
+    def flexible(**kwargs: object) -> None: ...
+
+
 BAD_CONFIDENCES = {"Inf": float("inf"), "NaN": float("nan"), "Huge": 10**400, "Below": -1, "Above": 100.5}
 
 
