@@ -73,7 +73,7 @@ def _check_url(ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
-def _optional_url(value: str | None) -> str | None:
+def _check_optional_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
         _database_url(value)  # refused now, in the option's words
     return value
@@ -127,7 +127,7 @@ def main() -> None:
 @click.option(
     "--database-url",
     metavar="URL",
-    callback=lambda _ctx, _param, value: _optional_url(value),
+    callback=_check_optional_url,
     help="Record into this database instead of DIR/tasklog.db; it is added to, never cleared. "
     "The demo does not read $TASKLOG_DATABASE_URL, so it never writes into your bot's task log by accident.",
 )
