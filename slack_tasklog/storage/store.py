@@ -305,11 +305,9 @@ class Store:
         self._in_memory = isinstance(engine.pool, StaticPool) or (self._sqlite and _sqlite_in_memory(url))
         if self._sqlite_file is not None and not owns_engine:
             # As the task log's own engines do: each new connection notes the file it opened, so that one opened
-            # on a file since replaced is told apart (_check_same_file). Once per engine, however many task logs
-            # the host makes on it.
-            noting = _noting_file(self._sqlite_file)
-            if not event.contains(engine, "connect", noting):
-                event.listen(engine, "connect", noting)
+            # on a file since replaced is told apart (_check_same_file). One listener per file: SQLAlchemy adds a
+            # function to an engine once, however many task logs the host makes on it.
+            event.listen(engine, "connect", _noting_file(self._sqlite_file))
         self._written_file: tuple[int, int] | None = None  # the SQLite file (device, inode) last committed to
         # What ensure_schema may do to the schema (see _migrate.prepare_schema); None: the backend's default.
         self._migrate: MigrateMode | None = migrate
@@ -1237,8 +1235,8 @@ def _reduce_erased_errors(conn: Connection, task_ids: Iterable[int], locked: Ite
 
 @functools.cache
 def _noting_file(path: Path) -> Callable[[Any, Any], None]:
-    """A ``connect`` listener that notes the identity of the SQLite file a new connection opened: the same one for
-    the same file, so that an engine is given it once."""
+    """A ``connect`` listener that notes the identity of the SQLite file a new connection opened: the same function
+    for the same file, so that an engine is given it once."""
 
     def note(_dbapi_connection: Any, record: Any) -> None:
         record.info[_OPENED_FILE] = _file_identity(path)
